@@ -1,0 +1,54 @@
+"""mlops-nb: record the machine-learning lifecycle of a notebook into a local SQLite store.
+
+>>> import mlops_nb as mnb                     # doctest: +SKIP
+>>> with mnb.start("churn") as run:           # doctest: +SKIP
+...     run.log_metric("f1", 0.91)
+
+Names are imported on first use so that ``import mlops_nb`` stays fast and pulls in neither pandas,
+scikit-learn, IPython nor ipywidgets.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "start": "mlops_nb.tracking",
+    "Run": "mlops_nb.tracking",
+    "get_run": "mlops_nb.tracking",
+    "runs": "mlops_nb.tracking",
+    "metric_history": "mlops_nb.tracking",
+    "MlopsError": "mlops_nb.errors",
+    "STAGES": "mlops_nb.stages",
+}
+
+__all__ = [*_LAZY, "load_ipython_extension", "unload_ipython_extension"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlops_nb' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext mlops_nb``: register ``%mlops`` and ``%%stage`` (safe to call again)."""
+    from mlops_nb.magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from mlops_nb.magics import unload
+
+    unload(ipython)

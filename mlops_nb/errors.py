@@ -1,0 +1,46 @@
+"""The error types users see.
+
+Every message names the problem and the fix. Magics turn these into IPython ``UsageError``s,
+the CLI into a one-line message and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+
+class MlopsError(Exception):
+    """Base class of every error mlops-nb raises on purpose."""
+
+
+class StoreError(MlopsError):
+    """The store cannot be opened or written (not SQLite, read-only, bad path)."""
+
+
+class RunNotFound(MlopsError):
+    """A run id that the store does not know."""
+
+
+class RunEnded(MlopsError):
+    """Logging to a run that has already ended."""
+
+
+class InvalidValue(MlopsError, ValueError):
+    """A param, metric or tag value that cannot be stored as given."""
+
+
+class FilterError(MlopsError, ValueError):
+    """A ``where`` expression that does not parse or names an unknown column."""
+
+    def __init__(self, message: str, *, expression: str = "", position: int | None = None):
+        if position is not None and expression:
+            message = f"{message}\n  {expression}\n  {' ' * position}^"
+        super().__init__(message)
+        self.expression = expression
+        self.position = position
+
+
+class RequirementError(MlopsError, ValueError):
+    """A requirement such as ``f1 >= 0.85`` that does not parse."""
+
+
+class StageError(MlopsError, ValueError):
+    """An unknown stage name."""

@@ -1,0 +1,263 @@
+"""The store's schema, as named migrations applied once each, in order, inside a transaction.
+
+A new table or column is a new function at the end of this file; never edit one that has shipped.
+Times are Unix seconds (REAL); JSON columns hold text. The README documents every table.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("mlops_nb")
+
+
+def _script(db, script: str) -> None:
+    """Run each statement of ``script`` inside the caller's transaction (``executescript`` would
+    commit it first)."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            db.execute(statement)
+            statement = ""
+
+
+@migrations()
+def m001_core(db) -> None:
+    """Projects, runs, params, metrics, tags, artifacts: what the tracking API writes."""
+    _script(
+        db,
+        """
+        CREATE TABLE projects (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            created REAL NOT NULL
+        );
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            project_id INTEGER NOT NULL REFERENCES projects(id),
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL DEFAULT 'notebook' CHECK (kind IN ('notebook', 'retraining', 'script')),
+            parent_id INTEGER REFERENCES runs(id),
+            status TEXT NOT NULL DEFAULT 'running'
+                CHECK (status IN ('running', 'finished', 'failed', 'interrupted')),
+            start_time REAL NOT NULL,
+            end_time REAL,
+            error TEXT,
+            host TEXT,
+            pid INTEGER,
+            pid_start TEXT,
+            notebook TEXT,
+            git_commit TEXT,
+            git_dirty INTEGER,
+            environment TEXT
+        );
+        CREATE INDEX runs_project ON runs(project_id, start_time);
+        CREATE INDEX runs_running ON runs(status) WHERE status = 'running';
+        CREATE INDEX runs_parent ON runs(parent_id) WHERE parent_id IS NOT NULL;
+
+        CREATE TABLE params (
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            key TEXT NOT NULL,
+            value,
+            time REAL NOT NULL,
+            PRIMARY KEY (run_id, key)
+        ) WITHOUT ROWID;
+        CREATE TABLE param_history (
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            key TEXT NOT NULL,
+            value,
+            time REAL NOT NULL,
+            replaced REAL NOT NULL
+        );
+        CREATE TRIGGER params_keep_history AFTER UPDATE OF value ON params
+        WHEN old.value IS NOT new.value
+        BEGIN
+            INSERT INTO param_history (run_id, key, value, time, replaced)
+            VALUES (old.run_id, old.key, old.value, old.time, new.time);
+        END;
+
+        -- Append-only: the row with the highest rowid per (run_id, key) is the latest value.
+        -- NaN is stored as NULL (SQLite has no NaN) and read back as NaN.
+        CREATE TABLE metrics (
+            run_id INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            step INTEGER NOT NULL,
+            value REAL,
+            time REAL NOT NULL
+        );
+        CREATE INDEX metrics_run_key ON metrics(run_id, key);
+        CREATE VIEW latest_metrics AS
+            SELECT run_id, key, step, value, time FROM metrics
+            WHERE rowid IN (SELECT max(rowid) FROM metrics GROUP BY run_id, key);
+
+        CREATE TABLE tags (
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            key TEXT NOT NULL,
+            value TEXT,
+            PRIMARY KEY (run_id, key)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE artifacts (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            stage_id INTEGER REFERENCES stages(id),
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL DEFAULT 'file',
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            path TEXT NOT NULL,
+            created REAL NOT NULL
+        );
+        CREATE INDEX artifacts_run ON artifacts(run_id);
+        """
+    )
+
+
+@migrations()
+def m002_lifecycle(db) -> None:
+    """Stages, the cells around them, what they captured, requirements, gates, integrity warnings."""
+    _script(
+        db,
+        """
+        CREATE TABLE stages (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            seq INTEGER NOT NULL,
+            stage TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            cell_id TEXT,
+            execution_count INTEGER,
+            source TEXT NOT NULL,
+            source_sha256 TEXT NOT NULL,
+            start_time REAL NOT NULL,
+            duration REAL,
+            status TEXT NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'ok', 'error')),
+            error TEXT,
+            variables TEXT
+        );
+        CREATE INDEX stages_run ON stages(run_id, seq);
+
+        -- Cells outside any stage that ran during a run, and kernel restarts: the run's lineage.
+        CREATE TABLE cells (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            seq INTEGER NOT NULL,
+            kind TEXT NOT NULL DEFAULT 'cell' CHECK (kind IN ('cell', 'restart')),
+            cell_id TEXT,
+            execution_count INTEGER,
+            source TEXT,
+            source_sha256 TEXT,
+            time REAL NOT NULL,
+            status TEXT
+        );
+        CREATE INDEX cells_run ON cells(run_id, seq);
+
+        CREATE TABLE captures (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            stage_id INTEGER REFERENCES stages(id),
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            fingerprint TEXT,
+            summary TEXT NOT NULL,
+            artifact_id INTEGER REFERENCES artifacts(id)
+        );
+        CREATE INDEX captures_run ON captures(run_id);
+
+        CREATE TABLE candidates (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            capture_id INTEGER NOT NULL REFERENCES captures(id),
+            rank INTEGER,
+            params TEXT NOT NULL,
+            mean_score REAL,
+            std_score REAL
+        );
+        CREATE INDEX candidates_capture ON candidates(capture_id);
+
+        CREATE TABLE requirements (
+            run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+            metric TEXT NOT NULL,
+            op TEXT NOT NULL,
+            threshold REAL NOT NULL,
+            target TEXT,
+            notes TEXT,
+            time REAL NOT NULL
+        );
+
+        CREATE TABLE gates (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            stage_id INTEGER REFERENCES stages(id),
+            metric TEXT NOT NULL,
+            op TEXT NOT NULL,
+            threshold REAL NOT NULL,
+            value REAL,
+            passed INTEGER NOT NULL,
+            time REAL NOT NULL
+        );
+        CREATE INDEX gates_run ON gates(run_id);
+
+        CREATE TABLE warnings (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            kind TEXT NOT NULL,
+            stage TEXT,
+            message TEXT NOT NULL,
+            details TEXT
+        );
+        CREATE INDEX warnings_run ON warnings(run_id);
+        """
+    )
+
+
+@migrations()
+def m003_registry_and_retraining(db) -> None:
+    """Model versions and aliases with their history; per-column drift of retraining runs."""
+    _script(
+        db,
+        """
+        CREATE TABLE model_versions (
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            run_id INTEGER REFERENCES runs(id),
+            artifact_id INTEGER REFERENCES artifacts(id),
+            capture_id INTEGER REFERENCES captures(id),
+            class TEXT,
+            created REAL NOT NULL,
+            description TEXT,
+            PRIMARY KEY (name, version)
+        );
+        CREATE TABLE aliases (
+            name TEXT NOT NULL,
+            alias TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            PRIMARY KEY (name, alias)
+        ) WITHOUT ROWID;
+        CREATE TABLE alias_history (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            alias TEXT NOT NULL,
+            version INTEGER,
+            previous_version INTEGER,
+            time REAL NOT NULL,
+            by TEXT,
+            run_id INTEGER,
+            reason TEXT
+        );
+        CREATE TABLE drift (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            column_name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            statistic TEXT NOT NULL,
+            value REAL,
+            verdict TEXT NOT NULL,
+            details TEXT
+        );
+        CREATE INDEX drift_run ON drift(run_id);
+        """
+    )

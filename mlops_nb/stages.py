@@ -1,0 +1,88 @@
+"""The lifecycle vocabulary and requirement gates. Pure: no I/O, no heavy imports."""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from dataclasses import dataclass
+
+from mlops_nb.errors import RequirementError, StageError
+
+STAGES: tuple[str, ...] = (
+    "requirements",
+    "data",
+    "eda",
+    "features",
+    "selection",
+    "model",
+    "tuning",
+    "validation",
+    "deployment",
+    "retraining",
+)
+"""Every stage, in lifecycle order."""
+
+STAGE_INDEX = {name: i for i, name in enumerate(STAGES)}
+
+#: Stages whose recorded cells retraining replays, in order.
+REPLAYED = ("data", "features", "selection")
+
+
+def check_stage(name: str) -> str:
+    """Return ``name`` if it is a lifecycle stage, else raise :class:`StageError` listing them."""
+    if name not in STAGE_INDEX:
+        raise StageError(f"unknown stage {name!r}; use one of: {', '.join(STAGES)}")
+    return name
+
+
+OPERATORS = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+    "=": operator.eq,
+}
+
+_REQUIREMENT = re.compile(
+    r"^\s*(?P<metric>[A-Za-z_][A-Za-z0-9_.]*)\s*(?P<op>>=|<=|==|=|>|<)\s*"
+    r"(?P<value>[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)\s*$"
+)
+
+REQUIREMENT_SYNTAX = "write it as METRIC OP VALUE, for example 'f1 >= 0.85' (OP is one of >= > <= < ==)"
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A gate on one metric: ``metric op threshold``, e.g. ``f1 >= 0.85``."""
+
+    metric: str
+    op: str
+    threshold: float
+
+    def passes(self, value: float) -> bool:
+        """True when ``value`` meets the requirement. NaN never passes."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return False
+        return bool(OPERATORS[self.op](float(value), self.threshold))
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.op in (">", ">=", "==", "=")
+
+    def describe(self) -> str:
+        return f"{self.metric} {self.op} {self.threshold:g}"
+
+    def verdict_line(self, value: float) -> str:
+        """The one line a validation cell prints, e.g. ``requirement f1 >= 0.85: passed (0.912)``."""
+        word = "passed" if self.passes(value) else "FAILED"
+        return f"requirement {self.describe()}: {word} ({value:.3f})"
+
+
+def parse_requirement(text: str) -> Requirement:
+    """Parse ``'f1 >= 0.85'`` into a :class:`Requirement`; raise :class:`RequirementError` with the syntax."""
+    match = _REQUIREMENT.match(text or "")
+    if not match:
+        raise RequirementError(f"cannot read the requirement {text!r}: {REQUIREMENT_SYNTAX}")
+    return Requirement(match["metric"], match["op"], float(match["value"]))

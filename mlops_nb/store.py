@@ -1,0 +1,696 @@
+"""The only module that speaks SQL: opening the store, migrations, writes in transactions, queries.
+
+One SQLite file (``./mlops.db`` unless ``$MLOPS_NB_STORE`` or an explicit path says otherwise) in
+WAL mode with a busy timeout, so notebooks, scripts and cron jobs write to it at once. Artifacts are
+content-addressed files in ``mlops-artifacts/`` beside it. Importing this module must stay cheap:
+sqlite-utils (0.3 s to import) is loaded only when a store is opened, pandas only by queries that
+return frames.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import socket
+import sqlite3
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlops_nb.errors import FilterError, InvalidValue, RunNotFound, StoreError
+
+if TYPE_CHECKING:
+    import pandas
+
+DEFAULT_FILENAME = "mlops.db"
+ENV_VAR = "MLOPS_NB_STORE"
+ARTIFACTS_DIR = "mlops-artifacts"
+BUSY_TIMEOUT_S = 30.0
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_HOST = socket.gethostname()
+
+RUN_COLUMNS = ("run_id", "project", "name", "kind", "status", "start_time", "end_time")
+
+
+def resolve_path(store: str | os.PathLike | None = None) -> Path:
+    """The store file to use: ``store`` if given, else ``$MLOPS_NB_STORE``, else ``./mlops.db``."""
+    chosen = store if store not in (None, "") else os.environ.get(ENV_VAR) or DEFAULT_FILENAME
+    return Path(chosen).expanduser().absolute()
+
+
+def process_start_token(pid: int) -> str | None:
+    """An identifier of *this incarnation* of process ``pid`` (its start time in clock ticks, Linux).
+
+    A pid can be reused after a process dies; comparing this token tells a reused pid from the
+    process that started the run. None where /proc is not available.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        return stat.rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def _process_alive(pid: int, token: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    current = process_start_token(pid)
+    return token is None or current is None or current == token
+
+
+def _check_path(path: Path) -> None:
+    """Refuse, with the fix, a path that cannot hold a store; never touch an existing file."""
+    if path.is_dir():
+        raise StoreError(f"the store path {path} is a folder; give a file path such as {path / DEFAULT_FILENAME}")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create the folder {folder} for the store ({exc.strerror}); "
+            f"choose a writable location with --store PATH or ${ENV_VAR}"
+        ) from None
+    if path.exists():
+        with open(path, "rb") as f:
+            header = f.read(len(_SQLITE_HEADER))
+        if header and header != _SQLITE_HEADER:
+            raise StoreError(
+                f"{path} is not an mlops-nb store (not a SQLite database); it was left untouched. "
+                f"Point --store or ${ENV_VAR} at another file"
+            )
+        if not os.access(path, os.W_OK):
+            raise StoreError(
+                f"the store {path} is read-only; make it writable (chmod u+w) "
+                f"or use another store with --store PATH or ${ENV_VAR}"
+            )
+    if not os.access(folder, os.W_OK):
+        raise StoreError(
+            f"cannot write in {folder}, where the store {path.name} and its journal live; "
+            f"choose a writable location with --store PATH or ${ENV_VAR}"
+        )
+
+
+def _param_value(key: str, value: Any) -> Any:
+    """A param as SQLite will hold it: str, int and float natively (so filters compare numbers as
+    numbers), everything else JSON text. Unserialisable values raise InvalidValue."""
+    if value is None or isinstance(value, (str, float)) or type(value) is int:
+        return value
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy scalar
+        return _param_value(key, value.item())
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    try:
+        text = json.dumps(value, default=_json_default, allow_nan=True)
+    except (TypeError, ValueError):
+        raise InvalidValue(
+            f"param {key!r} is a {type(value).__name__}, which cannot be stored; "
+            f"log a string, number, bool, list or dict instead (for example str(value))"
+        ) from None
+    if len(text) > 65536:
+        raise InvalidValue(f"param {key!r} is {len(text)} characters long; log it as an artifact instead")
+    return text
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(type(value).__name__)
+
+
+def _metric_value(key: str, value: Any) -> float | None:
+    """A metric value as a float (None stands for NaN in SQLite); anything else is InvalidValue."""
+    if isinstance(value, bool) or isinstance(value, (str, bytes)):
+        raise InvalidValue(
+            f"metric {key!r} must be a number, got {type(value).__name__} {value!r}; log a float or int"
+        )
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidValue(
+            f"metric {key!r} must be a number, got {type(value).__name__}; log a float or int"
+        ) from None
+    return None if math.isnan(number) else number
+
+
+def dumps(value: Any) -> str:
+    """JSON text for the store's JSON columns (numpy values converted)."""
+    return json.dumps(value, default=_json_default, allow_nan=True)
+
+
+class Store:
+    """An open store. Get one with :func:`open_store`; methods are the store's whole vocabulary."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection):
+        self.path = path
+        self.conn = conn
+        self.artifacts_dir = path.parent / ARTIFACTS_DIR
+        self._lock = threading.RLock()
+
+    # -- transactions -------------------------------------------------------------------------
+
+    def transaction(self):
+        """A context manager: everything inside commits together or not at all."""
+        return _Transaction(self.conn, self._lock)
+
+    def _write(self, sql: str, params: Iterable = ()) -> sqlite3.Cursor:
+        try:
+            return self.conn.execute(sql, tuple(params))
+        except sqlite3.OperationalError as exc:
+            raise _store_error(self.path, exc) from None
+
+    # -- projects and runs ----------------------------------------------------------------------
+
+    def project_id(self, name: str) -> int:
+        row = self.conn.execute("SELECT id FROM projects WHERE name = ?", (name,)).fetchone()
+        if row:
+            return row[0]
+        self._write("INSERT OR IGNORE INTO projects (name, created) VALUES (?, ?)", (name, time.time()))
+        return self.conn.execute("SELECT id FROM projects WHERE name = ?", (name,)).fetchone()[0]
+
+    def create_run(
+        self,
+        project: str,
+        *,
+        name: str | None,
+        kind: str = "notebook",
+        parent_id: int | None = None,
+        notebook: str | None = None,
+        environment: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Insert a ``running`` run for this process and return its id."""
+        env = dict(environment or {})
+        git = env.get("git") or {}
+        pid = os.getpid()
+        if parent_id is not None:
+            self.run(parent_id)
+        with self.transaction():
+            project_id = self.project_id(project)
+            cursor = self._write(
+                "INSERT INTO runs (project_id, name, kind, parent_id, start_time, host, pid, pid_start,"
+                " notebook, git_commit, git_dirty, environment) VALUES (?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    project_id, kind, parent_id, time.time(), _HOST, pid, process_start_token(pid),
+                    notebook, git.get("commit"), git.get("dirty"), dumps(env),
+                ),
+            )
+            run_id = cursor.lastrowid
+            self._write("UPDATE runs SET name = ? WHERE id = ?", (name or f"run-{run_id}", run_id))
+        return run_id
+
+    def end_run(self, run_id: int, status: str, error: str | None = None) -> None:
+        self._write(
+            "UPDATE runs SET status = ?, end_time = ?, error = ? WHERE id = ?",
+            (status, time.time(), error, run_id),
+        )
+
+    def resume_run(self, run_id: int) -> None:
+        """Mark ``run_id`` as running again in this process (a kernel restart inside a run)."""
+        pid = os.getpid()
+        self._write(
+            "UPDATE runs SET status = 'running', end_time = NULL, error = NULL, host = ?, pid = ?,"
+            " pid_start = ? WHERE id = ?",
+            (_HOST, pid, process_start_token(pid), run_id),
+        )
+
+    def run(self, run_id: int) -> dict[str, Any]:
+        """The run's row with its project name; :class:`RunNotFound` names the fix."""
+        try:
+            run_id = int(run_id)
+        except (TypeError, ValueError):
+            raise RunNotFound(f"{run_id!r} is not a run id; run ids are numbers (see `mlops-nb runs`)") from None
+        row = self.conn.execute(
+            "SELECT runs.*, projects.name AS project FROM runs JOIN projects ON projects.id = runs.project_id"
+            " WHERE runs.id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            raise RunNotFound(f"no run {run_id} in {self.path}; list the runs with `mlops-nb runs`")
+        return dict(row)
+
+    def mark_interrupted(self) -> list[int]:
+        """Mark as ``interrupted`` the running runs of this host whose process is gone.
+
+        A run records the host, pid and the pid's start time when it starts. A run is judged gone
+        when it was started on this host and that pid no longer exists, or exists but started at
+        another time (the pid was reused). Runs of other hosts are left alone: we cannot see them.
+        """
+        rows = self.conn.execute(
+            "SELECT id, pid, pid_start FROM runs WHERE status = 'running' AND host = ?", (_HOST,)
+        ).fetchall()
+        gone = [r["id"] for r in rows if r["pid"] and not _process_alive(r["pid"], r["pid_start"])]
+        if gone:
+            with self.transaction():
+                for run_id in gone:
+                    self._write(
+                        "UPDATE runs SET status = 'interrupted', end_time = ?,"
+                        " error = 'the process that ran it ended without ending the run'"
+                        " WHERE id = ? AND status = 'running'",
+                        (time.time(), run_id),
+                    )
+        return gone
+
+    # -- params, metrics, tags ------------------------------------------------------------------
+
+    def log_params(self, run_id: int, params: Mapping[str, Any]) -> None:
+        now = time.time()
+        rows = [(run_id, str(k), _param_value(str(k), v), now) for k, v in params.items()]
+        with self.transaction():
+            self.conn.executemany(
+                "INSERT INTO params (run_id, key, value, time) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, time = excluded.time",
+                rows,
+            )
+
+    _INSERT_METRIC = "INSERT INTO metrics (run_id, key, step, value, time) VALUES (?, ?, ?, ?, ?)"
+
+    def log_metric(self, run_id: int, key: str, step: int, value: Any) -> None:
+        """One durable row: the hot path, so straight to sqlite3 in autocommit mode."""
+        row = (run_id, key, step, _metric_value(key, value), time.time())
+        try:
+            self.conn.execute(self._INSERT_METRIC, row)
+        except sqlite3.OperationalError as exc:
+            raise _store_error(self.path, exc) from None
+
+    def log_metrics(self, rows: list[tuple[int, str, int, Any]]) -> None:
+        """Many rows of ``(run_id, key, step, value)`` in one transaction."""
+        now = time.time()
+        prepared = [(r, k, s, _metric_value(k, v), now) for r, k, s, v in rows]
+        with self.transaction():
+            self.conn.executemany(self._INSERT_METRIC, prepared)
+
+    def last_steps(self, run_id: int) -> dict[str, int]:
+        return dict(
+            self.conn.execute(
+                "SELECT key, max(step) FROM metrics WHERE run_id = ? GROUP BY key", (run_id,)
+            ).fetchall()
+        )
+
+    def set_tags(self, run_id: int, tags: Mapping[str, Any]) -> None:
+        with self.transaction():
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO tags (run_id, key, value) VALUES (?, ?, ?)",
+                [(run_id, str(k), None if v is None else str(v)) for k, v in tags.items()],
+            )
+
+    # -- artifacts ------------------------------------------------------------------------------
+
+    def put_file(self, source: Path) -> tuple[str, int, str]:
+        """Copy ``source`` into the content-addressed folder; return (sha256, size, relative path)."""
+        digest = hashlib.sha256()
+        with open(source, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        sha = digest.hexdigest()
+        relative = f"{ARTIFACTS_DIR}/{sha[:2]}/{sha}"
+        target = self.path.parent / relative
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+            os.close(fd)
+            try:
+                shutil.copyfile(source, tmp)
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        return sha, target.stat().st_size, relative
+
+    def put_bytes(self, data: bytes) -> tuple[str, int, str]:
+        """Like :meth:`put_file` for bytes already in memory (a serialised model)."""
+        sha = hashlib.sha256(data).hexdigest()
+        relative = f"{ARTIFACTS_DIR}/{sha[:2]}/{sha}"
+        target = self.path.parent / relative
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        return sha, len(data), relative
+
+    def add_artifact(
+        self, run_id: int, name: str, stored: tuple[str, int, str], *, kind: str = "file",
+        stage_id: int | None = None,
+    ) -> int:
+        sha, size, relative = stored
+        cursor = self._write(
+            "INSERT INTO artifacts (run_id, stage_id, name, kind, sha256, size, path, created)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, stage_id, name, kind, sha, size, relative, time.time()),
+        )
+        return cursor.lastrowid
+
+    def artifact_path(self, relative: str) -> Path:
+        return self.path.parent / relative
+
+    # -- generic rows (lifecycle tables) ----------------------------------------------------------
+
+    def insert(self, table: str, row: Mapping[str, Any]) -> int:
+        """Insert one row into a lifecycle table (names are ours, never user text)."""
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        return self._write(f"INSERT INTO {table} ({columns}) VALUES ({marks})", row.values()).lastrowid
+
+    def update(self, table: str, row_id: int, changes: Mapping[str, Any]) -> None:
+        assignments = ", ".join(f"{c} = ?" for c in changes)
+        self._write(f"UPDATE {table} SET {assignments} WHERE id = ?", [*changes.values(), row_id])
+
+    def rows(self, sql: str, params: Iterable = ()) -> list[dict[str, Any]]:
+        """Rows of a read query as dicts."""
+        return [dict(r) for r in self.conn.execute(sql, tuple(params)).fetchall()]
+
+    def execute(self, sql: str, params: Iterable = ()) -> sqlite3.Cursor:
+        return self._write(sql, params)
+
+    # -- queries --------------------------------------------------------------------------------
+
+    def run_details(self, run_id: int) -> dict[str, Any]:
+        """Everything recorded about one run, for ``mlops-nb show`` and the widgets."""
+        run = self.run(run_id)
+        run["environment"] = json.loads(run["environment"] or "{}")
+        run["params"] = {r["key"]: r["value"] for r in self.rows(
+            "SELECT key, value FROM params WHERE run_id = ? ORDER BY key", (run_id,))}
+        run["metrics"] = {r["key"]: _nan(r["value"]) for r in self.rows(
+            "SELECT key, value FROM latest_metrics WHERE run_id = ? ORDER BY key", (run_id,))}
+        run["tags"] = {r["key"]: r["value"] for r in self.rows(
+            "SELECT key, value FROM tags WHERE run_id = ? ORDER BY key", (run_id,))}
+        run["artifacts"] = self.rows(
+            "SELECT id, name, kind, sha256, size, path, created FROM artifacts WHERE run_id = ? ORDER BY id",
+            (run_id,))
+        run["stages"] = self.rows(
+            "SELECT id, seq, stage, attempt, cell_id, execution_count, source_sha256, start_time, duration,"
+            " status, error, variables FROM stages WHERE run_id = ? ORDER BY seq", (run_id,))
+        run["requirement"] = next(iter(self.rows("SELECT * FROM requirements WHERE run_id = ?", (run_id,))), None)
+        run["gates"] = self.rows("SELECT * FROM gates WHERE run_id = ? ORDER BY id", (run_id,))
+        run["warnings"] = self.rows(
+            "SELECT kind, stage, message FROM warnings WHERE run_id = ? ORDER BY id", (run_id,))
+        return run
+
+    def metric_history(self, run_id: int, key: str) -> pandas.DataFrame:
+        import pandas as pd
+
+        self.run(run_id)
+        rows = self.conn.execute(
+            "SELECT step, value, time FROM metrics WHERE run_id = ? AND key = ? ORDER BY step, rowid",
+            (run_id, key),
+        ).fetchall()
+        frame = pd.DataFrame(
+            [(s, _nan(v), t) for s, v, t in rows], columns=["step", "value", "time"]
+        ).astype({"step": "int64", "value": "float64", "time": "float64"})
+        frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
+        return frame
+
+    def known_keys(self, project: str | None = None) -> dict[str, list[str]]:
+        """The param, metric and tag keys present (in ``project``), for filters and column pickers."""
+        scope, args = _project_scope(project)
+        keys: dict[str, list[str]] = {}
+        for namespace in ("params", "metrics", "tags"):
+            keys[namespace] = [r[0] for r in self.conn.execute(
+                f"SELECT DISTINCT key FROM {namespace} WHERE run_id IN (SELECT runs.id FROM runs"
+                f" JOIN projects ON projects.id = runs.project_id {scope}) ORDER BY key", args)]
+        return keys
+
+    def projects(self) -> list[dict[str, Any]]:
+        return self.rows(
+            "SELECT projects.name AS project, count(runs.id) AS runs, max(runs.start_time) AS last_run"
+            " FROM projects LEFT JOIN runs ON runs.project_id = projects.id"
+            " GROUP BY projects.id ORDER BY last_run DESC"
+        )
+
+    def runs_frame(self, project: str | None = None, where: str | None = None) -> pandas.DataFrame:
+        """One row per run: the run columns, then ``params.<k>``, ``metrics.<k>`` (latest), ``tags.<k>``."""
+        import pandas as pd
+
+        scope, args = _project_scope(project)
+        if where:
+            condition, where_args = self.compile_where(where, project)
+            scope = f"{scope} {'AND' if scope else 'WHERE'} ({condition})"
+            args = [*args, *where_args]
+        run_rows = self.conn.execute(
+            "SELECT runs.id, projects.name, runs.name, runs.kind, runs.status, runs.start_time,"
+            f" runs.end_time FROM runs JOIN projects ON projects.id = runs.project_id {scope}"
+            " ORDER BY runs.id",
+            args,
+        ).fetchall()
+        columns: dict[str, list] = {c: [] for c in RUN_COLUMNS}
+        for row in run_rows:
+            for name, value in zip(RUN_COLUMNS, row):
+                columns[name].append(value)
+        position = {run_id: i for i, run_id in enumerate(columns["run_id"])}
+        n = len(run_rows)
+        chosen = f"SELECT runs.id FROM runs JOIN projects ON projects.id = runs.project_id {scope}"
+        extra: dict[str, list] = {}
+        for namespace, sql in (
+            ("params", f"SELECT run_id, key, value FROM params WHERE run_id IN ({chosen})"),
+            ("metrics", "SELECT run_id, key, value FROM metrics WHERE rowid IN (SELECT max(rowid) FROM"
+                        f" metrics WHERE run_id IN ({chosen}) GROUP BY run_id, key)"),
+            ("tags", f"SELECT run_id, key, value FROM tags WHERE run_id IN ({chosen})"),
+        ):
+            block: dict[str, list] = {}
+            nan = math.nan if namespace == "metrics" else None
+            for run_id, key, value in self.conn.execute(sql, args):
+                column = block.get(key)
+                if column is None:
+                    column = block[key] = [nan] * n
+                column[position[run_id]] = nan if value is None else value
+            for key in sorted(block):
+                extra[f"{namespace}.{key}"] = block[key]
+        frame = pd.DataFrame({**columns, **extra})
+        for name in ("start_time", "end_time"):
+            frame[name] = pd.to_datetime(frame[name].astype("float64"), unit="s", utc=True)
+        return frame
+
+    def compile_where(self, expression: str, project: str | None = None) -> tuple[str, list]:
+        """Turn a ``where`` expression into SQL over ``runs``; user values only ever become parameters."""
+        from mlops_nb import filters
+
+        tree = filters.parse(expression)
+        known = None
+        for column in filters.columns(tree):
+            if column.namespace is None:
+                continue
+            if known is None:
+                known = self.known_keys(project)
+            if column.key not in known[column.namespace]:
+                existing = [f"{ns}.{k}" for ns, keys in known.items() for k in keys]
+                raise FilterError(
+                    f"unknown column '{column.namespace}.{column.key}'; the columns are: "
+                    f"{', '.join([*filters.BASE_COLUMNS, *existing])}",
+                    expression=expression, position=column.position,
+                )
+        args: list = []
+        return _compile(tree, args), args
+
+    # -- lifecycle helpers ----------------------------------------------------------------------
+
+    def next_seq(self, run_id: int) -> int:
+        row = self.conn.execute(
+            "SELECT max(seq) FROM (SELECT max(seq) AS seq FROM stages WHERE run_id = ?"
+            " UNION ALL SELECT max(seq) FROM cells WHERE run_id = ?)",
+            (run_id, run_id),
+        ).fetchone()
+        return (row[0] or 0) + 1
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception; re-entrant through savepoints."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock):
+        self.conn = conn
+        self.lock = lock
+        self.outer = False
+
+    def __enter__(self):
+        self.lock.acquire()
+        self.outer = not self.conn.in_transaction
+        try:
+            self.conn.execute("BEGIN IMMEDIATE" if self.outer else "SAVEPOINT mlops_nb")
+        except BaseException:
+            self.lock.release()
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self.conn.execute("COMMIT" if self.outer else "RELEASE mlops_nb")
+            elif self.outer:
+                self.conn.execute("ROLLBACK")
+            else:
+                self.conn.execute("ROLLBACK TO mlops_nb")
+                self.conn.execute("RELEASE mlops_nb")
+        finally:
+            self.lock.release()
+        return False
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _project_scope(project: str | None) -> tuple[str, list]:
+    return ("WHERE projects.name = ?", [project]) if project else ("", [])
+
+
+_BASE_SQL = {
+    "run_id": "runs.id",
+    "project": "(SELECT name FROM projects WHERE projects.id = runs.project_id)",
+    "name": "runs.name",
+    "kind": "runs.kind",
+    "status": "runs.status",
+    "start_time": "runs.start_time",
+    "end_time": "runs.end_time",
+    "duration": "(runs.end_time - runs.start_time)",
+}
+_NAMESPACE_SQL = {
+    "params": "(SELECT value FROM params WHERE params.run_id = runs.id AND params.key = ?)",
+    "metrics": "(SELECT value FROM metrics WHERE metrics.run_id = runs.id AND metrics.key = ?"
+               " ORDER BY metrics.rowid DESC LIMIT 1)",
+    "tags": "(SELECT value FROM tags WHERE tags.run_id = runs.id AND tags.key = ?)",
+}
+
+
+def _literal(column, value: Any) -> Any:
+    """Dates written as text compare with the epoch-second time columns."""
+    if column.namespace is None and column.key in ("start_time", "end_time") and isinstance(value, str):
+        from datetime import datetime, timezone
+
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise FilterError(f"{value!r} is not a date; write times like '2026-11-26' or "
+                              f"'2026-11-26T15:00'", expression=value) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.timestamp()
+    return value
+
+
+def _compile(node, args: list) -> str:
+    from mlops_nb import filters
+
+    if isinstance(node, filters.And):
+        return f"({_compile(node.left, args)} AND {_compile(node.right, args)})"
+    if isinstance(node, filters.Or):
+        return f"({_compile(node.left, args)} OR {_compile(node.right, args)})"
+    if isinstance(node, filters.Not):
+        return f"(NOT {_compile(node.operand, args)})"
+    column = node.column
+    if column.namespace is None:
+        sql = _BASE_SQL[column.key]
+    else:
+        sql = _NAMESPACE_SQL[column.namespace]
+        args.append(column.key)
+    if node.op == "in":
+        values = [_literal(column, v) for v in node.value]
+        args.extend(values)
+        return f"{sql} IN ({', '.join('?' for _ in values)})"
+    args.append(_literal(column, node.value))
+    op = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">=", "like": "LIKE"}[node.op]
+    return f"{sql} {op} ?"
+
+
+def _store_error(path: Path, exc: sqlite3.Error) -> StoreError:
+    text = str(exc)
+    if "readonly" in text or "read-only" in text:
+        return StoreError(f"the store {path} is read-only; make it writable or use another store")
+    if "locked" in text:
+        return StoreError(f"the store {path} stayed locked for {BUSY_TIMEOUT_S:.0f} s by another writer; try again")
+    if "disk" in text and "full" in text:
+        return StoreError(f"the disk holding {path} is full; free space and try again (nothing was written)")
+    return StoreError(f"the store {path} could not be written: {text}")
+
+
+_open_stores: dict[tuple[int, Path], Store] = {}
+_open_lock = threading.Lock()
+
+
+def open_store(store: str | os.PathLike | Store | None = None) -> Store:
+    """Open (creating and migrating when needed) the store at ``store``; one connection per process.
+
+    Raises :class:`StoreError` with the fix when the path cannot hold a store.
+    """
+    if isinstance(store, Store):
+        return store
+    path = resolve_path(store)
+    key = (os.getpid(), path)
+    with _open_lock:
+        if key in _open_stores:
+            return _open_stores[key]
+        _check_path(path)
+        try:
+            conn = _connect(path)
+        except sqlite3.DatabaseError as exc:
+            raise _store_error(path, exc) from None
+        opened = Store(path, conn)
+        opened.mark_interrupted()
+        _open_stores[key] = opened
+        return opened
+
+
+def close_all() -> None:
+    """Close every store this process opened (tests; long-lived servers switching stores)."""
+    with _open_lock:
+        for opened in _open_stores.values():
+            opened.close()
+        _open_stores.clear()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    # journal_mode=WAL needs a moment of exclusive access on a new file; the busy timeout covers a
+    # second process doing the same, and it is persistent so later opens skip the work.
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    _migrate(conn)
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Apply pending migrations under one write lock, so two processes creating the same new
+    store at the same moment both succeed: the second waits, then finds nothing pending."""
+    from mlops_nb.migrations import migrations
+
+    expected = {m.name for m in migrations._migrations}
+    try:
+        done = {r[0] for r in conn.execute(
+            "SELECT name FROM _sqlite_migrations WHERE migration_set = ?", (migrations.name,))}
+    except sqlite3.OperationalError:
+        done = set()
+    if expected <= done:
+        return
+    import sqlite_utils
+
+    db = sqlite_utils.Database(conn, execute_plugins=False)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        migrations.apply(db)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
