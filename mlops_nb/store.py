@@ -132,7 +132,7 @@ def _json_default(value: Any) -> Any:
 
 def _metric_value(key: str, value: Any) -> float | None:
     """A metric value as a float (None stands for NaN in SQLite); anything else is InvalidValue."""
-    if isinstance(value, bool) or isinstance(value, (str, bytes)):
+    if isinstance(value, (bool, str, bytes)):
         raise InvalidValue(
             f"metric {key!r} must be a number, got {type(value).__name__} {value!r}; log a float or int"
         )
@@ -451,7 +451,7 @@ class Store:
         ).fetchall()
         columns: dict[str, list] = {c: [] for c in RUN_COLUMNS}
         for row in run_rows:
-            for name, value in zip(RUN_COLUMNS, row):
+            for name, value in zip(RUN_COLUMNS, row, strict=True):
                 columns[name].append(value)
         position = {run_id: i for i, run_id in enumerate(columns["run_id"])}
         n = len(run_rows)
