@@ -50,6 +50,7 @@ def m001_core(db) -> None:
             pid INTEGER,
             pid_start TEXT,
             notebook TEXT,
+            kernel TEXT,
             git_commit TEXT,
             git_dirty INTEGER,
             environment TEXT

@@ -188,6 +188,7 @@ class Store:
         kind: str = "notebook",
         parent_id: int | None = None,
         notebook: str | None = None,
+        kernel: str | None = None,
         environment: Mapping[str, Any] | None = None,
     ) -> int:
         """Insert a ``running`` run for this process and return its id."""
@@ -200,10 +201,11 @@ class Store:
             project_id = self.project_id(project)
             cursor = self._write(
                 "INSERT INTO runs (project_id, name, kind, parent_id, start_time, host, pid, pid_start,"
-                " notebook, git_commit, git_dirty, environment) VALUES (?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " notebook, kernel, git_commit, git_dirty, environment)"
+                " VALUES (?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     project_id, kind, parent_id, time.time(), _HOST, pid, process_start_token(pid),
-                    notebook, git.get("commit"), git.get("dirty"), dumps(env),
+                    notebook, kernel, git.get("commit"), git.get("dirty"), dumps(env),
                 ),
             )
             run_id = cursor.lastrowid
@@ -498,7 +500,7 @@ class Store:
         args: list = []
         return _compile(tree, args), args
 
-    # -- lifecycle helpers ----------------------------------------------------------------------
+    # -- lifecycle: stages, cells, captures, requirements, gates, warnings ----------------------
 
     def next_seq(self, run_id: int) -> int:
         row = self.conn.execute(
@@ -507,6 +509,124 @@ class Store:
             (run_id, run_id),
         ).fetchone()
         return (row[0] or 0) + 1
+
+    def begin_stage(
+        self, run_id: int, stage: str, *, source: str, source_sha256: str, cell_id: str | None,
+        execution_count: int | None, start_time: float,
+    ) -> int:
+        """Insert a ``running`` stage attempt (so a kernel dying mid-cell still leaves a trace)."""
+        with self.transaction():
+            attempt = self.conn.execute(
+                "SELECT count(*) FROM stages WHERE run_id = ? AND stage = ?", (run_id, stage)
+            ).fetchone()[0] + 1
+            return self.insert("stages", {
+                "run_id": run_id, "seq": self.next_seq(run_id), "stage": stage, "attempt": attempt,
+                "cell_id": cell_id, "execution_count": execution_count, "source": source,
+                "source_sha256": source_sha256, "start_time": start_time,
+            })
+
+    def finish_stage(
+        self, run_id: int, stage_id: int, *, duration: float, status: str, error: str | None,
+        variables: list[str], captures: list[dict[str, Any]], metrics: Mapping[str, float],
+        params: Mapping[str, Any], gate: Mapping[str, Any] | None,
+    ) -> None:
+        """Close a stage attempt with everything it produced, in one transaction.
+
+        ``captures``: records from :mod:`mlops_nb.capture`; each may carry ``artifact`` (the
+        ``(sha256, size, path)`` of a stored model) and search ``candidates``.
+        """
+        now = time.time()
+        with self.transaction():
+            self.update("stages", stage_id, {
+                "duration": duration, "status": status, "error": error, "variables": dumps(variables),
+            })
+            for record in captures:
+                record = dict(record)
+                artifact = record.pop("artifact", None)
+                candidates = record.pop("candidates", None) or []
+                artifact_id = None
+                if artifact is not None:
+                    artifact_id = self.add_artifact(
+                        run_id, f"{record['name']}.skops", artifact, kind="model", stage_id=stage_id)
+                capture_id = self.insert("captures", {
+                    "run_id": run_id, "stage_id": stage_id, "name": record["name"], "kind": record["kind"],
+                    "fingerprint": record.get("fingerprint"), "summary": dumps(record),
+                    "artifact_id": artifact_id,
+                })
+                self.conn.executemany(
+                    "INSERT INTO candidates (run_id, capture_id, rank, params, mean_score, std_score)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    [(run_id, capture_id, c.get("rank_test_score"), dumps(c.get("params")),
+                      c.get("mean_test_score"), c.get("std_test_score")) for c in candidates],
+                )
+            if params:
+                self.log_params(run_id, params)
+            if metrics:
+                steps = self.last_steps(run_id)
+                self.log_metrics([(run_id, k, steps.get(k, -1) + 1, v) for k, v in metrics.items()])
+            if gate is not None:
+                self.insert("gates", {**gate, "run_id": run_id, "stage_id": stage_id, "time": now})
+
+    def record_cell(
+        self, run_id: int, *, kind: str, source: str | None, source_sha256: str | None,
+        cell_id: str | None, execution_count: int | None, status: str | None,
+    ) -> None:
+        """A cell outside any stage (or a kernel restart) in the run's lineage."""
+        with self.transaction():
+            self.insert("cells", {
+                "run_id": run_id, "seq": self.next_seq(run_id), "kind": kind, "cell_id": cell_id,
+                "execution_count": execution_count, "source": source, "source_sha256": source_sha256,
+                "time": time.time(), "status": status,
+            })
+
+    def events(self, run_id: int) -> list[dict[str, Any]]:
+        """The run's stage attempts, outside cells and restarts in execution order (for integrity)."""
+        return self.rows(
+            "SELECT seq, 'stage' AS kind, stage, source_sha256, source, execution_count, cell_id, status"
+            " FROM stages WHERE run_id = ?"
+            " UNION ALL SELECT seq, kind, NULL, source_sha256, source, execution_count, cell_id, status"
+            " FROM cells WHERE run_id = ? ORDER BY seq",
+            (run_id, run_id),
+        )
+
+    def replace_warnings(self, run_id: int, warnings: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        """Store the run's current integrity warnings. Returns the previous ones when they changed,
+        None when nothing changed (and nothing was written)."""
+        previous = self.rows("SELECT kind, stage, message FROM warnings WHERE run_id = ? ORDER BY id", (run_id,))
+        if previous == [{"kind": w["kind"], "stage": w["stage"], "message": w["message"]} for w in warnings]:
+            return None
+        with self.transaction():
+            self._write("DELETE FROM warnings WHERE run_id = ?", (run_id,))
+            for w in warnings:
+                self.insert("warnings", {
+                    "run_id": run_id, "kind": w["kind"], "stage": w["stage"], "message": w["message"],
+                    "details": dumps(w.get("details") or {}),
+                })
+        return previous
+
+    def set_requirement(
+        self, run_id: int, *, metric: str, op: str, threshold: float, target: str | None, notes: str | None,
+    ) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO requirements (run_id, metric, op, threshold, target, notes, time)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (run_id, metric, op, threshold, target, notes, time.time()),
+        )
+
+    def requirement(self, run_id: int) -> dict[str, Any] | None:
+        rows = self.rows("SELECT * FROM requirements WHERE run_id = ?", (run_id,))
+        return rows[0] if rows else None
+
+    def resumable_run(self, kernel: str) -> dict[str, Any] | None:
+        """The latest notebook run of ``kernel`` (a kernel id, stable across restarts) that its
+        process left unfinished: a restarted kernel carries on with it."""
+        rows = self.rows(
+            "SELECT runs.id, runs.status, runs.name, projects.name AS project FROM runs"
+            " JOIN projects ON projects.id = runs.project_id"
+            " WHERE runs.kernel = ? AND runs.kind = 'notebook' ORDER BY runs.id DESC LIMIT 1",
+            (kernel,),
+        )
+        return rows[0] if rows and rows[0]["status"] == "interrupted" else None
 
     def close(self) -> None:
         with self._lock:

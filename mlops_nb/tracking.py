@@ -138,6 +138,7 @@ def start(
     parent: int | Run | None = None,
     kind: str = "script",
     notebook: str | None = None,
+    kernel: str | None = None,
 ) -> Run:
     """Start a run in ``project`` and return it.
 
@@ -153,7 +154,7 @@ def start(
     parent_id = parent.id if isinstance(parent, Run) else parent
     run_id = opened.create_run(
         project.strip(), name=name, kind=kind, parent_id=parent_id, notebook=notebook,
-        environment=environment(),
+        kernel=kernel, environment=environment(),
     )
     return Run(opened, run_id, project.strip(), name or f"run-{run_id}")
 

@@ -1,0 +1,238 @@
+"""``%mlops`` and ``%%stage``: parsing and printing only; the work is in session, tracking, capture.
+
+A ``%%stage NAME`` cell is not run through the cell magic. An input transformer removes the header
+line and the ``pre_run_cell``/``post_run_cell`` events record the stage around the cell's own,
+native execution: so display, the execution count and errors (which stop "Run All") are exactly
+those of the same cell without the header. The ``%%stage`` cell magic exists for ``%%stage?`` help
+and to explain an unknown stage name.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+
+from mlops_nb.errors import MlopsError
+from mlops_nb.session import NotebookSession, stage_of, strip_stage_header
+from mlops_nb.stages import STAGES, parse_requirement
+
+_SESSIONS: dict[int, NotebookSession] = {}
+
+
+def session_for(shell: Any) -> NotebookSession:
+    """The kernel's session (kept across ``%reload_ext``)."""
+    if id(shell) not in _SESSIONS:
+        _SESSIONS[id(shell)] = NotebookSession(shell)
+    return _SESSIONS[id(shell)]
+
+
+# -- sub-commands: each parser is its own magic_arguments function ------------------------------
+
+
+@magic_arguments(name="mlops start")
+@argument("project", nargs="?", help="project name (default: the notebook's file name, or 'default')")
+@argument("--name", help="a label for the run (default run-<id>)")
+@argument("--store", help="the store file (default $MLOPS_NB_STORE or ./mlops.db)")
+def _start(magics, args):
+    """Start a new run; the current one, if any, ends as finished."""
+    run = magics.session.start(args.project, name=args.name, store=args.store)
+    print(f"mlops: run {run.id} ({run.name}) started in project '{run.project}', store {run.store.path}")
+
+
+@magic_arguments(name="mlops end")
+@argument("--status", default="finished", choices=["finished", "failed", "interrupted"])
+def _end(magics, args):
+    """End the current run."""
+    run = magics.session.end(args.status)
+    if run is None:
+        print("mlops: no run to end")
+    else:
+        print(f"mlops: run {run.id} ended {run.status}")
+
+
+@magic_arguments(name="mlops require")
+@argument("requirement", nargs="+", help="METRIC OP VALUE, for example: f1 >= 0.85")
+@argument("--target", help="the column the model predicts (used by export and retraining)")
+@argument("--notes", help="free text: the objective in words")
+def _require(magics, args):
+    """State the requirement the validation stage gates on, e.g. `%mlops require f1 >= 0.85 --target y`."""
+    requirement = parse_requirement(" ".join(args.requirement))
+    run, message = magics.session.ensure_run()
+    if message:
+        print(message)
+    run.store.set_requirement(
+        run.id, metric=requirement.metric, op=requirement.op, threshold=requirement.threshold,
+        target=args.target, notes=args.notes,
+    )
+    target = f", target '{args.target}'" if args.target else ""
+    print(f"mlops: requirement {requirement.describe()}{target}")
+
+
+@magic_arguments(name="mlops log")
+@argument("pairs", nargs="+", help='key=value ...: numbers become metrics, text becomes tags (note="...")')
+@argument("--params", action="store_true", help="log every pair as a param instead")
+def _log(magics, args):
+    """Log values to the current run: `%mlops log f1=0.91 note="first try"`."""
+    metrics, tags = {}, {}
+    for pair in args.pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"cannot read {pair!r}: write key=value, for example f1=0.91 or note=\"text\"")
+        try:
+            value = float(text)
+        except ValueError:
+            tags[key] = text
+        else:
+            metrics[key] = value
+    run, message = magics.session.ensure_run()
+    if message:
+        print(message)
+    if args.params:
+        run.log_params({**metrics, **tags})
+    else:
+        if metrics:
+            run.log_metrics(metrics)
+        for key, value in tags.items():
+            run.set_tag(key, value)
+    print(f"mlops: logged {', '.join(args.pairs)} to run {run.id}")
+
+
+@magic_arguments(name="mlops status")
+def _status(magics, args):
+    """Show the current run: its stages, gate and integrity warnings."""
+    run = magics.session.run
+    if run is None:
+        print("mlops: no run yet; start one with `%mlops start PROJECT` or run a `%%stage data` cell")
+        return
+    print(format_status(run.store.run_details(run.id)))
+
+
+@magic_arguments(name="mlops runs")
+@argument("project", nargs="?", help="project name (default: the current run's project)")
+@argument("--where", help="filter, e.g. \"metrics.f1 > 0.8 and params.model = 'rf'\"")
+def _runs(magics, args):
+    """The runs table of the current project, as a DataFrame."""
+    from mlops_nb.tracking import runs
+
+    run = magics.session.run
+    project = args.project or (run.project if run else None)
+    store = run.store if run else magics.session.store
+    return runs(project, where=args.where, store=store)
+
+
+SUBCOMMANDS = {
+    "start": _start,
+    "end": _end,
+    "require": _require,
+    "log": _log,
+    "status": _status,
+    "runs": _runs,
+}
+
+
+def _mlops_help() -> str:
+    parts = ["Record the lifecycle of this notebook in the mlops-nb store.\n\nSub-commands:\n"]
+    for func in SUBCOMMANDS.values():
+        parts.append(func.parser.format_help())
+    return "\n".join(parts)
+
+
+def format_status(run: dict[str, Any]) -> str:
+    """A compact text summary of a run: one line per stage, then the gate and the warnings."""
+    lines = [f"run {run['id']} ({run['name']}) of '{run['project']}': {run['status']}"]
+    latest: dict[str, dict] = {}
+    for attempt in run["stages"]:
+        latest[attempt["stage"]] = attempt
+    stale = {w["stage"] for w in run["warnings"] if w["kind"] == "stale"}
+    for stage in STAGES:
+        attempt = latest.get(stage)
+        if attempt is None:
+            continue
+        state = "stale" if stage in stale else attempt["status"]
+        duration = attempt["duration"]
+        took = "" if duration is None or math.isnan(duration) else f" {duration:.2f}s"
+        lines.append(f"  {stage:<12} {state:<6} attempt {attempt['attempt']}{took}")
+    requirement = run["requirement"]
+    if requirement:
+        text = f"{requirement['metric']} {requirement['op']} {requirement['threshold']:g}"
+        gate = run["gates"][-1] if run["gates"] else None
+        verdict = "not evaluated yet" if gate is None else (
+            f"{'passed' if gate['passed'] else 'FAILED'} ({gate['value']:.3f})")
+        lines.append(f"  requirement {text}: {verdict}")
+    lines.extend(f"  warning: {w['message']}" for w in run["warnings"])
+    return "\n".join(lines)
+
+
+@magics_class
+class MlopsMagics(Magics):
+    """The ``%mlops`` line magic and the ``%%stage`` cell magic."""
+
+    @property
+    def session(self) -> NotebookSession:
+        return session_for(self.shell)
+
+    @line_magic
+    def mlops(self, line: str = "") -> Any:
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"cannot read `%mlops {line}`: {exc}") from None
+        if not words or words[0] not in SUBCOMMANDS:
+            given = f"unknown sub-command {words[0]!r}; " if words else ""
+            raise UsageError(f"{given}use one of: {', '.join(SUBCOMMANDS)} (see %mlops?)")
+        func = SUBCOMMANDS[words[0]]
+        args = func.parser.parse_args(words[1:])
+        try:
+            return func(self, args)
+        except MlopsError as exc:
+            raise UsageError(str(exc)) from None
+
+    mlops.__doc__ = _mlops_help()
+
+    @cell_magic
+    def stage(self, line: str, cell: str) -> None:
+        """%%stage NAME: mark this cell as a lifecycle stage and record it.
+
+        NAME is one of: requirements, data, eda, features, selection, model, tuning, validation,
+        deployment, retraining. The cell runs exactly as it would without this line; mlops-nb
+        records its source, duration, outcome and what it produced (DataFrames, fitted models,
+        searches, validation metrics).
+        """
+        name = line.strip()
+        if stage_of(f"%%stage {name}") is None:
+            raise UsageError(f"unknown stage {name!r}; use one of: {', '.join(STAGES)}")
+        # Reached only when code calls run_cell_magic directly (the transformer handles cells).
+        self.shell.run_cell(f"%%stage {name}\n{cell}", store_history=False)
+
+
+def _ours(callback: Any) -> bool:
+    return getattr(callback, "__module__", "").startswith("mlops_nb.")
+
+
+def load(shell: Any) -> None:
+    """Register the magics, the ``%%stage`` transformer and the events; safe to call again."""
+    shell.register_magics(MlopsMagics)
+    cleanup = shell.input_transformers_cleanup
+    cleanup[:] = [t for t in cleanup if not _ours(t)]
+    cleanup.append(strip_stage_header)
+    session = session_for(shell)
+    for event, handler in (("pre_run_cell", session.before_cell), ("post_run_cell", session.after_cell)):
+        for callback in list(shell.events.callbacks[event]):
+            if _ours(callback):
+                shell.events.unregister(event, callback)
+        shell.events.register(event, handler)
+
+
+def unload(shell: Any) -> None:
+    """Remove the transformer and the events (``%unload_ext mlops_nb``)."""
+    cleanup = shell.input_transformers_cleanup
+    cleanup[:] = [t for t in cleanup if not _ours(t)]
+    for event in ("pre_run_cell", "post_run_cell"):
+        for callback in list(shell.events.callbacks[event]):
+            if _ours(callback):
+                shell.events.unregister(event, callback)

@@ -1,0 +1,248 @@
+"""The notebook session: the current run of a kernel, and cell executions turned into stage records.
+
+IPython events call :meth:`NotebookSession.before_cell` and :meth:`NotebookSession.after_cell`;
+the magics call the rest. Everything recorded goes through :mod:`mlops_nb.tracking` and the store;
+what a cell produced is described by :mod:`mlops_nb.capture`, judged by :mod:`mlops_nb.integrity`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops_nb import capture, integrity
+from mlops_nb.stages import STAGE_INDEX, Requirement
+from mlops_nb.tracking import Run, get_run, start
+
+#: ``%%stage NAME`` on a cell's first line (after blank lines).
+STAGE_HEADER = re.compile(r"\A\s*%%stage[ \t]+([A-Za-z_]\w*)[ \t]*(?:\n|\Z)")
+#: Cells that only drive mlops-nb are not part of the run's lineage.
+_OWN_CELL = re.compile(r"\A\s*(%mlops\b|%load_ext\s+mlops_nb|%reload_ext\s+mlops_nb)")
+
+PROFILED_STAGES = ("data", "eda")
+MODEL_STAGES = ("model", "tuning", "selection", "features")
+
+
+def stage_of(raw_cell: str) -> str | None:
+    """The stage named by a cell's ``%%stage NAME`` header, if it names a known stage."""
+    match = STAGE_HEADER.match(raw_cell)
+    if match and match.group(1) in STAGE_INDEX:
+        return match.group(1)
+    return None
+
+
+def strip_stage_header(lines: list[str]) -> list[str]:
+    """IPython input transformer: drop a valid ``%%stage NAME`` first line, so the body runs as an
+    ordinary cell (its display, errors and execution count untouched). Invalid names are left for
+    the ``%%stage`` cell magic, which explains the valid ones."""
+    for i, line in enumerate(lines):
+        if line.strip():
+            if stage_of(line):
+                return lines[:i] + lines[i + 1:]
+            break
+    return lines
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def notebook_path(user_ns: dict) -> str | None:
+    """The notebook's path when the front end says (JupyterLab sets ``__session__``)."""
+    path = user_ns.get("__session__") or os.environ.get("JPY_SESSION_NAME")
+    return str(path) if path and str(path).endswith(".ipynb") else None
+
+
+def kernel_key() -> str | None:
+    """The kernel's connection file name: it survives a kernel restart, a new kernel gets another."""
+    try:
+        from ipykernel import get_connection_file
+
+        return Path(get_connection_file()).name
+    except Exception:
+        return None
+
+
+@dataclass
+class _Stage:
+    name: str
+    stage_id: int
+    started: float
+    before: dict
+    run: Run
+
+
+@dataclass
+class NotebookSession:
+    """The per-kernel state: which run is current, which stage cell is executing."""
+
+    shell: Any
+    store: str | None = None
+    run: Run | None = None
+    stage: _Stage | None = None
+    notes: list[str] = field(default_factory=list)
+
+    # -- runs -------------------------------------------------------------------------------------
+
+    def start(self, project: str | None = None, *, name: str | None = None, store: str | None = None) -> Run:
+        """End the current run (finished) and start a new notebook run."""
+        if store is not None:
+            self.store = store
+        if self.run is not None and self.run.status == "running":
+            self.run.end("finished")
+        notebook = notebook_path(self.shell.user_ns)
+        project = project or (Path(notebook).stem if notebook else "default")
+        self.run = start(project, name=name, store=self.store, kind="notebook", notebook=notebook,
+                         kernel=kernel_key())
+        return self.run
+
+    def ensure_run(self) -> tuple[Run, str | None]:
+        """The current run; resume the run a restarted kernel left, or start one. Returns the run
+        and a one-line message when something happened the user should know about."""
+        if self.run is not None and self.run.status == "running":
+            return self.run, None
+        key = kernel_key()
+        if self.run is None and key is not None:
+            from mlops_nb.store import open_store
+
+            opened = open_store(self.store)
+            left = opened.resumable_run(key)
+            if left is not None:
+                opened.resume_run(left["id"])
+                self.run = get_run(left["id"], store=opened)
+                opened.record_cell(self.run.id, kind="restart", source=None, source_sha256=None,
+                                   cell_id=None, execution_count=None, status=None)
+                return self.run, (f"mlops: resumed run {self.run.id} ({self.run.name}) of project "
+                                  f"'{self.run.project}' after a kernel restart")
+        run = self.start()
+        where = run.store.path
+        return run, f"mlops: started run {run.id} ({run.name}) in project '{run.project}', store {where}"
+
+    def end(self, status: str = "finished") -> Run | None:
+        run = self.run
+        if run is not None and run.status == "running":
+            run.end(status)
+        return run
+
+    # -- cells ------------------------------------------------------------------------------------
+
+    def before_cell(self, info: Any) -> None:
+        """``pre_run_cell``: open a stage attempt for a ``%%stage`` cell."""
+        self.stage = None
+        name = stage_of(info.raw_cell or "")
+        if name is None:
+            return
+        run, message = self.ensure_run()
+        if message:
+            print(message)
+        started = time.time()
+        stage_id = run.store.begin_stage(
+            run.id, name, source=info.raw_cell, source_sha256=sha256(info.raw_cell),
+            cell_id=getattr(info, "cell_id", None), execution_count=self.shell.execution_count,
+            start_time=started,
+        )
+        self.stage = _Stage(name, stage_id, time.perf_counter(), capture.snapshot(self.shell.user_ns), run)
+
+    def after_cell(self, result: Any) -> None:
+        """``post_run_cell``: close the stage attempt with what the cell produced, or record an
+        outside cell in the run's lineage."""
+        info = result.info
+        if info is None or getattr(info, "silent", False):
+            return
+        stage, self.stage = self.stage, None
+        error = result.error_before_exec or result.error_in_exec
+        if stage is None:
+            self._record_outside_cell(info, result, error)
+            return
+        duration = time.perf_counter() - stage.started
+        error_text = None if error is None else f"{type(error).__name__}: {error}"
+        names = capture.changed(stage.before, self.shell.user_ns)
+        records, metrics, params, gate, lines = ([], {}, {}, None, [])
+        if error is None:
+            records, params, lines = self._describe(stage.name, names)
+            if stage.name == "validation":
+                metrics = capture.scalar_metrics(names, self.shell.user_ns)
+                gate, line = self._gate(stage.run, metrics)
+                if line:
+                    lines.append(line)
+        stage.run.store.finish_stage(
+            stage.run.id, stage.stage_id, duration=duration, status="ok" if error is None else "error",
+            error=error_text, variables=names, captures=records, metrics=metrics, params=params, gate=gate,
+        )
+        lines.extend(self._judge(stage.run))
+        for line in lines:
+            print(line)
+
+    def _record_outside_cell(self, info: Any, result: Any, error: BaseException | None) -> None:
+        run = self.run
+        raw = info.raw_cell or ""
+        if run is None or run.status != "running" or not raw.strip() or _OWN_CELL.match(raw):
+            return
+        run.store.record_cell(
+            run.id, kind="cell", source=raw, source_sha256=sha256(raw), cell_id=getattr(info, "cell_id", None),
+            execution_count=result.execution_count, status="ok" if error is None else "error",
+        )
+
+    def _describe(self, stage: str, names: list[str]) -> tuple[list[dict], dict[str, Any], list[str]]:
+        """Capture records for the changed names; estimators also get a skops artifact."""
+        records, params, lines = [], {}, []
+        store = self.run.store
+        for name in names:
+            obj = self.shell.user_ns.get(name)
+            record = capture.describe(name, obj, profile=stage in PROFILED_STAGES)
+            if record is None:
+                continue
+            if record["kind"] == "skipped":
+                lines.append(f"mlops: did not capture {name}: {record['reason']}")
+                continue
+            if record["kind"] in ("estimator", "search"):
+                model = getattr(obj, "best_estimator_", obj) if record["kind"] == "search" else obj
+                try:
+                    data, untrusted = capture.dump_model(model)
+                except Exception as exc:
+                    lines.append(f"mlops: {name} was described but not saved: skops cannot save it ({exc})")
+                else:
+                    record["artifact"] = store.put_bytes(data)
+                    record["untrusted_types"] = untrusted
+                    reason = capture.untrusted_reason(untrusted, est=model)
+                    if reason:
+                        record["unloadable"] = reason
+                        lines.append(f"mlops: {name} {reason}")
+                if record["kind"] == "search":
+                    params.update({f"{name}.best.{k}": _param(v) for k, v in record["best_params"].items()})
+                elif stage in MODEL_STAGES:
+                    params.update({f"{name}.{k}": _param(v) for k, v in record["params"].items()
+                                   if not isinstance(v, (dict, list))})
+            records.append(record)
+        return records, params, lines
+
+    def _gate(self, run: Run, metrics: dict[str, float]) -> tuple[dict | None, str | None]:
+        row = run.store.requirement(run.id)
+        if row is None or row["metric"] not in metrics:
+            return None, None
+        requirement = Requirement(row["metric"], row["op"], row["threshold"])
+        value = metrics[row["metric"]]
+        gate = {"metric": requirement.metric, "op": requirement.op, "threshold": requirement.threshold,
+                "value": value, "passed": int(requirement.passes(value))}
+        return gate, requirement.verdict_line(value)
+
+    def _judge(self, run: Run) -> list[str]:
+        """Recompute the run's integrity warnings; say which stages just went stale."""
+        warnings = [w.to_dict() for w in integrity.check(run.store.events(run.id))]
+        previous = run.store.replace_warnings(run.id, warnings)
+        if previous is None:
+            return []
+        before = {w["stage"] for w in previous if w["kind"] == "stale"}
+        newly = [w["stage"] for w in warnings if w["kind"] == "stale" and w["stage"] not in before]
+        if newly:
+            return [f"mlops: now stale: {', '.join(newly)} (re-run to refresh; `%mlops status` shows why)"]
+        return []
+
+
+def _param(value: Any) -> Any:
+    return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
