@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up ./.venv with the test extra and run the whole test suite (the README's second command).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh test
+venv="${VENV:-.venv}"
+export PATH="$PWD/$venv/bin:$PATH"
+"$venv/bin/ruff" check mlops_nb tests benchmarks
+exec "$venv/bin/python" -m pytest "$@"
