@@ -1,0 +1,494 @@
+"""The ``mlops-nb`` command line: reads of the store and the first-run demo, for terminals and cron.
+
+Thin on purpose: every read goes through :func:`mlops_nb.store.open_store` and
+:mod:`mlops_nb.tracking`; this module only parses options and formats what comes back. Every
+:class:`~mlops_nb.errors.MlopsError` becomes ``error: <message>`` on stderr and exit status 1, in
+one place (:class:`_Group`). pandas and scikit-learn are imported inside the commands that need
+them, so ``mlops-nb --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from mlops_nb import store as store_module
+from mlops_nb import tracking
+from mlops_nb.errors import MlopsError, StoreError
+
+if TYPE_CHECKING:
+    import pandas
+
+    from mlops_nb.store import Store
+
+DEMO_PROJECT = "demo"
+_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+_TIME_KEYS = frozenset({"start_time", "end_time", "created", "time", "last_run"})
+_EMPTY = "-"
+
+
+class _Group(click.Group):
+    """A click group that turns an :class:`MlopsError` into ``error: <message>`` and exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MlopsError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(name="mlops-nb", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--store", "store", metavar="PATH", default=None,
+    help="The store file. Default: $MLOPS_NB_STORE, else ./mlops.db.",
+)
+@click.version_option(package_name="mlops-nb", prog_name="mlops-nb")
+@click.pass_context
+def main(ctx: click.Context, store: str | None) -> None:
+    """Look at the runs recorded by mlops-nb notebooks, scripts and retraining jobs.
+
+    New here? `mlops-nb demo` trains three scikit-learn models into a store and shows the result.
+
+    \b
+    Examples:
+      mlops-nb demo
+      mlops-nb runs --where "metrics.f1 > 0.9"
+      mlops-nb show 3
+      mlops-nb --store ~/churn/mlops.db projects
+    """
+    ctx.obj = {"store": store, "path": store_module.resolve_path(store)}
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+@main.command(short_help="The runs table, newest first (filter, pick columns, csv or json).")
+@click.option("--project", "-p", metavar="P", help="Only the runs of project P.")
+@click.option("--where", "-w", "where", metavar="EXPR",
+              help="Filter, e.g. \"metrics.f1 > 0.8 and params.model = 'rf'\".")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True, help="table for people; csv and json for programs.")
+@click.option("--columns", "-c", metavar="COLS",
+              help="Comma-separated columns to show after run_id, e.g. metrics.f1,params.C "
+                   "(a bare key such as f1 works when it is unambiguous).")
+@click.option("--limit", "-n", type=click.IntRange(min=1), metavar="N", help="Only the N newest runs.")
+@click.pass_context
+def runs(ctx: click.Context, project: str | None, where: str | None, fmt: str, columns: str | None,
+         limit: int | None) -> None:
+    """List runs, newest first: run columns, then params.*, metrics.* (latest value) and tags.*.
+
+    Columns: run_id, project, name, kind, status, start_time, end_time, duration (seconds), then
+    one per param, metric and tag. The table leaves out kind and end_time (csv and json have
+    every column) and shows local times; csv and json give times in ISO 8601 (UTC) and leave
+    missing values empty (csv) or null (json).
+
+    The --where language compares columns with numbers or quoted strings and combines them with
+    and / or / not; `in (...)` and `like '...%'` work too.
+
+    \b
+    Examples:
+      mlops-nb runs
+      mlops-nb runs -p churn --where "metrics.f1 >= 0.85 and status = 'finished'"
+      mlops-nb runs --columns metrics.f1,params.C --limit 5
+      mlops-nb runs --format csv > runs.csv
+      mlops-nb runs --format json | jq '.[0]'
+    """
+    opened = _open_existing(ctx)
+    frame = _with_duration(tracking.runs(project, where=where, store=opened))
+    frame = frame.iloc[::-1].reset_index(drop=True)
+    if limit is not None:
+        frame = frame.head(limit)
+    if columns:
+        frame = frame[["run_id", *_pick_columns(frame, columns)]]
+    elif fmt == "table":
+        hidden = {"kind", "end_time", *(["project"] if project else [])}
+        frame = frame[[c for c in frame.columns if c not in hidden]]
+    if fmt == "table" and frame.empty:
+        scope = f" in project {project!r}" if project else ""
+        if where or project:
+            click.echo(f"no runs{scope} match" + (f" {where!r}" if where else "") + f" in {opened.path}")
+        else:
+            click.echo(f"no runs yet in {opened.path}; record some with `mlops-nb demo` or mnb.start('project')")
+        return
+    _emit_frame(frame, fmt)
+
+
+@main.command(short_help="Everything recorded about one run.")
+@click.argument("run_id", type=int)
+@click.option("--format", "-f", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="text for people; json for programs.")
+@click.pass_context
+def show(ctx: click.Context, run_id: int, fmt: str) -> None:
+    """Everything recorded about run RUN_ID.
+
+    Params, metrics (latest values), tags, artifacts, lifecycle stages (stage, attempt, status,
+    duration), the requirement and its gates, and integrity warnings.
+
+    \b
+    Examples:
+      mlops-nb show 3
+      mlops-nb show 3 --format json | jq .metrics
+    """
+    details = _open_existing(ctx).run_details(run_id)
+    if fmt == "json":
+        click.echo(json.dumps(_jsonable(details), indent=2))
+        return
+    click.echo(_render_run(details))
+
+
+@main.command(short_help="Projects with their run counts and last run.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True, help="table for people; csv and json for programs.")
+@click.pass_context
+def projects(ctx: click.Context, fmt: str) -> None:
+    """List projects with their number of runs and the start of their last run.
+
+    \b
+    Examples:
+      mlops-nb projects
+      mlops-nb projects --format json
+    """
+    import pandas as pd
+
+    opened = _open_existing(ctx)
+    rows = opened.projects()
+    if fmt == "table" and not rows:
+        click.echo(f"no projects yet in {opened.path}; record a run with `mlops-nb demo` or mnb.start('project')")
+        return
+    frame = pd.DataFrame(rows, columns=["project", "runs", "last_run"])
+    frame["last_run"] = pd.to_datetime(frame["last_run"].astype("float64"), unit="s", utc=True)
+    _emit_frame(frame, fmt)
+
+
+@main.command(short_help="Every value of one metric of a run, by step.")
+@click.argument("run_id", type=int)
+@click.argument("key")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True, help="table for people; csv and json for programs.")
+@click.pass_context
+def history(ctx: click.Context, run_id: int, key: str, fmt: str) -> None:
+    """Every value logged for metric KEY of run RUN_ID: step, value, time.
+
+    \b
+    Examples:
+      mlops-nb history 3 cv_f1
+      mlops-nb history 3 loss --format csv > loss.csv
+    """
+    opened = _open_existing(ctx)
+    frame = tracking.metric_history(run_id, key, store=opened)
+    if frame.empty:
+        known = sorted(opened.run_details(run_id)["metrics"])
+        listing = f"its metrics are: {', '.join(known)}" if known else "it has no metrics yet"
+        raise MlopsError(f"run {run_id} has no metric {key!r}; {listing}")
+    _emit_frame(frame, fmt)
+
+
+# -- the demo ---------------------------------------------------------------------------------
+
+
+@main.command(short_help="Record three scikit-learn runs into the store and show them.")
+@click.option("--dir", "folder", metavar="DIR", type=click.Path(file_okay=False, path_type=Path),
+              help="Run the demo in DIR (created if needed), with its store at DIR/mlops.db. "
+                   "Default: the store given by --store / $MLOPS_NB_STORE / ./mlops.db.")
+@click.pass_context
+def demo(ctx: click.Context, folder: Path | None) -> None:
+    """Train three scikit-learn models on a bundled dataset and record them as runs.
+
+    Each run (LogisticRegression with C = 0.1, 1 and 10 on the breast cancer data that ships with
+    scikit-learn; nothing is downloaded) logs its params, the F1 of each of 5 cross-validation folds
+    (fold_f1, one step per fold), their mean (cv_f1), the test accuracy and F1, and a tag. Then the
+    runs table is printed. Runs go to project "demo".
+
+    \b
+    Examples:
+      mlops-nb demo
+      mlops-nb demo --dir /tmp/mlops-demo
+    """
+    path = ctx.obj["path"]
+    if folder is not None:
+        if ctx.obj["store"] is not None:
+            raise click.UsageError("give --store or --dir, not both (--dir puts the store at DIR/mlops.db)")
+        path = store_module.resolve_path(folder / store_module.DEFAULT_FILENAME)
+    opened = store_module.open_store(path)
+    click.echo(f"Training 3 models on scikit-learn's breast cancer data; recording them in {opened.path}")
+    run_ids = _track_demo_runs(opened)
+    frame = tracking.runs(DEMO_PROJECT, store=opened)
+    frame = frame[frame["run_id"].isin(run_ids)].iloc[::-1].reset_index(drop=True)
+    shown = ["run_id", "name", "status", "start_time", "params.C", "metrics.cv_f1", "metrics.accuracy", "metrics.f1"]
+    click.echo()
+    _emit_frame(frame[shown], "table")
+    click.echo()
+    default = opened.path == store_module.resolve_path(None)
+    prefix = "mlops-nb" if default else f"mlops-nb --store {shlex.quote(str(opened.path))}"
+    last = run_ids[-1]
+    click.echo(f"Look further: `{prefix} runs`, `{prefix} show {last}`, `{prefix} history {last} fold_f1`")
+
+
+def _track_demo_runs(store: Store) -> list[int]:
+    """Record the demo's runs into ``store`` through the public API; return their ids, oldest first.
+
+    The body of ``mlops-nb demo``; it may later become "execute notebooks/quickstart.ipynb".
+    """
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    run_ids = []
+    for C in (0.1, 1.0, 10.0):
+        with tracking.start(DEMO_PROJECT, name=f"logreg-C{C:g}", store=store) as run:
+            model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=1000))
+            run.log_params({
+                "model": "LogisticRegression", "C": C, "max_iter": 1000, "scaler": "StandardScaler",
+                "dataset": "breast_cancer", "test_size": 0.25, "cv_folds": folds.n_splits,
+            })
+            run.set_tag("source", "mlops-nb demo")
+            scores = cross_val_score(model, X_train, y_train, cv=folds, scoring="f1")
+            for fold, score in enumerate(scores):
+                run.log_metric("fold_f1", float(score), step=fold)
+            model.fit(X_train, y_train)
+            predicted = model.predict(X_test)
+            run.log_metrics({
+                "cv_f1": float(scores.mean()),
+                "accuracy": float(accuracy_score(y_test, predicted)),
+                "f1": float(f1_score(y_test, predicted)),
+            })
+            run_ids.append(run.id)
+    return run_ids
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _open_existing(ctx: click.Context) -> Store:
+    """The store of the group's --store, refusing (without creating it) a file that is not there."""
+    path: Path = ctx.obj["path"]
+    if not path.exists():
+        raise StoreError(
+            f"no store at {path}; create one with `mlops-nb demo`, or record a run (mnb.start('project') "
+            f"or %mlops start project), or point --store / ${store_module.ENV_VAR} at an existing store"
+        )
+    return store_module.open_store(path)
+
+
+def _with_duration(frame: pandas.DataFrame) -> pandas.DataFrame:
+    """``frame`` with a ``duration`` column (seconds; missing while a run is running) after ``end_time``."""
+    seconds = (frame["end_time"] - frame["start_time"]).dt.total_seconds()
+    return frame.assign(duration=seconds)[[*frame.columns[:7], "duration", *frame.columns[7:]]]
+
+
+def _pick_columns(frame: pandas.DataFrame, spec: str) -> list[str]:
+    """The columns named in ``spec`` (comma-separated); a bare key matches a unique ``ns.key``."""
+    picked = []
+    for name in (part.strip() for part in spec.split(",")):
+        if not name:
+            continue
+        if name in frame.columns:
+            match = name
+        else:
+            candidates = [c for c in frame.columns if c.split(".", 1)[-1] == name and "." in c]
+            if len(candidates) != 1:
+                hint = f"did you mean {' or '.join(candidates)}" if candidates else "the columns are: " + (
+                    ", ".join(frame.columns))
+                raise click.BadParameter(f"no column {name!r}; {hint}", param_hint="'--columns'")
+            match = candidates[0]
+        if match != "run_id" and match not in picked:
+            picked.append(match)
+    return picked
+
+
+def _emit_frame(frame: pandas.DataFrame, fmt: str) -> None:
+    if fmt == "json":
+        records = [{c: _json_value(v) for c, v in row.items()} for row in frame.to_dict(orient="records")]
+        click.echo(json.dumps(records, indent=2))
+    elif fmt == "csv":
+        out = frame.copy()
+        for column in _time_columns(out):
+            out[column] = out[column].map(_iso)
+        click.echo(out.to_csv(index=False), nl=False)
+    else:
+        out = frame.copy()
+        for column in _time_columns(out):
+            out[column] = out[column].map(_local_time)
+        if "duration" in out.columns:
+            out["duration"] = out["duration"].map(_duration)
+        click.echo(out.to_string(index=False, na_rep=_EMPTY))
+
+
+def _time_columns(frame: pandas.DataFrame) -> list[str]:
+    import pandas as pd
+
+    return [c for c in frame.columns if isinstance(frame[c].dtype, pd.DatetimeTZDtype)]
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    """A UTC datetime from epoch seconds or a pandas Timestamp; None for missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if hasattr(value, "to_pydatetime"):
+        if value != value:  # NaT
+            return None
+        return value.to_pydatetime(warn=False)
+    return datetime.fromtimestamp(float(value), tz=timezone.utc)
+
+
+def _local_time(value: Any) -> str:
+    moment = _as_datetime(value)
+    return _EMPTY if moment is None else moment.astimezone().strftime(_TIME_FORMAT)
+
+
+def _iso(value: Any) -> str | None:
+    moment = _as_datetime(value)
+    return None if moment is None else moment.isoformat()
+
+
+def _json_value(value: Any) -> Any:
+    """A JSON-safe value: NaN, infinities and NaT become null, times ISO 8601, numpy scalars Python."""
+    if value is None:
+        return None
+    if hasattr(value, "to_pydatetime"):
+        return _iso(value)
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _jsonable(details: Any, key: str | None = None) -> Any:
+    """``run_details`` for JSON: epoch-second fields as ISO 8601, JSON text columns parsed."""
+    if isinstance(details, dict):
+        return {k: _jsonable(v, k) for k, v in details.items()}
+    if isinstance(details, list):
+        return [_jsonable(v) for v in details]
+    if key in _TIME_KEYS and isinstance(details, (int, float)):
+        return _iso(details)
+    if key == "variables" and isinstance(details, str):
+        try:
+            return json.loads(details)
+        except ValueError:
+            return details
+    return _json_value(details)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+        return _EMPTY
+    if seconds < 60:
+        return f"{seconds:.2f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {rest:02d} s"
+
+
+def _size(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"  # pragma: no cover
+
+
+def _number(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return _EMPTY
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _mapping_lines(title: str, mapping: dict[str, Any], render=str) -> list[str]:
+    if not mapping:
+        return [f"{title}: none"]
+    width = max(len(k) for k in mapping)
+    return [title, *(f"  {k.ljust(width)}  {render(v)}" for k, v in mapping.items())]
+
+
+def _table_lines(title: str, rows: list[list[str]], header: list[str]) -> list[str]:
+    if not rows:
+        return [f"{title}: none"]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return [title, "  " + fmt.format(*header).rstrip(), *("  " + fmt.format(*r).rstrip() for r in rows)]
+
+
+def _stage_lines(stages: list[dict[str, Any]]) -> list[str]:
+    with_errors = any(s.get("error") for s in stages)
+    header = ["stage", "attempt", "status", "duration", *(["error"] if with_errors else [])]
+    rows = []
+    for s in stages:
+        row = [s["stage"], str(s["attempt"]), s["status"], _duration(s["duration"])]
+        if with_errors:
+            row.append((s.get("error") or "").splitlines()[-1] if s.get("error") else "")
+        rows.append(row)
+    return _table_lines("stages", rows, header)
+
+
+def _render_run(d: dict[str, Any]) -> str:
+    """The text of ``mlops-nb show``: a header, then one block per kind of record."""
+    lines = [f"run {d['id']}  {d['name']}  ({d['kind']} run in project {d['project']})  {d['status']}"]
+    took = None if d.get("end_time") is None else d["end_time"] - d["start_time"]
+    timing = f"  started {_local_time(d['start_time'])}"
+    if took is not None:
+        timing += f", took {_duration(took)}"
+    lines.append(timing)
+    if d.get("parent_id"):
+        lines.append(f"  parent run {d['parent_id']}")
+    if d.get("notebook"):
+        lines.append(f"  notebook {d['notebook']}")
+    if d.get("git_commit"):
+        lines.append(f"  git {d['git_commit'][:12]}" + (" (uncommitted changes)" if d.get("git_dirty") else ""))
+    env = d.get("environment") or {}
+    if env.get("python"):
+        packages = env.get("packages") or {}
+        libs = ", ".join(f"{k} {packages[k]}" for k in ("scikit-learn", "pandas") if k in packages)
+        lines.append(f"  python {env['python']}" + (f", {libs}" if libs else ""))
+    if d.get("error"):
+        lines.append(f"  error: {d['error']}")
+
+    blocks = [
+        _mapping_lines("params", d["params"], _number),
+        _mapping_lines("metrics", d["metrics"], _number),
+        _mapping_lines("tags", d["tags"], lambda v: _EMPTY if v is None else v),
+        _table_lines("artifacts", [[a["name"], a["kind"], _size(a["size"]), a["sha256"][:12]]
+                                   for a in d["artifacts"]], ["name", "kind", "size", "sha256"]),
+        _stage_lines(d["stages"]),
+    ]
+    requirement = d.get("requirement")
+    if requirement:
+        text = f"{requirement['metric']} {requirement['op']} {_number(requirement['threshold'])}"
+        if requirement.get("target"):
+            text += f", target {requirement['target']}"
+        if requirement.get("notes"):
+            text += f" ({requirement['notes']})"
+        blocks.append([f"requirement: {text}"])
+    else:
+        blocks.append(["requirement: none"])
+    blocks.append(_table_lines(
+        "gates",
+        [[g["metric"], _number(g["value"]), f"{g['op']} {_number(g['threshold'])}",
+          "passed" if g["passed"] else "FAILED", _local_time(g["time"])] for g in d["gates"]],
+        ["metric", "value", "requirement", "result", "time"],
+    ))
+    blocks.append(_table_lines(
+        "integrity warnings",
+        [[w["kind"], w.get("stage") or _EMPTY, w["message"]] for w in d["warnings"]],
+        ["kind", "stage", "message"],
+    ))
+    previous: list[str] = []
+    for block in blocks:
+        if len(block) > 1 or len(previous) != 1:
+            lines.append("")  # one-line blocks ("gates: none") stay together
+        lines.extend(block)
+        previous = block
+    return "\n".join(lines)
