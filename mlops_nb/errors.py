@@ -44,3 +44,35 @@ class RequirementError(MlopsError, ValueError):
 
 class StageError(MlopsError, ValueError):
     """An unknown stage name."""
+
+
+class RegistryError(MlopsError, ValueError):
+    """An unknown model name, version or alias, or a model that cannot be registered."""
+
+
+class ExportError(MlopsError):
+    """An export that was refused or could not be written; the message says why and how to override."""
+
+
+class PackageError(MlopsError):
+    """An exported package that is missing, malformed, or will not load safely."""
+
+
+class ChecksumError(PackageError):
+    """A file of a package whose bytes differ from its MANIFEST.json entry."""
+
+
+class UntrustedTypes(PackageError):
+    """A packaged model using types outside mlops-nb's fixed allow-list."""
+
+
+class SchemaMismatch(PackageError):
+    """Input data that does not match a package's schema.json (exit status 65)."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = list(problems or [])
+
+
+class DataNotFound(PackageError):
+    """A data source that matches no file, or holds no rows (exit status 66)."""

@@ -226,6 +226,8 @@ def load(shell: Any) -> None:
             if _ours(callback):
                 shell.events.unregister(event, callback)
         shell.events.register(event, handler)
+    for event in ("pre_run_cell", "post_run_cell"):  # after the recording: views show what was recorded
+        shell.events.register(event, session.refresh_views)
 
 
 def unload(shell: Any) -> None:

@@ -86,6 +86,27 @@ class NotebookSession:
     run: Run | None = None
     stage: _Stage | None = None
     notes: list[str] = field(default_factory=list)
+    views: list[Any] = field(default_factory=list)
+
+    # -- live views (the status widget) -------------------------------------------------------------
+
+    def watch(self, view: Any) -> None:
+        """Keep ``view`` current: ``view.refresh()`` is called when a cell starts and after it ran,
+        until it returns False (the view was closed)."""
+        if all(v is not view for v in self.views):
+            self.views.append(view)
+
+    def refresh_views(self, *_: Any) -> None:
+        """``pre_run_cell`` and ``post_run_cell``, after the recording handlers: refresh the watched
+        views in place (no new output). Costs nothing when no view is watched."""
+        kept = []
+        for view in self.views:
+            try:
+                if view.refresh() is not False:
+                    kept.append(view)
+            except Exception as exc:
+                print(f"mlops: a status view stopped refreshing: {type(exc).__name__}: {exc}")
+        self.views[:] = kept
 
     # -- runs -------------------------------------------------------------------------------------
 
@@ -162,6 +183,9 @@ class NotebookSession:
         duration = time.perf_counter() - stage.started
         error_text = None if error is None else f"{type(error).__name__}: {error}"
         names = capture.changed(stage.before, self.shell.user_ns)
+        if result.execution_count is not None:
+            # IPython >= 9 counts the cell before ``pre_run_cell``; the result has the true count.
+            stage.run.store.update("stages", stage.stage_id, {"execution_count": result.execution_count})
         records, metrics, params, gate, lines = ([], {}, {}, None, [])
         if error is None:
             records, params, lines = self._describe(stage.name, names)

@@ -459,6 +459,8 @@ class Store:
         n = len(run_rows)
         chosen = f"SELECT runs.id FROM runs JOIN projects ON projects.id = runs.project_id {scope}"
         extra: dict[str, list] = {}
+        plain = self.conn.cursor()  # tuples, not sqlite3.Row: a quarter less time on 100k+ rows
+        plain.row_factory = None
         for namespace, sql in (
             ("params", f"SELECT run_id, key, value FROM params WHERE run_id IN ({chosen})"),
             ("metrics", "SELECT run_id, key, value FROM metrics WHERE rowid IN (SELECT max(rowid) FROM"
@@ -467,7 +469,7 @@ class Store:
         ):
             block: dict[str, list] = {}
             nan = math.nan if namespace == "metrics" else None
-            for run_id, key, value in self.conn.execute(sql, args):
+            for run_id, key, value in plain.execute(sql, args):
                 column = block.get(key)
                 if column is None:
                     column = block[key] = [nan] * n
@@ -479,12 +481,17 @@ class Store:
             frame[name] = pd.to_datetime(frame[name].astype("float64"), unit="s", utc=True)
         return frame
 
-    def compile_where(self, expression: str, project: str | None = None) -> tuple[str, list]:
-        """Turn a ``where`` expression into SQL over ``runs``; user values only ever become parameters."""
+    def compile_where(
+        self, expression: str, project: str | None = None, known: Mapping[str, Iterable[str]] | None = None,
+    ) -> tuple[str, list]:
+        """Turn a ``where`` expression into SQL over ``runs``; user values only ever become parameters.
+
+        ``known``: the param, metric and tag keys per namespace (as :meth:`known_keys` returns them),
+        when the caller already has them; saves that query (the compare widget re-filters often).
+        """
         from mlops_nb import filters
 
         tree = filters.parse(expression)
-        known = None
         for column in filters.columns(tree):
             if column.namespace is None:
                 continue
@@ -499,6 +506,165 @@ class Store:
                 )
         args: list = []
         return _compile(tree, args), args
+
+    # -- widgets: aggregated reads (status and compare) -------------------------------------------
+
+    def run_ids(
+        self, project: str | None = None, where: str | None = None,
+        known: Mapping[str, Iterable[str]] | None = None,
+    ) -> list[int]:
+        """The ids of the runs (of ``project``) that ``where`` selects, in id order.
+
+        ``known``: as for :meth:`compile_where`. A bad expression raises :class:`FilterError`.
+        """
+        scope, args = _project_scope(project)
+        if where:
+            condition, where_args = self.compile_where(where, project, known)
+            scope = f"{scope} {'AND' if scope else 'WHERE'} ({condition})"
+            args = [*args, *where_args]
+        return [row[0] for row in self.conn.execute(
+            f"SELECT runs.id FROM runs JOIN projects ON projects.id = runs.project_id {scope} ORDER BY runs.id",
+            args,
+        )]
+
+    def runs_overview(self, project: str | None = None) -> pandas.DataFrame:
+        """What a comparison table shows beside :meth:`runs_frame`, one row per run, in one query.
+
+        Columns: ``run_id``, ``parent_id``; ``stages``, how many lifecycle stages ended ok at least
+        once; ``reached``, the furthest of them in lifecycle order (None before any); the
+        requirement's ``req_metric``, ``req_op``, ``req_threshold``; ``gate``, the latest gate:
+        ``'passed'``, ``'failed'``, ``'pending'`` (a requirement, no gate yet) or None (no
+        requirement), and ``gate_value``; ``registry``, the aliases pointing at a model version of
+        the run (``'churn@champion v3, churn@previous v2'``) or None.
+        """
+        import pandas as pd
+
+        from mlops_nb.stages import STAGES
+
+        order = " ".join(f"WHEN '{stage}' THEN {i}" for i, stage in enumerate(STAGES))
+        scope, args = _project_scope(project)
+        plain = self.conn.cursor()
+        plain.row_factory = None
+        rows = plain.execute(
+            "SELECT runs.id, runs.parent_id,"
+            " (SELECT count(DISTINCT stage) FROM stages WHERE stages.run_id = runs.id AND stages.status = 'ok'),"
+            f" (SELECT max(CASE stage {order} END) FROM stages"
+            "   WHERE stages.run_id = runs.id AND stages.status = 'ok'),"
+            " requirements.metric, requirements.op, requirements.threshold, gates.passed, gates.value,"
+            " registry.aliases"
+            " FROM runs JOIN projects ON projects.id = runs.project_id"
+            " LEFT JOIN requirements ON requirements.run_id = runs.id"
+            " LEFT JOIN gates ON gates.id = (SELECT max(g.id) FROM gates AS g WHERE g.run_id = runs.id)"
+            " LEFT JOIN (SELECT model_versions.run_id AS run_id, group_concat(aliases.name || '@' || aliases.alias"
+            "   || ' v' || aliases.version, ', ') AS aliases FROM aliases JOIN model_versions"
+            "   ON model_versions.name = aliases.name AND model_versions.version = aliases.version"
+            "   GROUP BY model_versions.run_id) AS registry ON registry.run_id = runs.id"
+            f" {scope} ORDER BY runs.id",
+            args,
+        ).fetchall()
+        columns = ["run_id", "parent_id", "stages", "reached", "req_metric", "req_op", "req_threshold",
+                   "gate", "gate_value", "registry"]
+        frame = pd.DataFrame.from_records(rows, columns=columns)
+        frame["reached"] = [None if i is None or pd.isna(i) else STAGES[int(i)] for i in frame["reached"]]
+        frame["gate"] = [
+            None if metric is None else "pending" if passed is None or pd.isna(passed)
+            else "passed" if passed else "failed"
+            for metric, passed in zip(frame["req_metric"], frame["gate"], strict=True)
+        ]
+        return frame.astype({"run_id": "int64", "stages": "int64", "gate_value": "float64"})
+
+    def stage_sources(self, run_ids: Iterable[int]) -> dict[int, dict[str, dict[str, Any]]]:
+        """For each run, each stage's latest attempt: ``{run_id: {stage: {"source", "status",
+        "attempt", "source_sha256"}}}`` (runs that recorded no stage are absent)."""
+        ids = [int(r) for r in run_ids]
+        found: dict[int, dict[str, dict[str, Any]]] = {}
+        if not ids:
+            return found
+        marks = ", ".join("?" for _ in ids)
+        for row in self.conn.execute(
+            "SELECT run_id, stage, source, status, attempt, source_sha256 FROM stages WHERE id IN"
+            f" (SELECT max(id) FROM stages WHERE run_id IN ({marks}) GROUP BY run_id, stage) ORDER BY seq",
+            ids,
+        ):
+            found.setdefault(row["run_id"], {})[row["stage"]] = {
+                "source": row["source"], "status": row["status"], "attempt": row["attempt"],
+                "source_sha256": row["source_sha256"],
+            }
+        return found
+
+    def data_fingerprints(self, run_ids: Iterable[int]) -> dict[int, dict[str, str | None]]:
+        """For each run, the DataFrames and Series its latest successful ``data`` stage produced:
+        ``{run_id: {name: fingerprint}}`` (runs without one are absent)."""
+        ids = [int(r) for r in run_ids]
+        found: dict[int, dict[str, str | None]] = {}
+        if not ids:
+            return found
+        marks = ", ".join("?" for _ in ids)
+        for row in self.conn.execute(
+            "SELECT run_id, name, fingerprint FROM captures WHERE kind IN ('dataframe', 'series') AND stage_id IN"
+            f" (SELECT max(id) FROM stages WHERE run_id IN ({marks}) AND stage = 'data' AND status = 'ok'"
+            " GROUP BY run_id) ORDER BY id",
+            ids,
+        ):
+            found.setdefault(row["run_id"], {})[row["name"]] = row["fingerprint"]
+        return found
+
+    def metric_histories(self, run_ids: Iterable[int], key: str) -> dict[int, list[tuple[int, float]]]:
+        """Every ``(step, value)`` of metric ``key`` for each run, in step order (NaN for NULL)."""
+        ids = [int(r) for r in run_ids]
+        found: dict[int, list[tuple[int, float]]] = {}
+        if not ids:
+            return found
+        marks = ", ".join("?" for _ in ids)
+        for run_id, step, value in self.conn.execute(
+            f"SELECT run_id, step, value FROM metrics WHERE run_id IN ({marks}) AND key = ?"
+            " ORDER BY run_id, step, rowid",
+            [*ids, key],
+        ):
+            found.setdefault(run_id, []).append((step, _nan(value)))
+        return found
+
+    def stage_captures(self, run_id: int) -> list[dict[str, Any]]:
+        """A short description of everything the run's stages captured, without the heavy parts of
+        the summaries (profiles, candidates): ``stage_id``, ``name``, ``kind``, ``fingerprint``,
+        ``rows``, ``n_columns``, ``class``, ``n_candidates``, ``best_score``, ``unloadable``."""
+        return self.rows(
+            "SELECT stage_id, name, kind, fingerprint, json_extract(summary, '$.rows') AS rows,"
+            " json_array_length(summary, '$.columns') AS n_columns, json_extract(summary, '$.class') AS class,"
+            " json_extract(summary, '$.n_candidates') AS n_candidates,"
+            " json_extract(summary, '$.best_score') AS best_score,"
+            " json_extract(summary, '$.unloadable') AS unloadable"
+            " FROM captures WHERE run_id = ? ORDER BY id",
+            (run_id,),
+        )
+
+    def child_runs(self, run_id: int, kind: str | None = "retraining") -> list[dict[str, Any]]:
+        """The runs whose parent is ``run_id`` (of ``kind``; None for any), oldest first, each with
+        its ``tags`` and latest ``metrics`` as dicts."""
+        kind_sql, args = ("AND kind = ?", [run_id, kind]) if kind else ("", [run_id])
+        children = self.rows(
+            "SELECT id, name, kind, status, start_time, end_time, error FROM runs"
+            f" WHERE parent_id = ? {kind_sql} ORDER BY id",
+            args,
+        )
+        for child in children:
+            child["tags"] = {r["key"]: r["value"] for r in self.rows(
+                "SELECT key, value FROM tags WHERE run_id = ? ORDER BY key", (child["id"],))}
+            child["metrics"] = {r["key"]: _nan(r["value"]) for r in self.rows(
+                "SELECT key, value FROM metrics WHERE rowid IN (SELECT max(rowid) FROM metrics WHERE run_id = ?"
+                " GROUP BY key) ORDER BY key", (child["id"],))}
+        return children
+
+    def latest_run_id(self, project: str | None = None) -> int | None:
+        """The newest run that is not a retraining run (of ``project``), or None in an empty store."""
+        scope, args = _project_scope(project)
+        where = f"{scope} AND" if scope else "WHERE"
+        row = self.conn.execute(
+            "SELECT max(runs.id) FROM runs JOIN projects ON projects.id = runs.project_id"
+            f" {where} runs.kind != 'retraining'",
+            args,
+        ).fetchone()
+        return row[0]
 
     # -- lifecycle: stages, cells, captures, requirements, gates, warnings ----------------------
 
@@ -627,6 +793,119 @@ class Store:
             (kernel,),
         )
         return rows[0] if rows and rows[0]["status"] == "interrupted" else None
+
+    # -- registry and deployment (mlops_nb.registry, mlops_nb.export) -----------------------------
+
+    def captures(self, run_id: int) -> list[dict[str, Any]]:
+        """The run's capture records, oldest first, with their stage's ``stage``, ``seq`` and
+        ``stage_status``; ``summary`` is parsed."""
+        rows = self.rows(
+            "SELECT captures.id, captures.stage_id, captures.name, captures.kind, captures.fingerprint,"
+            " captures.summary, captures.artifact_id, stages.stage, stages.seq, stages.status AS stage_status"
+            " FROM captures LEFT JOIN stages ON stages.id = captures.stage_id"
+            " WHERE captures.run_id = ? ORDER BY captures.id",
+            (run_id,),
+        )
+        for row in rows:
+            row["summary"] = json.loads(row["summary"])
+        return rows
+
+    def artifact(self, artifact_id: int) -> dict[str, Any] | None:
+        rows = self.rows("SELECT * FROM artifacts WHERE id = ?", (artifact_id,))
+        return rows[0] if rows else None
+
+    def gates(self, run_id: int) -> list[dict[str, Any]]:
+        """The run's gate results, oldest first, with the ``seq`` of the stage that produced each."""
+        return self.rows(
+            "SELECT gates.*, stages.seq FROM gates LEFT JOIN stages ON stages.id = gates.stage_id"
+            " WHERE gates.run_id = ? ORDER BY gates.id",
+            (run_id,),
+        )
+
+    def add_model_version(
+        self, name: str, *, run_id: int | None, artifact_id: int, capture_id: int | None, class_path: str | None,
+        description: str | None,
+    ) -> int:
+        """Register the next version of model ``name``; return its number (1, 2, ...)."""
+        with self.transaction():
+            last = self.conn.execute("SELECT max(version) FROM model_versions WHERE name = ?", (name,)).fetchone()[0]
+            version = (last or 0) + 1
+            self.insert("model_versions", {
+                "name": name, "version": version, "run_id": run_id, "artifact_id": artifact_id,
+                "capture_id": capture_id, "class": class_path, "created": time.time(), "description": description,
+            })
+        return version
+
+    _VERSIONS_SQL = (
+        "SELECT mv.name, mv.version, mv.run_id, mv.artifact_id, mv.capture_id, mv.class, mv.created,"
+        " mv.description, (SELECT group_concat(alias, ',') FROM (SELECT alias FROM aliases"
+        " WHERE aliases.name = mv.name AND aliases.version = mv.version ORDER BY alias)) AS aliases"
+        " FROM model_versions AS mv"
+    )
+
+    def model_versions(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Registered versions (of ``name``, or all), by name then version; ``aliases`` is a list."""
+        where, args = ("WHERE mv.name = ?", [name]) if name is not None else ("", [])
+        rows = self.rows(f"{self._VERSIONS_SQL} {where} ORDER BY mv.name, mv.version", args)
+        for row in rows:
+            row["aliases"] = row["aliases"].split(",") if row["aliases"] else []
+        return rows
+
+    def model_version(self, name: str, version: int) -> dict[str, Any] | None:
+        rows = self.rows(f"{self._VERSIONS_SQL} WHERE mv.name = ? AND mv.version = ?", (name, version))
+        if not rows:
+            return None
+        rows[0]["aliases"] = rows[0]["aliases"].split(",") if rows[0]["aliases"] else []
+        return rows[0]
+
+    def aliases(self, name: str) -> dict[str, int]:
+        return dict(self.conn.execute("SELECT alias, version FROM aliases WHERE name = ?", (name,)).fetchall())
+
+    def set_alias(
+        self, name: str, alias: str, version: int | None, *, by: str | None, run_id: int | None, reason: str | None,
+    ) -> int | None:
+        """Point ``alias`` of model ``name`` at ``version`` (None removes it) and add a history row.
+        Returns the version it pointed at before (None if unset); nothing is written when unchanged."""
+        with self.transaction():
+            row = self.conn.execute(
+                "SELECT version FROM aliases WHERE name = ? AND alias = ?", (name, alias)).fetchone()
+            previous = row[0] if row else None
+            if previous == version:
+                return previous
+            if version is None:
+                self._write("DELETE FROM aliases WHERE name = ? AND alias = ?", (name, alias))
+            else:
+                self._write("INSERT OR REPLACE INTO aliases (name, alias, version) VALUES (?, ?, ?)",
+                            (name, alias, version))
+            self.insert("alias_history", {
+                "name": name, "alias": alias, "version": version, "previous_version": previous,
+                "time": time.time(), "by": by, "run_id": run_id, "reason": reason,
+            })
+        return previous
+
+    def alias_history(self, name: str) -> list[dict[str, Any]]:
+        return self.rows("SELECT * FROM alias_history WHERE name = ? ORDER BY id", (name,))
+
+    def record_deployment(
+        self, run_id: int, *, source: str, start_time: float, duration: float, summary: Mapping[str, Any],
+        manifest: tuple[str, int, str],
+    ) -> int:
+        """Record an export as an ``ok`` ``deployment`` stage attempt of ``run_id``: the stage row,
+        the manifest as an artifact (``manifest`` is :meth:`put_bytes`' result) and ``summary`` as
+        a ``deployment`` capture. One transaction; returns the stage id."""
+        with self.transaction():
+            stage_id = self.begin_stage(
+                run_id, "deployment", source=source,
+                source_sha256=hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest(),
+                cell_id=None, execution_count=None, start_time=start_time,
+            )
+            self.update("stages", stage_id, {"duration": duration, "status": "ok", "variables": dumps([])})
+            artifact_id = self.add_artifact(run_id, "MANIFEST.json", manifest, kind="manifest", stage_id=stage_id)
+            self.insert("captures", {
+                "run_id": run_id, "stage_id": stage_id, "name": str(summary.get("model", "deployment")),
+                "kind": "deployment", "fingerprint": None, "summary": dumps(summary), "artifact_id": artifact_id,
+            })
+        return stage_id
 
     def close(self) -> None:
         with self._lock:

@@ -26,7 +26,8 @@ def test_every_table_column_is_documented(tmp_path):
 
     conn = sqlite3.connect(open_store(tmp_path / "mlops.db").path)
     tables = [r[0] for r in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '\\_%' ESCAPE '\\'")]
+        "SELECT name FROM sqlite_master WHERE type = 'table'"
+        " AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '\\_%' ESCAPE '\\'")]
     for table in tables:
         row = next(line for line in SCHEMA.splitlines() if line.startswith(f"| `{table}`"))
         for (column,) in conn.execute(f"SELECT name FROM pragma_table_info('{table}')"):
