@@ -1,0 +1,207 @@
+"""Benchmark: the retraining job's costs, side by side with what scipy and a naive approach would cost.
+
+Plain script: ``python benchmarks/bench_retrain.py [--rows N] [--repeats R]``. One function per
+measurement, each returning rows for the table that ``main`` prints; ``main`` runs them all.
+
+Drift (issue 6 target: <= 0.5 s): ``mlops_nb.drift.dataset_drift`` on 1,000,000 x 20 fresh
+float64 rows (5 of the 20 columns shifted) against the profile of a 1,000,000-row reference, the
+profile computed once beforehand as export does (its time is printed too, as the export-side
+cost). Baselines measured in the same run: ``scipy.stats.ks_2samp`` and
+``scipy.stats.wasserstein_distance`` on one column of 1,000,000 rows against the 1,000,000-row
+reference column, multiplied by 20 (extrapolated, and labelled so), and a naive 10-bin PSI that
+computes the reference deciles with ``np.quantile`` and both histograms with ``np.histogram`` for
+each of the 20 columns. Every figure is the median of several repeats after one warm-up; the
+machine is shared, so read medians, not single runs.
+
+Job overhead (target <= 2 s on 100,000 rows, excluding the fit): to be added with
+``mlops_nb/retrain.py`` as another ``bench_*`` function listed in ``MEASUREMENTS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+ROWS, COLS, REPEATS = 1_000_000, 20, 5
+SHIFTED = 5  # fresh columns moved by half a reference std
+DRIFT_TARGET_S = 0.5
+
+
+@dataclass
+class Row:
+    """One line of the printed table."""
+
+    label: str
+    seconds: float
+    note: str = ""
+    target: float | None = None  # seconds; a PASS/MISS verdict is printed when set
+    group: str = "drift"  # "x ours" compares a row with the row of its group that has a target
+
+
+@dataclass
+class Context:
+    """Data shared by the measurements, built once."""
+
+    rows: int
+    cols: int
+    repeats: int
+    reference: pd.DataFrame
+    fresh: pd.DataFrame
+    profile: dict | None = None
+
+
+def median_s(func: Callable[[], object], repeats: int) -> float:
+    """Median wall time of ``func()`` in seconds, after one warm-up call."""
+    func()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def make_context(rows: int, cols: int, repeats: int) -> Context:
+    rng = np.random.default_rng(0)
+    names = [f"c{i}" for i in range(cols)]
+    reference = pd.DataFrame(rng.standard_normal((rows, cols)), columns=names)
+    fresh = pd.DataFrame(rng.standard_normal((rows, cols)), columns=names)
+    for name in names[:SHIFTED]:
+        fresh[name] += 0.5
+    return Context(rows, cols, repeats, reference, fresh)
+
+
+# --------------------------------------------------------------------------- drift
+
+
+def bench_reference_profile(ctx: Context) -> list[Row]:
+    """Export side: profile the reference once (sort, deciles, bin fractions, 1,000-block sketch)."""
+    from mlops_nb.drift import reference_profile
+
+    seconds = median_s(lambda: reference_profile(ctx.reference), max(1, ctx.repeats // 2))
+    ctx.profile = reference_profile(ctx.reference)
+    return [Row(f"reference_profile ({ctx.rows:,} x {ctx.cols}, export)", seconds, "once per export")]
+
+
+def bench_dataset_drift(ctx: Context) -> list[Row]:
+    """Retrain side: ``dataset_drift`` on the fresh frame against the precomputed profile."""
+    from mlops_nb.drift import dataset_drift, reference_profile
+
+    profile = ctx.profile or reference_profile(ctx.reference)
+    report = dataset_drift(profile, ctx.fresh)
+    expected = [f"c{i}" for i in range(SHIFTED)]
+    assert report.drifted == expected, f"benchmark data should drift in {expected}: {report.summary()}"
+    rows = [
+        Row(
+            f"dataset_drift ({ctx.rows:,} x {ctx.cols})",
+            median_s(lambda: dataset_drift(profile, ctx.fresh), ctx.repeats),
+            f"PSI + Wasserstein, {os.cpu_count()} CPUs, threads=2",
+            DRIFT_TARGET_S,
+        )
+    ]
+    serial = median_s(lambda: dataset_drift(profile, ctx.fresh, config={"threads": 1}), ctx.repeats)
+    rows.append(Row("dataset_drift, threads=1", serial, "same, one thread"))
+    return rows
+
+
+def bench_scipy_ks(ctx: Context) -> list[Row]:
+    """``scipy.stats.ks_2samp`` on one column, x cols (extrapolated)."""
+    from scipy import stats
+
+    a, b = ctx.reference["c0"].to_numpy(), ctx.fresh["c0"].to_numpy()
+    one = median_s(lambda: stats.ks_2samp(a, b), max(1, ctx.repeats // 2))
+    return [
+        Row(
+            f"scipy ks_2samp x {ctx.cols}",
+            one * ctx.cols,
+            f"EXTRAPOLATED: 1 column measured ({one:.3f} s) x {ctx.cols}",
+        )
+    ]
+
+
+def bench_scipy_wasserstein(ctx: Context) -> list[Row]:
+    """``scipy.stats.wasserstein_distance`` on one column, x cols (extrapolated); also checks our estimate."""
+    from scipy import stats
+
+    from mlops_nb.drift import numeric_drift, numeric_profile
+
+    a, b = ctx.reference["c0"].to_numpy(), ctx.fresh["c0"].to_numpy()
+    one = median_s(lambda: stats.wasserstein_distance(a, b), max(1, ctx.repeats // 2))
+    exact = stats.wasserstein_distance(a, b)
+    ours = numeric_drift(numeric_profile(a), b).details["wasserstein"]
+    note = f"EXTRAPOLATED: 1 column ({one:.3f} s) x {ctx.cols}; W1 scipy {exact:.5f} vs sketch {ours:.5f}"
+    return [Row(f"scipy wasserstein_distance x {ctx.cols}", one * ctx.cols, note)]
+
+
+def naive_psi(reference: pd.DataFrame, fresh: pd.DataFrame) -> list[float]:
+    """10-bin PSI per column the naive way: reference deciles and both histograms every time."""
+    out = []
+    for name in reference.columns:
+        ref, cur = reference[name].to_numpy(), fresh[name].to_numpy()
+        edges = np.quantile(ref, np.linspace(0, 1, 11))
+        r = np.maximum(np.histogram(ref, edges)[0] / ref.size, 1e-4)
+        c = np.maximum(np.histogram(cur, edges)[0] / cur.size, 1e-4)
+        out.append(float(np.sum((c - r) * np.log(c / r))))
+    return out
+
+
+def bench_naive_psi(ctx: Context) -> list[Row]:
+    seconds = median_s(lambda: naive_psi(ctx.reference, ctx.fresh), max(1, ctx.repeats // 2))
+    return [
+        Row(f"naive 10-bin PSI ({ctx.cols} columns)", seconds, "np.quantile + 2 x np.histogram per column, measured")
+    ]
+
+
+MEASUREMENTS: list[Callable[[Context], list[Row]]] = [
+    bench_reference_profile,
+    bench_dataset_drift,
+    bench_scipy_ks,
+    bench_scipy_wasserstein,
+    bench_naive_psi,
+]
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=ROWS)
+    parser.add_argument("--cols", type=int, default=COLS)
+    parser.add_argument("--repeats", type=int, default=REPEATS)
+    args = parser.parse_args(argv)
+    ctx = make_context(args.rows, args.cols, args.repeats)
+    print(
+        f"data: {args.rows:,} x {args.cols} float64 reference and fresh ({SHIFTED} fresh columns shifted), "
+        f"{os.cpu_count()} CPUs, numpy {np.__version__}, pandas {pd.__version__}; medians of {args.repeats}"
+    )
+    rows: list[Row] = []
+    for measure in MEASUREMENTS:
+        rows.extend(measure(ctx))
+    ours = {r.group: r.seconds for r in reversed(rows) if r.target is not None}
+    missed = 0
+    print(f"{'measurement':<46} {'seconds':>8} {'x ours':>7}  note")
+    for row in rows:
+        ratio = f"{row.seconds / ours[row.group]:6.1f}x" if row.group in ours else " " * 7
+        verdict = ""
+        if row.target is not None:
+            ok = row.seconds <= row.target
+            missed += not ok
+            verdict = f"  target <= {row.target:g} s: {'PASS' if ok else 'MISS'}"
+        print(f"{row.label:<46} {row.seconds:8.3f} {ratio}  {row.note}{verdict}")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
