@@ -161,9 +161,17 @@ def _token(obj: object) -> object:
     return None
 
 
+_IMPORTED_KINDS = (type, types.FunctionType, types.BuiltinFunctionType)
+
+
+def _imported(obj: object) -> bool:
+    """A class or function that an import bound: not something the cell produced."""
+    return isinstance(obj, _IMPORTED_KINDS) and getattr(obj, "__module__", "__main__") != "__main__"
+
+
 def _watched(namespace: Mapping[str, object]) -> Iterable[tuple[str, object]]:
     for name, obj in namespace.items():
-        if name.startswith("_") or name in IGNORED_NAMES or isinstance(obj, types.ModuleType):
+        if name.startswith("_") or name in IGNORED_NAMES or isinstance(obj, types.ModuleType) or _imported(obj):
             continue
         yield name, obj
 
@@ -580,6 +588,31 @@ def _estimator_spec(est: object, depth: int = 0) -> dict:
     if steps:
         spec["steps"] = steps
     return spec
+
+
+#: Parameters that say how an estimator runs, not what it is: left out of a run's params.
+RUNTIME_PARAMS = frozenset({"memory", "verbose", "n_jobs", "transform_input", "verbose_feature_names_out", "copy"})
+
+
+def flat_params(est: object) -> dict[str, str | int | float | bool]:
+    """An estimator's scalar hyperparameters, nested ones included (``clf__C``), for a run's params.
+
+    Nested estimators, callables, None and runtime switches (``n_jobs``, ``verbose``, ...) are left
+    out: they are in the capture record, and as columns of a runs table they are noise.
+    """
+    try:
+        params = est.get_params(deep=True)  # type: ignore[attr-defined]
+    except Exception:
+        return {}
+    flat = {}
+    for key, value in params.items():
+        if key.rpartition("__")[2] in RUNTIME_PARAMS or value is None:
+            continue
+        if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+            value = value.item()
+        if isinstance(value, (str, int, float, bool)):
+            flat[key] = value
+    return flat
 
 
 def _is_fitted(est: object) -> bool:

@@ -240,8 +240,7 @@ class NotebookSession:
                 if record["kind"] == "search":
                     params.update({f"{name}.best.{k}": _param(v) for k, v in record["best_params"].items()})
                 elif stage in MODEL_STAGES:
-                    params.update({f"{name}.{k}": _param(v) for k, v in record["params"].items()
-                                   if not isinstance(v, (dict, list))})
+                    params.update({f"{name}.{k}": v for k, v in capture.flat_params(obj).items()})
             records.append(record)
         return records, params, lines
 
