@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -66,7 +67,7 @@ class Run:
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Record several parameters in one transaction (see :meth:`log_param`)."""
         self._check_open("log params")
-        self.store.log_params(self.id, params)
+        self.store.log_params(self.id, {_name("param", key): value for key, value in params.items()})
 
     def _next_step(self, key: str) -> int:
         if self._steps is None:
@@ -82,10 +83,8 @@ class Run:
         NaN and infinities are stored faithfully; a non-number raises :class:`InvalidValue`.
         """
         self._check_open("log metrics")
-        if step is None:
-            step = self._next_step(key)
-        elif not isinstance(step, int) or isinstance(step, bool):
-            raise InvalidValue(f"step for metric {key!r} must be a whole number, got {step!r}")
+        _name("metric", key)
+        step = self._next_step(key) if step is None else _whole_step(key, step)
         self.store.log_metric(self.id, key, step, value)
         if self._steps is not None and step > self._steps.get(key, -1):
             self._steps[key] = step
@@ -95,7 +94,8 @@ class Run:
         self._check_open("log metrics")
         rows = []
         for key, value in metrics.items():
-            key_step = self._next_step(key) if step is None else step
+            _name("metric", key)
+            key_step = self._next_step(key) if step is None else _whole_step(key, step)
             rows.append((self.id, key, key_step, value))
         self.store.log_metrics(rows)
         if self._steps is not None:
@@ -105,7 +105,7 @@ class Run:
     def set_tag(self, key: str, value: Any) -> None:
         """Set a free-form tag (stored as text); setting it again replaces it."""
         self._check_open("set tags")
-        self.store.set_tags(self.id, {key: value})
+        self.store.set_tags(self.id, {_name("tag", key): value})
 
     def log_artifact(self, path: str | os.PathLike, name: str | None = None) -> str:
         """Copy the file at ``path`` into the store's artifact folder and record it.
@@ -128,6 +128,20 @@ class Run:
         self._check_open("end it again")
         self.store.end_run(self.id, status, error)
         self.status = status
+
+
+def _name(kind: str, key: Any) -> str:
+    """``key`` if it can name a param, metric or tag (a non-empty string), else InvalidValue."""
+    if isinstance(key, str) and key.strip():
+        return key
+    raise InvalidValue(f"a {kind} name must be a non-empty string, got {key!r}; name it like 'f1' or 'val/loss'")
+
+
+def _whole_step(key: str, step: Any) -> int:
+    """``step`` as an int; numpy integers are welcome, floats, text and bools are not."""
+    if isinstance(step, numbers.Integral) and not isinstance(step, bool):
+        return int(step)
+    raise InvalidValue(f"step for metric {key!r} must be a whole number, got {step!r}")
 
 
 def start(

@@ -1,0 +1,325 @@
+"""The store under real conditions: several processes, killed processes, and files it must refuse."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import mlops_nb as mnb
+from mlops_nb.errors import StoreError
+from mlops_nb.migrations import migrations
+from mlops_nb.store import close_all, open_store
+
+TABLES = {
+    "projects", "runs", "params", "param_history", "metrics", "tags", "artifacts", "stages", "cells",
+    "captures", "candidates", "requirements", "gates", "warnings", "model_versions", "aliases",
+    "alias_history", "drift", "_sqlite_migrations",
+}  # fmt: skip
+MIGRATIONS = [m.name for m in migrations._migrations]  # every one, in order, applied once
+
+
+def python(code: str, *args, **popen) -> subprocess.Popen:
+    """Start ``code`` in a fresh interpreter (a real, separate process)."""
+    env = {k: v for k, v in os.environ.items() if k != "MLOPS_NB_STORE"}
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
+        stdin=popen.pop("stdin", subprocess.PIPE), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=env, **popen,
+    )  # fmt: skip
+
+
+def finish(process: subprocess.Popen, timeout: float = 120) -> str:
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, err
+    return out
+
+
+def schema(path: Path) -> tuple[set[str], list[str], str]:
+    """Tables, applied migrations and journal mode, read with plain sqlite3."""
+    with sqlite3.connect(path) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        applied = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations ORDER BY applied_at, name")]
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    return tables, applied, mode
+
+
+def fingerprint(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` with the SHA-256 of its bytes."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+# -- a fresh store --------------------------------------------------------------------------------
+
+
+def test_a_new_store_has_the_whole_schema_in_wal_mode(store_path):
+    store = open_store(store_path)
+    tables, applied, mode = schema(store_path)
+    assert TABLES - tables == set()
+    assert applied == MIGRATIONS
+    assert mode == "wal"
+    assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+    assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_a_store_in_a_new_folder_creates_the_folder(tmp_path):
+    path = tmp_path / "deep" / "er" / "mlops.db"
+    with mnb.start("churn", store=path) as run:
+        run.log_metric("f1", 0.9)
+    assert len(mnb.runs(store=path)) == 1
+
+
+def test_reopening_a_store_in_another_process_applies_no_migration_twice(store_path):
+    with mnb.start("churn", store=store_path) as run:
+        run.log_metric("f1", 0.9)
+    finish(python("import sys, mlops_nb as mnb; print(len(mnb.runs(store=sys.argv[1])))", store_path))
+    assert schema(store_path)[1] == MIGRATIONS
+
+
+# -- several processes at once --------------------------------------------------------------------
+
+WRITER = """
+    import sys
+    import mlops_nb as mnb
+
+    path, count = sys.argv[1], int(sys.argv[2])
+    run = mnb.start("concurrent", store=path)
+    print(run.id, flush=True)
+    sys.stdin.readline()  # the barrier: every writer is ready, go
+    for i in range(count):
+        run.log_metric("loss", 1.0 / (i + 1))
+    run.end()
+    print("done", flush=True)
+"""
+
+
+def test_four_processes_logging_one_metric_at_a_time_lose_no_row(store_path):
+    open_store(store_path)  # created beforehand: this test is about concurrent writes
+    writers = [python(WRITER, store_path, 5000) for _ in range(4)]
+    run_ids = [int(w.stdout.readline()) for w in writers]
+    for w in writers:
+        w.stdin.write("go\n")
+        w.stdin.flush()
+    for w in writers:
+        assert finish(w, timeout=300).split() == ["done"]
+
+    with sqlite3.connect(store_path) as conn:
+        counts = dict(conn.execute(
+            "SELECT run_id, count(*) FROM metrics GROUP BY run_id").fetchall())  # fmt: skip
+        steps = conn.execute(
+            "SELECT count(*) FROM (SELECT DISTINCT run_id, step FROM metrics)").fetchone()[0]  # fmt: skip
+        statuses = {r[0] for r in conn.execute("SELECT status FROM runs")}
+    assert counts == {run_id: 5000 for run_id in run_ids}
+    assert steps == 20000  # every process numbered its own steps 0..4999
+    assert statuses == {"finished"}
+
+
+CREATOR = """
+    import sys, time
+    import sqlite_utils, mlops_nb.migrations  # imported before the race, not during it
+    import mlops_nb as mnb
+
+    slot, paths = float(sys.argv[1]), sys.argv[2:]
+    print("ready", flush=True)
+    start_at = float(sys.stdin.readline())
+    for i, path in enumerate(paths):
+        while time.time() < start_at + i * slot:
+            pass
+        try:
+            with mnb.start("race", store=path) as run:
+                run.log_metric("f1", 0.5)
+            print("ok", flush=True)
+        except Exception as exc:
+            print(f"failed {i}: {type(exc).__name__}: {exc}", flush=True)
+"""
+
+
+def test_two_processes_creating_the_same_new_store_at_the_same_moment_both_succeed(tmp_path):
+    paths = [tmp_path / f"race{i}" / "mlops.db" for i in range(20)]
+    slot = 0.4  # seconds between rounds: each round starts both processes at the same instant
+    creators = [python(CREATOR, slot, *paths) for _ in range(2)]
+    for c in creators:
+        assert c.stdout.readline().strip() == "ready", c.stderr.read()
+    start_at = time.time() + 0.2
+    for c in creators:
+        c.stdin.write(f"{start_at}\n")
+        c.stdin.flush()
+    outputs = [finish(c).splitlines() for c in creators]
+
+    assert outputs == [["ok"] * 20, ["ok"] * 20]
+    for path in paths:
+        tables, applied, mode = schema(path)
+        assert TABLES - tables == set(), path
+        assert applied == MIGRATIONS, path
+        assert mode == "wal"
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("SELECT count(*) FROM runs WHERE status = 'finished'").fetchone()[0] == 2
+            assert conn.execute("SELECT count(*) FROM projects").fetchone()[0] == 1
+
+
+# -- a process that dies mid-run ------------------------------------------------------------------
+
+KILLED = """
+    import os, signal, sys
+    import mlops_nb as mnb
+
+    run = mnb.start("crash", store=sys.argv[1])
+    run.log_metric("loss", 0.5)
+    print(run.id, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+ALIVE = """
+    import sys
+    import mlops_nb as mnb
+
+    run = mnb.start("crash", store=sys.argv[1])
+    print(run.id, flush=True)
+    sys.stdin.readline()
+    run.log_metric("loss", 0.1)
+    run.end()
+"""
+
+
+def test_a_killed_run_stays_running_until_another_process_opens_the_store(store_path):
+    alive = python(ALIVE, store_path)
+    alive_id = int(alive.stdout.readline())
+    killed = python(KILLED, store_path)
+    out, err = killed.communicate(timeout=60)
+    assert killed.returncode == -9, err
+    killed_id = int(out)
+
+    with sqlite3.connect(store_path) as conn:  # a look that is not an mlops-nb open
+        status = dict(conn.execute("SELECT id, status FROM runs").fetchall())
+    assert status == {alive_id: "running", killed_id: "running"}
+
+    frame = mnb.runs(store=store_path).set_index("run_id")  # this process opens the store
+    assert frame.loc[killed_id, "status"] == "interrupted"
+    assert frame.loc[killed_id, "metrics.loss"] == 0.5  # what it logged before dying is kept
+    assert frame.loc[alive_id, "status"] == "running"  # its process is still there
+    killed_run = open_store(store_path).run(killed_id)
+    assert "ended without ending the run" in killed_run["error"]
+    assert killed_run["end_time"] is not None
+
+    alive.stdin.write("go\n")
+    alive.stdin.flush()
+    finish(alive)
+    assert open_store(store_path).run(alive_id)["status"] == "finished"
+
+
+def test_an_interrupted_run_refuses_more_logging(store_path):
+    killed = python(KILLED, store_path)
+    out, _ = killed.communicate(timeout=60)
+    run = mnb.get_run(int(out), store=store_path)
+    assert run.status == "interrupted"
+    with pytest.raises(mnb.MlopsError, match="has ended \\(interrupted\\)"):
+        run.log_metric("loss", 0.4)
+
+
+# -- paths and files the store must refuse, touching nothing --------------------------------------
+
+
+def test_a_file_that_is_not_sqlite_is_refused_and_left_byte_identical(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"my precious notes\n" * 100)
+    before = fingerprint(tmp_path)
+
+    with pytest.raises(StoreError) as info:
+        mnb.start("churn", store=path)
+
+    message = str(info.value)
+    assert str(path) in message and "not a SQLite database" in message
+    assert "left untouched" in message and "MLOPS_NB_STORE" in message  # the fix
+    assert fingerprint(tmp_path) == before  # no -wal, -shm or artifacts folder either
+
+
+def test_a_store_under_a_regular_file_is_refused_with_the_fix(tmp_path):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    before = fingerprint(tmp_path)
+
+    with pytest.raises(StoreError) as info:
+        mnb.start("churn", store=blocker / "sub" / "mlops.db")
+
+    message = str(info.value)
+    assert f"cannot create the folder {blocker / 'sub'}" in message
+    assert "choose a writable location" in message
+    assert fingerprint(tmp_path) == before
+
+
+def test_a_folder_given_as_the_store_is_refused(tmp_path):
+    with pytest.raises(StoreError, match="is a folder; give a file path"):
+        mnb.start("churn", store=tmp_path)
+
+
+# Root can write to a 0o444 file, so as root such a file is not read-only at all. To see what a user
+# sees, the refusing process runs without the capabilities that let root ignore file modes.
+WITHOUT_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
+
+OPEN = """
+    import sys
+    import mlops_nb as mnb
+    from mlops_nb.errors import StoreError
+
+    try:
+        mnb.start("churn", store=sys.argv[1])
+    except StoreError as exc:
+        print(exc)
+    else:
+        print("opened")
+"""
+
+
+def open_as_a_user(path: Path) -> str:
+    """Open the store in a process bound by file permissions; what it printed."""
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: file permissions cannot be enforced")
+        prefix = WITHOUT_OVERRIDE
+    env = {k: v for k, v in os.environ.items() if k != "MLOPS_NB_STORE"}
+    result = subprocess.run(
+        [*prefix, sys.executable, "-c", textwrap.dedent(OPEN), str(path)],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_a_read_only_store_is_refused_and_left_byte_identical(store_path):
+    with mnb.start("churn", store=store_path) as run:
+        run.log_metric("f1", 0.9)
+    close_all()  # checkpoints and removes the -wal file
+    store_path.chmod(0o444)
+    before = fingerprint(store_path.parent)
+
+    message = open_as_a_user(store_path)
+
+    assert message.startswith(f"the store {store_path} is read-only")
+    assert "chmod u+w" in message and "--store PATH" in message
+    assert fingerprint(store_path.parent) == before
+
+
+def test_a_store_in_a_read_only_folder_is_refused(tmp_path):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        message = open_as_a_user(folder / "mlops.db")
+    finally:
+        folder.chmod(0o755)
+    assert message.startswith(f"cannot write in {folder}")
+    assert "choose a writable location" in message
+    assert list(folder.iterdir()) == []
