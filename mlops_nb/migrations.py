@@ -262,3 +262,29 @@ def m003_registry_and_retraining(db) -> None:
         CREATE INDEX drift_run ON drift(run_id);
         """
     )
+
+
+@migrations()
+def m004_ended_metrics(db) -> None:
+    """The latest value of each metric of each ended run, written once when the run ends.
+
+    ``runs()`` reads these instead of aggregating every metric row ever logged (per-epoch histories
+    make that grow without bound); only running runs are aggregated live.
+    """
+    _script(
+        db,
+        """
+        CREATE TABLE ended_metrics (
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            key TEXT NOT NULL,
+            step INTEGER NOT NULL,
+            value REAL,
+            time REAL NOT NULL,
+            PRIMARY KEY (run_id, key)
+        ) WITHOUT ROWID;
+        INSERT INTO ended_metrics (run_id, key, step, value, time)
+            SELECT run_id, key, step, value, time FROM metrics WHERE rowid IN
+            (SELECT max(rowid) FROM metrics WHERE run_id IN (SELECT id FROM runs WHERE status != 'running')
+             GROUP BY run_id, key);
+        """,
+    )

@@ -213,19 +213,34 @@ class Store:
         return run_id
 
     def end_run(self, run_id: int, status: str, error: str | None = None) -> None:
-        self._write(
-            "UPDATE runs SET status = ?, end_time = ?, error = ? WHERE id = ?",
-            (status, time.time(), error, run_id),
-        )
+        with self.transaction():
+            self._write(
+                "UPDATE runs SET status = ?, end_time = ?, error = ? WHERE id = ?",
+                (status, time.time(), error, run_id),
+            )
+            self._settle_metrics(run_id)
+
+    _SETTLE = (
+        "INSERT OR REPLACE INTO ended_metrics (run_id, key, step, value, time)"
+        " SELECT run_id, key, step, value, time FROM metrics WHERE rowid IN"
+        " (SELECT max(rowid) FROM metrics WHERE run_id = ? GROUP BY key)"
+    )
+
+    def _settle_metrics(self, run_id: int) -> None:
+        """An ended run's metrics never change again: keep their latest values in ``ended_metrics``,
+        so reading 10,000 runs does not aggregate every metric row ever logged."""
+        self._write(self._SETTLE, (run_id,))
 
     def resume_run(self, run_id: int) -> None:
         """Mark ``run_id`` as running again in this process (a kernel restart inside a run)."""
         pid = os.getpid()
-        self._write(
-            "UPDATE runs SET status = 'running', end_time = NULL, error = NULL, host = ?, pid = ?,"
-            " pid_start = ? WHERE id = ?",
-            (_HOST, pid, process_start_token(pid), run_id),
-        )
+        with self.transaction():
+            self._write(
+                "UPDATE runs SET status = 'running', end_time = NULL, error = NULL, host = ?, pid = ?,"
+                " pid_start = ? WHERE id = ?",
+                (_HOST, pid, process_start_token(pid), run_id),
+            )
+            self._write("DELETE FROM ended_metrics WHERE run_id = ?", (run_id,))
 
     def run(self, run_id: int) -> dict[str, Any]:
         """The run's row with its project name; :class:`RunNotFound` names the fix."""
@@ -262,6 +277,7 @@ class Store:
                         " WHERE id = ? AND status = 'running'",
                         (time.time(), run_id),
                     )
+                    self._settle_metrics(run_id)
         return gone
 
     # -- params, metrics, tags ------------------------------------------------------------------
@@ -523,8 +539,11 @@ class Store:
         extra: dict[str, list] = {}
         for namespace, sql, sql_args in (
             ("params", f"SELECT run_id, key, value FROM params {within}", within_args),
-            ("metrics", "SELECT run_id, key, value FROM metrics WHERE rowid IN (SELECT max(rowid) FROM"
-                        f" metrics WHERE run_id IN ({chosen}) GROUP BY run_id, key)", args),
+            # Ended runs from their settled latest values; running ones aggregated live.
+            ("metrics", f"SELECT run_id, key, value FROM ended_metrics {within} UNION ALL"
+                        " SELECT run_id, key, value FROM metrics WHERE rowid IN (SELECT max(rowid) FROM metrics"
+                        f" WHERE run_id IN ({chosen} {'AND' if scope else 'WHERE'} runs.status = 'running')"
+                        " GROUP BY run_id, key)", [*within_args, *args]),
             ("tags", f"SELECT run_id, key, value FROM tags {within}", within_args),
         ):
             block: dict[str, list] = {}
