@@ -23,6 +23,13 @@ _LAZY = {
     "metric_history": "mlops_nb.tracking",
     "MlopsError": "mlops_nb.errors",
     "STAGES": "mlops_nb.stages",
+    "register": "mlops_nb.registry",
+    "promote": "mlops_nb.registry",
+    "models": "mlops_nb.registry",
+    "export": "mlops_nb.exporter",
+    "load_model": "mlops_nb.package",
+    "status": "mlops_nb.widgets.status",
+    "compare": "mlops_nb.widgets.compare",
 }
 
 __all__ = [*_LAZY, "load_ipython_extension", "unload_ipython_extension"]

@@ -190,6 +190,165 @@ def history(ctx: click.Context, run_id: int, key: str, fmt: str) -> None:
     _emit_frame(frame, fmt)
 
 
+# -- models and packages ----------------------------------------------------------------------
+
+
+@main.command(short_help="Registered models: versions, aliases, alias history.")
+@click.argument("name", required=False)
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="table for people; json for programs.")
+@click.pass_context
+def models(ctx: click.Context, name: str | None, fmt: str) -> None:
+    """List registered model versions with their run, class and aliases (champion, challenger,
+    previous). With NAME, only that model, followed by its alias history.
+
+    \b
+    Examples:
+      mlops-nb models
+      mlops-nb models churn
+      mlops-nb models churn --format json
+    """
+    from mlops_nb import registry
+
+    opened = _open_existing(ctx)
+    versions = registry.models(name, store=opened)
+    history = registry.alias_history(name, store=opened) if name else []
+    if fmt == "json":
+        click.echo(json.dumps(_jsonable({"versions": [vars(v) for v in versions], "alias_history": history}),
+                              indent=2))
+        return
+    if not versions:
+        click.echo(f"no registered models in {opened.path}; register one with %mlops register VAR --name NAME")
+        return
+    rows = [[v.name, str(v.version), ",".join(v.aliases) or _EMPTY, _EMPTY if v.run_id is None else str(v.run_id),
+             (v.class_path or _EMPTY).rsplit(".", 1)[-1], _local_time(v.created)] for v in versions]
+    lines = _table_lines("models", rows, ["name", "version", "aliases", "run", "class", "created"])[1:]
+    if history:
+        lines += ["", *_table_lines("alias history", [
+            [h["alias"], _EMPTY if h["version"] is None else str(h["version"]),
+             _EMPTY if h["previous_version"] is None else str(h["previous_version"]), _local_time(h["time"]),
+             h["by"] or _EMPTY, _EMPTY if h["run_id"] is None else str(h["run_id"]), h["reason"] or _EMPTY]
+            for h in history], ["alias", "version", "was", "time", "by", "run", "reason"])]
+    click.echo("\n".join(line[2:] if line.startswith("  ") else line for line in lines))
+
+
+@main.command(short_help="Point an alias (champion, challenger, previous) at a model version.")
+@click.argument("name")
+@click.argument("version")
+@click.option("--alias", "-a", type=click.Choice(["champion", "challenger", "previous"]), default="champion",
+              show_default=True, help="The alias to move; moving champion makes the old one previous.")
+@click.option("--reason", "-r", metavar="TEXT", help="Why, kept in the alias history.")
+@click.pass_context
+def promote(ctx: click.Context, name: str, version: str, alias: str, reason: str | None) -> None:
+    """Point ALIAS of model NAME at VERSION (a number or another alias).
+
+    \b
+    Examples:
+      mlops-nb promote churn 3
+      mlops-nb promote churn previous --reason "v3 misbehaves on Mondays"
+    """
+    from mlops_nb import registry
+
+    moved = registry.promote(name, version, alias, reason=reason, by="mlops-nb promote", store=_open_existing(ctx))
+    click.echo(f"{alias} of {moved.name} is now version {moved.version}")
+
+
+@main.command(name="export", short_help="Write a model as a deployment package with retrain.py and cron line.")
+@click.argument("name")
+@click.option("--to", "to", required=True, metavar="DIR", help="The package folder (replaced atomically).")
+@click.option("--version", "-v", metavar="V", help="A version number or alias. Default: the champion.")
+@click.option("--schedule", metavar="CRON", help='Retraining schedule. Default: "0 3 * * 1" (Mondays 03:00).')
+@click.option("--data", metavar="SOURCE", help="Where fresh data will be: CSV, Parquet or JSON path or glob.")
+@click.option("--airflow", is_flag=True, help="Also write airflow_dag.py.")
+@click.option("--kubernetes", is_flag=True, help="Also write cronjob.yaml (a Kubernetes CronJob).")
+@click.option("--force", metavar="REASON", help="Export despite the refusals; the reason is recorded.")
+@click.option("--X", "x_name", metavar="NAME", help="The notebook frame holding the model's input, if ambiguous.")
+@click.option("--y", "y_name", metavar="NAME", help="The notebook frame holding the target, if ambiguous.")
+@click.pass_context
+def export_command(ctx: click.Context, name: str, to: str, version: str | None, schedule: str | None,
+                   data: str | None, airflow: bool, kubernetes: bool, force: str | None, x_name: str | None,
+                   y_name: str | None) -> None:
+    """Export registered model NAME as a package: model.skops, schema, reference data, metrics, pinned
+    requirements, a retrain.py generated from the notebook's data/features/selection cells, and
+    crontab.txt. Refuses a model that failed or skipped its gate, a stale model or a run with no data
+    stage, saying why; --force REASON overrides and is recorded.
+
+    \b
+    Examples:
+      mlops-nb export churn --to deploy/churn --data "incoming/*.csv"
+      mlops-nb export churn --version 2 --to deploy/churn --schedule "0 3 * * 1" --airflow --kubernetes
+    """
+    from mlops_nb.exporter import export_package
+
+    words = ["mlops-nb export"]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if value in (None, False) or not isinstance(param, click.Argument | click.Option):
+            continue
+        flag = "" if isinstance(param, click.Argument) else param.opts[0]
+        words.append(flag if value is True else f"{flag} {shlex.quote(str(value))}".strip())
+    result = export_package(
+        name, version=version, to=to, schedule=schedule, data=data, force=force, airflow=airflow,
+        kubernetes=kubernetes, X=x_name, y=y_name, store=_open_existing(ctx), command=" ".join(words),
+    )
+    click.echo(str(result).removeprefix("mlops: "))
+
+
+@main.command(short_help="Predict with a package's model; the input is checked against its schema.")
+@click.argument("package_dir", metavar="PACKAGE", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--output", "-o", metavar="OUT", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the predictions to OUT (CSV). Default: standard output.")
+def predict(package_dir: Path, input_path: Path, output: Path | None) -> None:
+    """Predict the rows of INPUT (CSV, Parquet or JSON) with the model of PACKAGE: a `prediction`
+    column, plus `probability_<class>` columns for classifiers. The package's checksums are verified
+    and its model loaded with mlops-nb's allow-list of types. Exit status 65 when INPUT does not match
+    the model's input schema (the message names each column), 66 when INPUT is missing or empty,
+    82 when the package fails its checksums or needs an untrusted type.
+
+    \b
+    Examples:
+      mlops-nb predict deploy/churn new_customers.csv -o predictions.csv
+    """
+    from mlops_nb import package
+    from mlops_nb.errors import ChecksumError, DataNotFound, SchemaMismatch, UntrustedTypes
+
+    try:
+        frame = package.read_table(input_path)
+        predictions = package.predict(package_dir, frame)
+    except SchemaMismatch as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(package.EXIT_BAD_DATA) from None
+    except DataNotFound as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(package.EXIT_NO_DATA) from None
+    except (ChecksumError, UntrustedTypes) as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(package.EXIT_INTEGRITY) from None
+    if output is None:
+        click.echo(predictions.to_csv(index=False), nl=False)
+    else:
+        predictions.to_csv(output, index=False)
+        click.echo(f"{len(predictions)} predictions written to {output}", err=True)
+
+
+@main.command(short_help="Re-record the checksum of a package file you edited on purpose (retrain.py).")
+@click.argument("package_dir", metavar="PACKAGE", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--file", "files", multiple=True, metavar="FILE", help="A file to re-seal. Default: retrain.py.")
+def reseal(package_dir: Path, files: tuple[str, ...]) -> None:
+    """Record new checksums in MANIFEST.json for FILEs you edited (default retrain.py), after checking
+    that every other file still verifies.
+
+    \b
+    Examples:
+      mlops-nb reseal deploy/churn
+    """
+    from mlops_nb import package
+
+    package.reseal(package_dir, files or (package.SCRIPT_FILE,))
+    click.echo(f"re-sealed {', '.join(files or (package.SCRIPT_FILE,))} in {package_dir}")
+
+
 # -- the demo ---------------------------------------------------------------------------------
 
 

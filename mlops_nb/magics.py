@@ -103,13 +103,43 @@ def _log(magics, args):
 
 
 @magic_arguments(name="mlops status")
+@argument("run", nargs="?", type=int, help="a run id (default: this notebook's current run, also one started later)")
+@argument("--text", action="store_true", help="print a text summary instead of showing the live widget")
 def _status(magics, args):
-    """Show the current run: its stages, gate and integrity warnings."""
-    run = magics.session.run
-    if run is None:
-        print("mlops: no run yet; start one with `%mlops start PROJECT` or run a `%%stage data` cell")
+    """Show a run's lifecycle as a widget that updates as later cells run: each stage's state,
+    attempts, duration and captures, the requirement gate, integrity warnings, retraining runs."""
+    session = magics.session
+    if args.text:
+        run_id = args.run if args.run is not None else (session.run.id if session.run else None)
+        if run_id is None:
+            print("mlops: no run yet; start one with `%mlops start PROJECT` or run a `%%stage data` cell")
+            return
+        from mlops_nb.store import open_store
+
+        store = session.run.store if session.run else open_store(session.store)
+        print(format_status(store.run_details(run_id)))
         return
-    print(format_status(run.store.run_details(run.id)))
+    from IPython.display import display
+
+    from mlops_nb.widgets.status import status_view
+
+    display(status_view(session, args.run))
+
+
+@magic_arguments(name="mlops compare")
+@argument("project", nargs="?", help="project name (default: the current run's project, else every run)")
+@argument("--where", help="filter, e.g. \"metrics.f1 > 0.8 and params.model = 'rf'\" (editable in the widget)")
+def _compare(magics, args):
+    """Compare runs in a widget: sortable, filterable, paginated table; tick runs to diff params,
+    metrics, stage sources and data fingerprints; charts; export as CSV."""
+    from IPython.display import display
+
+    from mlops_nb.widgets.compare import CompareWidget
+
+    run = magics.session.run
+    project = args.project or (run.project if run else None)
+    store = run.store if run else magics.session.store
+    display(CompareWidget(project, where=args.where, store=store))
 
 
 @magic_arguments(name="mlops runs")
@@ -125,13 +155,91 @@ def _runs(magics, args):
     return runs(project, where=args.where, store=store)
 
 
+@magic_arguments(name="mlops register")
+@argument("variable", help="the notebook variable holding the fitted model (captured by a stage cell)")
+@argument("--name", required=True, help="the model's name in the registry, e.g. churn")
+@argument("--description", help="free text kept with the version")
+def _register(magics, args):
+    """Register the latest captured VARIABLE of this run as the next version of model NAME
+    (`%mlops register clf --name churn`); the first version becomes the champion."""
+    from mlops_nb.registry import register
+
+    run, message = magics.session.ensure_run()
+    if message:
+        print(message)
+    version = register(args.variable, args.name, run=run, description=args.description, by="%mlops register")
+    print(f"mlops: registered {version} from {args.variable} of run {run.id}"
+          + ("" if "champion" in version.aliases else
+             f"; make it the champion with `%mlops promote {version.name} {version.version}`"))
+
+
+@magic_arguments(name="mlops promote")
+@argument("name", help="the model's name")
+@argument("version", help="a version number, or an alias such as challenger")
+@argument("--alias", default="champion", choices=["champion", "challenger", "previous"],
+          help="the alias to move (default champion; the old champion becomes previous)")
+@argument("--reason", help="why, kept in the alias history")
+def _promote(magics, args):
+    """Point an alias of model NAME at VERSION: `%mlops promote churn 2 --alias champion`."""
+    from mlops_nb.registry import promote
+
+    run = magics.session.run
+    version = promote(args.name, args.version, args.alias, reason=args.reason, by="%mlops promote",
+                      run=run, store=run.store if run else magics.session.store)
+    print(f"mlops: {args.alias} of {version.name} is now version {version.version}")
+
+
+@magic_arguments(name="mlops export")
+@argument("name", help="the registered model's name")
+@argument("--version", help="a version number or alias (default: the champion)")
+@argument("--to", required=True, help="the package folder to write (replaced atomically)")
+@argument("--schedule", help='cron expression for retraining (default "0 3 * * 1": Mondays 03:00)')
+@argument("--data", help="where fresh data will be: a CSV, Parquet or JSON path or glob")
+@argument("--airflow", action="store_true", help="also write airflow_dag.py")
+@argument("--kubernetes", action="store_true", help="also write cronjob.yaml (a Kubernetes CronJob)")
+@argument("--force", metavar="REASON", help="export despite the refusals; the reason is recorded")
+@argument("--X", dest="x_name", metavar="NAME", help="the frame holding the model's input, when ambiguous")
+@argument("--y", dest="y_name", metavar="NAME", help="the frame holding the target, when ambiguous")
+def _export(magics, args):
+    """Write model NAME as a deployment package: `%mlops export churn --to deploy/churn --data "in/*.csv"`."""
+    from mlops_nb.exporter import export_package
+
+    run = magics.session.run
+    result = export_package(
+        args.name, version=args.version, to=args.to, schedule=args.schedule, data=args.data, force=args.force,
+        airflow=args.airflow, kubernetes=args.kubernetes, X=args.x_name, y=args.y_name,
+        store=run.store if run else magics.session.store, command=_command_line("export", args),
+    )
+    print(result)
+
+
+def _command_line(name: str, args: Any) -> str:
+    """The sub-command as a user would type it again, from its parsed arguments (for the record)."""
+    words = [f"%mlops {name}"]
+    for action in SUBCOMMANDS[name].parser._actions:
+        value = getattr(args, action.dest, None)
+        if action.dest == "help" or value in (None, False):
+            continue
+        if not action.option_strings:
+            words.append(shlex.quote(str(value)))
+        elif value is True:
+            words.append(action.option_strings[0])
+        else:
+            words.append(f"{action.option_strings[0]} {shlex.quote(str(value))}")
+    return " ".join(words)
+
+
 SUBCOMMANDS = {
     "start": _start,
     "end": _end,
     "require": _require,
     "log": _log,
     "status": _status,
+    "compare": _compare,
     "runs": _runs,
+    "register": _register,
+    "promote": _promote,
+    "export": _export,
 }
 
 

@@ -881,7 +881,7 @@ class Store:
         )
         return rows[0] if rows and rows[0]["status"] == "interrupted" else None
 
-    # -- registry and deployment (mlops_nb.registry, mlops_nb.export) -----------------------------
+    # -- registry and deployment (mlops_nb.registry, mlops_nb.exporter) -----------------------------
 
     def captures(self, run_id: int) -> list[dict[str, Any]]:
         """The run's capture records, oldest first, with their stage's ``stage``, ``seq`` and

@@ -1,0 +1,262 @@
+"""Model versions and aliases: which fitted model of which run is ``churn`` version 3, and which
+version is the ``champion``.
+
+A version points at a run and at the skops artifact of a model that run captured (the latest
+capture of a notebook variable, or a model handed in directly). Aliases name versions:
+
+``champion``
+    the version that serves and that retraining must beat; the first version registered gets it;
+``challenger``
+    a newer version waiting for promotion; every later registration gets it;
+``previous``
+    the champion before the current one; moving ``champion`` sets it, so a rollback is one promote.
+
+Every alias move is kept in ``alias_history`` with when, by which command, in which run and why.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlops_nb.errors import RegistryError
+from mlops_nb.store import Store, open_store
+
+ALIASES = ("champion", "challenger", "previous")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_MODEL_KINDS = ("estimator", "search")
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version of a model."""
+
+    name: str
+    version: int
+    run_id: int | None
+    artifact_id: int
+    capture_id: int | None
+    class_path: str | None
+    created: float
+    description: str | None = None
+    aliases: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ModelVersion:
+        return cls(row["name"], row["version"], row["run_id"], row["artifact_id"], row["capture_id"], row["class"],
+                   row["created"], row["description"], list(row["aliases"]))
+
+    def __str__(self) -> str:
+        tags = f" ({', '.join(self.aliases)})" if self.aliases else ""
+        return f"{self.name} version {self.version}{tags}"
+
+
+def check_name(name: str) -> str:
+    """``name`` if it can name a model (letters, digits, ``_ . -``), else :class:`RegistryError`."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise RegistryError(
+            f"{name!r} cannot name a model; use letters, digits, '_', '.' and '-' (for example churn-rf)")
+    return name
+
+
+def notebook_session() -> Any | None:
+    """The mlops-nb session of the IPython kernel this code runs in, when the extension is loaded."""
+    magics = sys.modules.get("mlops_nb.magics")
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if magics is None or shell is None:
+        return None
+    return magics.session_for(shell)
+
+
+def context(run: Any, store: str | os.PathLike | Store | None) -> tuple[Store, int | None, dict | None]:
+    """The store, the run id and the notebook namespace to work with: explicit arguments first, then
+    the current notebook session, then ``$MLOPS_NB_STORE`` / ``./mlops.db`` with no run."""
+    session = notebook_session()
+    namespace = session.shell.user_ns if session is not None else None
+    run_id = getattr(run, "id", run)
+    if store is None:
+        store = getattr(run, "store", None)
+    if store is None and session is not None and session.run is not None:
+        store = session.run.store
+    if run_id is None and session is not None and session.run is not None:
+        run_id = session.run.id
+    opened = open_store(store if store is not None else (session.store if session is not None else None))
+    if run_id is not None:
+        run_id = opened.run(run_id)["id"]
+    return opened, run_id, namespace
+
+
+def _model_captures(store: Store, run_id: int) -> list[dict[str, Any]]:
+    return [c for c in store.captures(run_id) if c["kind"] in _MODEL_KINDS and c["artifact_id"] is not None]
+
+
+def _capture_for(store: Store, run_id: int, variable: str) -> dict[str, Any]:
+    found = [c for c in _model_captures(store, run_id) if c["name"] == variable]
+    if not found:
+        names = sorted({c["name"] for c in _model_captures(store, run_id)})
+        known = f"its captured models are: {', '.join(names)}" if names else "it captured no fitted model yet"
+        raise RegistryError(
+            f"run {run_id} has no captured model {variable!r}; {known}. Fit the model in a `%%stage model` "
+            f"(or tuning) cell, then register it")
+    return found[-1]
+
+
+def register(
+    model_or_run: Any,
+    name: str,
+    *,
+    run: Any = None,
+    description: str | None = None,
+    by: str = "mnb.register",
+    store: str | os.PathLike | Store | None = None,
+) -> ModelVersion:
+    """Register a new version of model ``name`` and return it.
+
+    ``model_or_run`` is one of:
+
+    - the name of a notebook variable (``"clf"``): the latest capture of that variable in the run,
+      with the skops artifact saved when its stage ran;
+    - a fitted estimator: the run's latest capture of a variable bound to it in the notebook, or,
+      when there is none, a fresh skops artifact of it linked to the run;
+    - a run (a :class:`~mlops_nb.tracking.Run` or its id): its one captured model (when it captured
+      several, name the variable instead).
+
+    ``run``: the run to look in (default: the notebook's current run). ``description``: free text.
+    ``by``: who registers, kept in the alias history. The first version of a name becomes the
+    ``champion``; later ones become the ``challenger`` (promote them with :func:`promote`).
+    """
+    check_name(name)
+    from mlops_nb.tracking import Run
+
+    if isinstance(model_or_run, Run) or (isinstance(model_or_run, int) and not isinstance(model_or_run, bool)):
+        opened, run_id, _ = context(model_or_run, store)
+        captures = _model_captures(opened, run_id)
+        names = list(dict.fromkeys(c["name"] for c in captures))
+        if not names:
+            raise RegistryError(f"run {run_id} captured no fitted model; fit one in a `%%stage model` cell first")
+        if len(names) > 1:
+            raise RegistryError(
+                f"run {run_id} captured several models ({', '.join(names)}); say which: "
+                f"mnb.register({names[-1]!r}, {name!r}, run={run_id}) or %mlops register {names[-1]} --name {name}")
+        return _add(opened, name, run_id, captures[-1], description, by)
+    opened, run_id, namespace = context(run, store)
+    if isinstance(model_or_run, str):
+        if run_id is None:
+            raise RegistryError(
+                f"no run to find {model_or_run!r} in; pass run=RUN_ID, or register from the notebook that ran it")
+        return _add(opened, name, run_id, _capture_for(opened, run_id, model_or_run), description, by)
+    from mlops_nb import capture
+
+    if not capture._is_estimator(model_or_run):
+        raise RegistryError(
+            f"cannot register a {type(model_or_run).__name__}; give a fitted estimator, the name of a notebook "
+            f"variable holding one, or a run")
+    if run_id is not None and namespace is not None:
+        bound = {n for n, v in namespace.items() if v is model_or_run and not n.startswith("_")}
+        matches = [c for c in _model_captures(opened, run_id) if c["name"] in bound]
+        if matches:
+            return _add(opened, name, run_id, matches[-1], description, by)
+    record = capture.describe("model", model_or_run)
+    if record is None or record["kind"] not in _MODEL_KINDS:
+        raise RegistryError("the model is not fitted; fit it before registering it")
+    estimator = getattr(model_or_run, "best_estimator_", model_or_run)
+    data, _ = capture.dump_model(estimator)
+    if run_id is None:
+        raise RegistryError("no run to link the model to; start one (mnb.start or %mlops start) or pass run=RUN_ID")
+    artifact_id = opened.add_artifact(run_id, f"{name}.skops", opened.put_bytes(data), kind="model")
+    version = opened.add_model_version(name, run_id=run_id, artifact_id=artifact_id, capture_id=None,
+                                       class_path=record["class"], description=description)
+    return _auto_alias(opened, name, version, run_id, by)
+
+
+def _add(store: Store, name: str, run_id: int, found: dict, description: str | None, by: str) -> ModelVersion:
+    version = store.add_model_version(
+        name, run_id=run_id, artifact_id=found["artifact_id"], capture_id=found["id"],
+        class_path=found["summary"].get("class"), description=description,
+    )
+    return _auto_alias(store, name, version, run_id, by)
+
+
+def _auto_alias(store: Store, name: str, version: int, run_id: int | None, by: str) -> ModelVersion:
+    if "champion" not in store.aliases(name):
+        store.set_alias(name, "champion", version, by=by, run_id=run_id, reason="first registered version")
+    else:
+        store.set_alias(name, "challenger", version, by=by, run_id=run_id, reason="registered")
+    return get_version(name, version, store=store)
+
+
+def get_version(name: str, version: int | str | None = None, *, store: str | os.PathLike | Store | None = None
+                ) -> ModelVersion:
+    """Version ``version`` of model ``name``: a number, an alias, or None for the champion (else
+    the latest version). :class:`RegistryError` lists what exists when it does not."""
+    opened = open_store(store)
+    versions = opened.model_versions(name)
+    if not versions:
+        known = sorted({v["name"] for v in opened.model_versions()})
+        listing = f"registered models: {', '.join(known)}" if known else "no model is registered yet"
+        raise RegistryError(f"no model named {name!r} ({listing}); register one with %mlops register VAR --name {name}")
+    if version is None:
+        aliases = opened.aliases(name)
+        version = aliases.get("champion", versions[-1]["version"])
+    elif isinstance(version, str) and not version.isdigit():
+        aliases = opened.aliases(name)
+        if version not in aliases:
+            have = ", ".join(f"{a} -> {v}" for a, v in sorted(aliases.items())) or "none"
+            raise RegistryError(f"model {name!r} has no alias {version!r} (its aliases: {have})")
+        version = aliases[version]
+    row = opened.model_version(name, int(version))
+    if row is None:
+        numbers = ", ".join(str(v["version"]) for v in versions)
+        raise RegistryError(f"model {name!r} has no version {version}; its versions are {numbers}")
+    return ModelVersion.from_row(row)
+
+
+def promote(
+    name: str,
+    version: int | str,
+    alias: str = "champion",
+    *,
+    reason: str | None = None,
+    by: str = "mnb.promote",
+    run: Any = None,
+    store: str | os.PathLike | Store | None = None,
+) -> ModelVersion:
+    """Point ``alias`` (champion, challenger or previous) of model ``name`` at ``version``.
+
+    Moving ``champion`` makes the version it left the ``previous`` one, and clears ``challenger``
+    when it pointed at the new champion. ``reason``, ``by`` (the command) and ``run`` (the run
+    that decided, e.g. a retraining run) go into the alias history.
+    """
+    if alias not in ALIASES:
+        raise RegistryError(f"unknown alias {alias!r}; use one of: {', '.join(ALIASES)}")
+    opened = open_store(store if store is not None else getattr(run, "store", None))
+    target = get_version(name, version, store=opened)
+    run_id = getattr(run, "id", run)
+    with opened.transaction():
+        before = opened.set_alias(name, alias, target.version, by=by, run_id=run_id, reason=reason)
+        if alias == "champion" and before is not None and before != target.version:
+            opened.set_alias(name, "previous", before, by=by, run_id=run_id,
+                             reason=f"replaced as champion by version {target.version}")
+        if alias == "champion" and opened.aliases(name).get("challenger") == target.version:
+            opened.set_alias(name, "challenger", None, by=by, run_id=run_id, reason="promoted to champion")
+    return get_version(name, target.version, store=opened)
+
+
+def models(name: str | None = None, *, store: str | os.PathLike | Store | None = None) -> list[ModelVersion]:
+    """Every registered version (of ``name``, or of all models), oldest first, with its aliases."""
+    opened = open_store(store)
+    if name is not None:
+        get_version(name, store=opened)  # a clear error for an unknown name
+    return [ModelVersion.from_row(row) for row in opened.model_versions(name)]
+
+
+def alias_history(name: str, *, store: str | os.PathLike | Store | None = None) -> list[dict[str, Any]]:
+    """Every alias move of model ``name``: ``alias``, ``version``, ``previous_version``, ``time``,
+    ``by``, ``run_id``, ``reason``, oldest first."""
+    opened = open_store(store)
+    get_version(name, store=opened)
+    return opened.alias_history(name)
