@@ -288,3 +288,10 @@ def m004_ended_metrics(db) -> None:
              GROUP BY run_id, key);
         """,
     )
+
+
+@migrations()
+def m005_end_reason(db) -> None:
+    """Why a run ended: ``explicit`` (end() or %mlops end), ``kernel exit`` (its notebook's kernel shut
+    down; a restarted kernel resumes it), ``process gone`` (marked interrupted later)."""
+    db.execute("ALTER TABLE runs ADD COLUMN end_reason TEXT")

@@ -7,6 +7,8 @@ what a cell produced is described by :mod:`mlops_nb.capture`, judged by :mod:`ml
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import os
 import re
@@ -143,6 +145,17 @@ class NotebookSession:
         run = self.start()
         where = run.store.path
         return run, f"mlops: started run {run.id} ({run.name}) in project '{run.project}', store {where}"
+
+    def __post_init__(self) -> None:
+        atexit.register(self._kernel_exit)
+
+    def _kernel_exit(self) -> None:
+        """A kernel shutting down finishes its run (a restart then resumes it); a killed kernel
+        cannot, and its run is marked interrupted by the next process that opens the store."""
+        run = self.run
+        if run is not None and run.status == "running":
+            with contextlib.suppress(Exception):  # never turn a clean shutdown into a traceback
+                run.end("finished", reason="kernel exit")
 
     def end(self, status: str = "finished") -> Run | None:
         run = self.run

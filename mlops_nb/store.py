@@ -212,11 +212,11 @@ class Store:
             self._write("UPDATE runs SET name = ? WHERE id = ?", (name or f"run-{run_id}", run_id))
         return run_id
 
-    def end_run(self, run_id: int, status: str, error: str | None = None) -> None:
+    def end_run(self, run_id: int, status: str, error: str | None = None, *, reason: str = "explicit") -> None:
         with self.transaction():
             self._write(
-                "UPDATE runs SET status = ?, end_time = ?, error = ? WHERE id = ?",
-                (status, time.time(), error, run_id),
+                "UPDATE runs SET status = ?, end_time = ?, error = ?, end_reason = ? WHERE id = ?",
+                (status, time.time(), error, reason, run_id),
             )
             self._settle_metrics(run_id)
 
@@ -236,8 +236,8 @@ class Store:
         pid = os.getpid()
         with self.transaction():
             self._write(
-                "UPDATE runs SET status = 'running', end_time = NULL, error = NULL, host = ?, pid = ?,"
-                " pid_start = ? WHERE id = ?",
+                "UPDATE runs SET status = 'running', end_time = NULL, error = NULL, end_reason = NULL,"
+                " host = ?, pid = ?, pid_start = ? WHERE id = ?",
                 (_HOST, pid, process_start_token(pid), run_id),
             )
             self._write("DELETE FROM ended_metrics WHERE run_id = ?", (run_id,))
@@ -273,7 +273,7 @@ class Store:
                 for run_id in gone:
                     self._write(
                         "UPDATE runs SET status = 'interrupted', end_time = ?,"
-                        " error = 'the process that ran it ended without ending the run'"
+                        " error = 'the process that ran it ended without ending the run', end_reason = 'process gone'"
                         " WHERE id = ? AND status = 'running'",
                         (time.time(), run_id),
                     )
@@ -874,12 +874,14 @@ class Store:
         """The latest notebook run of ``kernel`` (a kernel id, stable across restarts) that its
         process left unfinished: a restarted kernel carries on with it."""
         rows = self.rows(
-            "SELECT runs.id, runs.status, runs.name, projects.name AS project FROM runs"
+            "SELECT runs.id, runs.status, runs.end_reason, runs.name, projects.name AS project FROM runs"
             " JOIN projects ON projects.id = runs.project_id"
             " WHERE runs.kernel = ? AND runs.kind = 'notebook' ORDER BY runs.id DESC LIMIT 1",
             (kernel,),
         )
-        return rows[0] if rows and rows[0]["status"] == "interrupted" else None
+        if rows and rows[0]["end_reason"] in ("kernel exit", "process gone"):
+            return rows[0]
+        return None
 
     # -- registry and deployment (mlops_nb.registry, mlops_nb.exporter) -----------------------------
 

@@ -121,12 +121,16 @@ class Run:
         self.store.add_artifact(self.id, name or source.name, stored)
         return stored[0]
 
-    def end(self, status: str = "finished", *, error: str | None = None) -> None:
-        """End the run with ``status`` (``finished``, ``failed`` or ``interrupted``)."""
+    def end(self, status: str = "finished", *, error: str | None = None, reason: str = "explicit") -> None:
+        """End the run with ``status`` (``finished``, ``failed`` or ``interrupted``).
+
+        ``reason`` is kept in ``runs.end_reason``: ``explicit`` here; the notebook session passes
+        ``kernel exit`` when its kernel shuts down, so that a restarted kernel resumes the run.
+        """
         if status not in END_STATUSES:
             raise InvalidValue(f"cannot end a run as {status!r}; use one of: {', '.join(END_STATUSES)}")
         self._check_open("end it again")
-        self.store.end_run(self.id, status, error)
+        self.store.end_run(self.id, status, error, reason=reason)
         self.status = status
 
 

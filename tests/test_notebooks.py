@@ -147,9 +147,11 @@ def check_quickstart_run(nb, tmp_path: Path, store_path: Path) -> None:
     run = only_run(store_path, "quickstart")
 
     # Every stage once, in order, with its source, execution count, a duration and status ok.
-    assert attempts(run) == [(stage, 1, "ok") for stage in LIFECYCLE]
+    assert attempts(run) == [(stage, 1, "ok") for stage in (*LIFECYCLE, "deployment")]
     sources = {e["stage"]: e for e in store.events(run["id"]) if e["kind"] == "stage"}
     for row in run["stages"]:
+        if row["stage"] == "deployment":  # recorded by %mlops export, not a %%stage cell
+            continue
         cell = nb.cells[stage_cell_index(nb, row["stage"])]
         assert sources[row["stage"]]["source"] == cell.source
         assert row["source_sha256"] == hashlib.sha256(cell.source.encode()).hexdigest()
@@ -226,6 +228,14 @@ def check_quickstart_run(nb, tmp_path: Path, store_path: Path) -> None:
     assert "requirement f1 >= 0.95: passed" in status
     runs_cell = next(c for c in nb.cells if c.source.strip() == "%mlops runs")
     assert "metrics.f1" in runs_cell.outputs[0].data["text/plain"]
+
+    # Deployment: the tuned model is version 1 (champion) and its package verifies.
+    package = tmp_path / "deploy" / "breast-cancer"
+    from mlops_nb.package import verify
+
+    verify(package)
+    assert [v["version"] for v in store.rows("SELECT * FROM model_versions")] == [1]
+    assert [(a["alias"], a["version"]) for a in store.rows("SELECT * FROM aliases")] == [("champion", 1)]
 
 
 # -- integrity, failures, display --------------------------------------------------------------------
