@@ -1,0 +1,342 @@
+"""The Jupyter Server extension behind the JupyterLab sidebar: read-only JSON over the store.
+
+Routes, all ``GET``, all under ``<base_url>/mlops-nb/api/`` and all authenticated:
+
+``projects``
+    ``{"store": {"path", "exists"}, "projects": [{"project", "runs", "last_run"}]}``
+``projects/<project>/runs?where=&sort=&order=&limit=&offset=``
+    one page of the project's runs (:meth:`mlops_nb.store.Store.runs_page`) plus ``metrics``,
+    the metric keys the project has (for a metric picker)
+``runs/<run_id>``
+    one run: params, metrics, tags, requirement, gates, integrity warnings and its stages in
+    lifecycle order, each with its attempts (duration, status, error, captured items)
+``registry``
+    ``{"models": [{"name", "versions": [...], "aliases": {alias: version}}]}``
+
+The routes never change what was recorded; the projects route only marks as ``interrupted`` the
+runs whose process is gone (as every opener of the store does), so the sidebar does not show a
+dead kernel's run as running. Every route also takes ``store=PATH``. The store is ``MlopsNb.store``
+(default ``mlops.db``) resolved against the server's root directory; any path (setting or
+parameter) that resolves outside the root, through ``..``, an absolute path or a symlink, is
+refused. A store file that does not exist yet is an empty store: the server never creates one.
+Malformed parameters answer 400 with ``{"message": ...}`` naming the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import tornado.web
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+from traitlets import Unicode
+from traitlets.config import Configurable
+
+from mlops_nb import __version__  # noqa: F401  (shown by `jupyter server extension list`)
+from mlops_nb import store as store_module
+from mlops_nb.errors import FilterError, MlopsError, RunNotFound, StoreError
+from mlops_nb.stages import STAGE_INDEX
+
+API_ROOT = "mlops-nb/api"
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 50
+
+
+class MlopsNb(Configurable):
+    """Settings of the mlops-nb server extension (``c.MlopsNb.store`` or ``--MlopsNb.store=``)."""
+
+    store = Unicode(
+        store_module.DEFAULT_FILENAME,
+        help="The store the sidebar reads: a path relative to the server's root directory (or an absolute "
+        "path inside it). Paths that resolve outside the root are refused.",
+    ).tag(config=True)
+
+
+class ApiError(tornado.web.HTTPError):
+    """An error answered as ``{"message": ...}`` with ``status``."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(status, "%s", message)
+        self.message = message
+
+
+def resolve_store(setting: str, root: str | os.PathLike) -> Path:
+    """The real path of the store ``setting`` names, which must lie inside ``root``.
+
+    A relative ``setting`` is taken from ``root``; symlinks are followed (in the root and in the
+    setting) before the check, so a link pointing out of the root is refused like ``../x.db``.
+    Raises :class:`StoreError` naming the setting, where it leads and the fix.
+    """
+    if not setting or "\x00" in setting:
+        raise StoreError(f"the store path {setting!r} is empty or invalid; give a file path such as mlops.db")
+    real_root = Path(root).expanduser().resolve()
+    candidate = Path(setting).expanduser()
+    if not candidate.is_absolute():
+        candidate = real_root / candidate
+    real = candidate.resolve()
+    if real == real_root or not real.is_relative_to(real_root):
+        raise StoreError(
+            f"the store path {setting!r} resolves to {real}, outside the server's root directory {real_root}; "
+            f"use a path inside it, such as mlops.db"
+        )
+    return real
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as None (JSON has no NaN; browsers refuse it)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def capture_item(capture: dict[str, Any]) -> dict[str, Any]:
+    """A compact view of one captured object for the sidebar: ``name``, ``kind`` and a one-line
+    ``summary`` (profiles, params and search candidates stay in the store)."""
+    record = capture["summary"]
+    kind = capture["kind"]
+    if kind in ("dataframe", "series"):
+        columns = len(record.get("columns") or [])
+        text = f"{record.get('rows', 0):,} rows × {columns} column{'s' if columns != 1 else ''}"
+    elif kind in ("estimator", "search"):
+        text = str(record.get("class") or "").rsplit(".", 1)[-1]
+        if kind == "search" and record.get("best_score") is not None:
+            text += f", best score {record['best_score']:.4g} of {record.get('n_candidates', 0)} candidates"
+    else:
+        text = str(record.get("summary") or record.get("path") or "")
+    item = {"name": capture["name"], "kind": kind, "summary": text, "fingerprint": capture.get("fingerprint")}
+    if record.get("unloadable"):
+        item["warning"] = record["unloadable"]
+    return item
+
+
+def run_view(opened: store_module.Store, run_id: int) -> dict[str, Any]:
+    """Everything the sidebar shows about one run; stages in lifecycle order with their attempts."""
+    details = opened.run_details(run_id)
+    captures: dict[int, list[dict[str, Any]]] = {}
+    for capture in opened.captures(run_id):
+        captures.setdefault(capture["stage_id"], []).append(capture_item(capture))
+    stages: dict[str, dict[str, Any]] = {}
+    for row in details["stages"]:
+        attempt = {key: row[key] for key in (
+            "id", "attempt", "seq", "status", "start_time", "duration", "error", "execution_count", "cell_id")}
+        attempt["variables"] = json.loads(row["variables"] or "[]")
+        attempt["captures"] = captures.get(row["id"], [])
+        stages.setdefault(row["stage"], {"stage": row["stage"], "attempts": []})["attempts"].append(attempt)
+    for stage in stages.values():
+        latest = stage["attempts"][-1]
+        stage.update(status=latest["status"], duration=latest["duration"], start_time=latest["start_time"])
+    end = details["end_time"]
+    run = {
+        "run_id": details["id"],
+        "project": details["project"],
+        "name": details["name"],
+        "kind": details["kind"],
+        "status": details["status"],
+        "start_time": details["start_time"],
+        "end_time": end,
+        "duration": None if end is None else end - details["start_time"],
+        "error": details["error"],
+        "parent_id": details["parent_id"],
+        "notebook": details["notebook"],
+        "git_commit": details["git_commit"],
+        "git_dirty": details["git_dirty"],
+        "environment": details["environment"],
+        "params": details["params"],
+        "metrics": details["metrics"],
+        "tags": details["tags"],
+        "requirement": details["requirement"],
+        "gates": [{key: gate[key] for key in ("stage_id", "metric", "op", "threshold", "value", "passed", "time")}
+                  for gate in details["gates"]],
+        "warnings": details["warnings"],
+        "stages": sorted(stages.values(), key=lambda s: STAGE_INDEX.get(s["stage"], len(STAGE_INDEX))),
+        "artifacts": [{key: a[key] for key in ("name", "kind", "sha256", "size", "created")}
+                      for a in details["artifacts"]],
+    }
+    return run
+
+
+class _Handler(APIHandler):
+    """Shared by every route: the store from the setting or ``?store=``, errors as JSON."""
+
+    allowed_arguments: tuple[str, ...] = ("store",)
+
+    @property
+    def extension_config(self) -> MlopsNb:
+        return self.settings["mlops_nb"]
+
+    def check_arguments(self) -> None:
+        # A bare number is JupyterLab's cache buster (ServerConnection.makeRequest adds one).
+        unknown = sorted(key for key in self.request.query_arguments
+                         if key not in self.allowed_arguments and not key.isdigit())
+        if unknown:
+            raise ApiError(400, f"unknown parameter {unknown[0]!r}; this route takes: "
+                                f"{', '.join(self.allowed_arguments)}")
+
+    def store_path(self) -> tuple[str, Path]:
+        """The store setting in force (the ``store`` parameter, else ``MlopsNb.store``) and its real path."""
+        requested = self.get_query_argument("store", None)
+        setting = requested if requested not in (None, "") else self.extension_config.store
+        root = self.settings["server_root_dir"]
+        try:
+            return setting, resolve_store(setting, root)
+        except StoreError as exc:
+            # A bad request parameter is the client's mistake; a bad setting is the server's.
+            raise ApiError(400 if requested else 500, str(exc)) from None
+
+    def open_store(self, path: Path) -> store_module.Store | None:
+        """The open store at ``path``; None when no store exists there yet (never creates one)."""
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return None
+        opened_as = self.settings["mlops_nb_inodes"]
+        if opened_as.get(path, (stat.st_dev, stat.st_ino)) != (stat.st_dev, stat.st_ino):
+            store_module.close_all()  # the file was replaced (deleted and started again)
+            opened_as.clear()
+        opened_as[path] = (stat.st_dev, stat.st_ino)
+        try:
+            return store_module.open_store(path)
+        except StoreError as exc:
+            raise ApiError(500, str(exc)) from None
+
+    def int_argument(self, name: str, default: int, low: int, high: int | None = None) -> int:
+        text = self.get_query_argument(name, None)
+        if text in (None, ""):
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            raise ApiError(400, f"{name}={text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"from {low} to {high}" if high is not None else f"{low} or more"
+            raise ApiError(400, f"{name}={value} is out of range; use {bounds}")
+        return value
+
+    def reply(self, payload: dict[str, Any]) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(_json_safe(payload), allow_nan=False))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(error, ApiError):
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"message": error.message, "reason": self._reason}))
+            return
+        super().write_error(status_code, **kwargs)
+
+
+class ProjectsHandler(_Handler):
+    @tornado.web.authenticated
+    def get(self) -> None:
+        self.check_arguments()
+        setting, path = self.store_path()
+        opened = self.open_store(path)
+        if opened is not None:
+            # Runs whose kernel died show as interrupted at the next refresh, not "running" forever.
+            opened.mark_interrupted()
+        self.reply({
+            "store": {"path": setting, "exists": opened is not None},
+            "projects": opened.projects() if opened else [],
+        })
+
+
+class RunsHandler(_Handler):
+    allowed_arguments = ("store", "where", "sort", "order", "limit", "offset")
+
+    @tornado.web.authenticated
+    def get(self, project: str) -> None:
+        self.check_arguments()
+        limit = self.int_argument("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        offset = self.int_argument("offset", 0, 0)
+        order = self.get_query_argument("order", "desc")
+        if order not in ("asc", "desc"):
+            raise ApiError(400, f"order={order!r} is not a sort order; use asc or desc")
+        sort = self.get_query_argument("sort", "") or "run_id"
+        where = self.get_query_argument("where", "").strip() or None
+        _, path = self.store_path()
+        opened = self.open_store(path)
+        if opened is None or project not in {p["project"] for p in opened.projects()}:
+            raise ApiError(404, f"no project {project!r} in the store; the projects are listed at {API_ROOT}/projects")
+        try:
+            page = opened.runs_page(project, where=where, sort=sort, descending=order == "desc",
+                                    limit=limit, offset=offset)
+        except FilterError as exc:
+            raise ApiError(400, str(exc)) from None
+        self.reply({
+            "project": project, "where": where or "", "sort": sort, "order": order, "limit": limit,
+            "offset": offset, "total": page["total"], "metrics": opened.known_keys(project)["metrics"],
+            "runs": page["runs"],
+        })
+
+
+class RunHandler(_Handler):
+    @tornado.web.authenticated
+    def get(self, run_id: str) -> None:
+        self.check_arguments()
+        if not run_id.isdigit():
+            raise ApiError(400, f"{run_id!r} is not a run id; run ids are whole numbers")
+        _, path = self.store_path()
+        opened = self.open_store(path)
+        if opened is None:
+            raise ApiError(404, f"no run {run_id}: there is no store at {path} yet")
+        try:
+            self.reply(run_view(opened, int(run_id)))
+        except RunNotFound as exc:
+            raise ApiError(404, str(exc)) from None
+
+
+class RegistryHandler(_Handler):
+    @tornado.web.authenticated
+    def get(self) -> None:
+        self.check_arguments()
+        _, path = self.store_path()
+        opened = self.open_store(path)
+        models: dict[str, dict[str, Any]] = {}
+        for row in opened.model_versions() if opened else []:
+            model = models.setdefault(row["name"], {"name": row["name"], "versions": [], "aliases": {}})
+            model["versions"].append({key: row[key] for key in (
+                "version", "run_id", "class", "created", "description", "aliases")})
+            model["aliases"].update({alias: row["version"] for alias in row["aliases"]})
+        for model in models.values():
+            model["versions"].reverse()  # newest first
+        self.reply({"models": list(models.values())})
+
+
+def handlers(base_url: str) -> list[tuple[str, type[_Handler]]]:
+    def route(pattern: str) -> str:
+        return url_path_join(base_url, API_ROOT, pattern)
+
+    return [
+        (route("projects"), ProjectsHandler),
+        (route("projects/([^/]+)/runs"), RunsHandler),
+        (route("runs/([^/]+)"), RunHandler),
+        (route("registry"), RegistryHandler),
+    ]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "mlops_nb.server"}]
+
+
+def _load_jupyter_server_extension(serverapp: Any) -> None:
+    """Register the routes; say in the log which store the sidebar reads, or why it cannot."""
+    config = MlopsNb(parent=serverapp)
+    web_app = serverapp.web_app
+    web_app.settings["mlops_nb"] = config
+    web_app.settings["mlops_nb_inodes"] = {}
+    web_app.add_handlers(".*$", handlers(web_app.settings["base_url"]))
+    try:
+        path = resolve_store(config.store, serverapp.root_dir)
+    except MlopsError as exc:
+        serverapp.log.error("mlops-nb: %s (set c.MlopsNb.store)", exc)
+    else:
+        serverapp.log.info("mlops-nb: the sidebar reads the store %s", path)
