@@ -349,6 +349,143 @@ def reseal(package_dir: Path, files: tuple[str, ...]) -> None:
     click.echo(f"re-sealed {', '.join(files or (package.SCRIPT_FILE,))} in {package_dir}")
 
 
+# -- retraining, rollback, cron --------------------------------------------------------------
+
+
+@main.command(short_help="Retrain a package's model on fresh data; promote it only if it is better.")
+@click.argument("package_dir", metavar="PACKAGE", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--data", metavar="SOURCE",
+              help="CSV, Parquet or JSON path or glob, or a database URL (with --query). Default: the export's.")
+@click.option("--query", metavar="SQL", help="The SELECT reading fresh data from a database URL (needs SQLAlchemy).")
+@click.option("--force", is_flag=True,
+              help="Promote a candidate that passes the requirement even if it does not beat the champion by the "
+                   "margin, and go on despite drift that would block.")
+@click.pass_context
+def retrain(ctx: click.Context, package_dir: Path, data: str | None, query: str | None, force: bool) -> None:
+    """Run PACKAGE's retraining job now, as cron would: lock, verify, load and validate fresh data,
+    check drift, refit the recorded pipeline, compare candidate and champion on held-out rows,
+    promote the candidate only when it passes the requirement and beats the champion by the margin.
+    One line per step (a progress bar at a terminal), one last line saying why it ended. The run is
+    recorded as a `retraining` run of the notebook run the package came from.
+
+    \b
+    Exit status: 0 promoted, 99 champion kept, 65 bad data, 66 no data, 75 already running,
+    78 configuration or version mismatch, 80 below the requirement, 81 drift needs a person,
+    82 integrity check failed, 70 a bug.
+
+    \b
+    Examples:
+      mlops-nb retrain deploy/churn
+      mlops-nb retrain deploy/churn --data "incoming/2026-*.parquet"
+      mlops-nb retrain deploy/churn --data postgresql://etl@db/crm --query "SELECT * FROM churn_weekly"
+    """
+    from mlops_nb.retrain import run_package
+
+    argv = [*(["--data", data] if data else []), *(["--query", query] if query else [])]
+    argv += ["--force"] if force else []
+    code = run_package(package_dir, argv=argv, store=ctx.obj["store"])
+    ctx.exit(code)
+
+
+@main.command(short_help="Swap a package back to its previous version (and the registry's champion).")
+@click.argument("target", metavar="NAME|PACKAGE")
+@click.option("--to", "to", metavar="VERSION", help="A package version (3 or v0003). Default: the previous champion's.")
+@click.option("--reason", "-r", metavar="TEXT", help="Why, kept in the registry's alias history.")
+@click.pass_context
+def rollback(ctx: click.Context, target: str, to: str | None, reason: str | None) -> None:
+    """Point the package's `current` back at an earlier version and make its model the champion
+    again (the one it replaces becomes `previous`, so a second rollback swaps back). TARGET is the
+    package folder, or a model name whose latest export the store recorded.
+
+    \b
+    Examples:
+      mlops-nb rollback deploy/churn
+      mlops-nb rollback churn --reason "v4 misreads the new price column"
+      mlops-nb rollback deploy/churn --to v0002
+    """
+    from mlops_nb.retrain import rollback as do_rollback
+
+    click.echo(str(do_rollback(target, to=to, reason=reason, store=ctx.obj["store"])))
+
+
+@main.group(cls=_Group, short_help="Install, list or remove retraining jobs in your crontab.")
+def cron() -> None:
+    """Scheduled retraining with the system's cron: one tagged line per package in your crontab
+    (`crontab -l`), running the package's retrain.py with this Python, the store set, and every
+    line of output appended to PACKAGE-retrain.log beside the package.
+
+    \b
+    Examples:
+      mlops-nb cron install deploy/churn --schedule "0 3 * * 1"
+      mlops-nb cron list
+      mlops-nb cron remove deploy/churn
+    """
+
+
+@cron.command(name="install", short_help="Install (or replace) a package's retraining line.")
+@click.argument("package_dir", metavar="PACKAGE", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--schedule", metavar="CRON", help="Five cron fields. Default: the schedule given at export.")
+@click.pass_context
+def cron_install(ctx: click.Context, package_dir: Path, schedule: str | None) -> None:
+    """Install PACKAGE's retraining line in your crontab (replacing its earlier line), and show when
+    it runs next. The store is the global --store, else the one the package was exported from.
+
+    \b
+    Examples:
+      mlops-nb cron install deploy/churn
+      mlops-nb cron install deploy/churn --schedule "*/30 * * * *"
+    """
+    from mlops_nb import cron as cron_module
+
+    entry = cron_module.install(package_dir, schedule=schedule, store=ctx.obj["store"])
+    moments = ", ".join(m.strftime("%Y-%m-%d %H:%M") for m in entry.next_runs(3))
+    click.echo(f"installed: {entry.schedule} retraining of {entry.package} (next: {moments})")
+    click.echo(f"  {entry.command}")
+
+
+@cron.command(name="list", short_help="mlops-nb's lines in your crontab.")
+def cron_list() -> None:
+    """List mlops-nb's retraining lines in your crontab: schedule, package, next run.
+
+    \b
+    Examples:
+      mlops-nb cron list
+    """
+    from mlops_nb import cron as cron_module
+
+    found = cron_module.entries()
+    if not found:
+        click.echo("no mlops-nb retraining lines in your crontab; add one with `mlops-nb cron install PACKAGE`")
+        return
+    rows = [[e.schedule, str(e.package), "yes" if e.enabled else "no",
+             e.next_runs(1)[0].strftime("%Y-%m-%d %H:%M") if e.enabled else _EMPTY] for e in found]
+    click.echo("\n".join(line[2:] for line in _table_lines("cron", rows, ["schedule", "package", "enabled",
+                                                                          "next run"])[1:]))
+
+
+@cron.command(name="remove", short_help="Remove a package's line (or all of mlops-nb's).")
+@click.argument("package_dir", metavar="PACKAGE", required=False, type=click.Path(path_type=Path))
+@click.option("--all", "everything", is_flag=True, help="Remove every mlops-nb line.")
+def cron_remove(package_dir: Path | None, everything: bool) -> None:
+    """Remove PACKAGE's retraining line from your crontab (--all: every mlops-nb line). Other
+    lines of your crontab are left alone.
+
+    \b
+    Examples:
+      mlops-nb cron remove deploy/churn
+      mlops-nb cron remove --all
+    """
+    from mlops_nb import cron as cron_module
+
+    if (package_dir is None) == (not everything):
+        raise click.UsageError("give a PACKAGE or --all")
+    gone = cron_module.remove(None if everything else package_dir)
+    if not gone:
+        click.echo("nothing to remove: no mlops-nb line for " + ("any package" if everything else str(package_dir)))
+    for entry in gone:
+        click.echo(f"removed: {entry.schedule} retraining of {entry.package}")
+
+
 # -- the demo ---------------------------------------------------------------------------------
 
 

@@ -76,3 +76,7 @@ class SchemaMismatch(PackageError):
 
 class DataNotFound(PackageError):
     """A data source that matches no file, or holds no rows (exit status 66)."""
+
+
+class PackageLocked(PackageError):
+    """Another retraining, export or rollback of the same package is running (exit status 75)."""

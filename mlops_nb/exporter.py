@@ -1,25 +1,34 @@
 """Export a registered model as a deployment package, with a retrain.py generated from the notebook.
 
-:func:`export` writes a folder (package format 1, DESIGN.md section 4)::
+:func:`export` writes a package root ``DIR`` holding whole package versions and a ``current`` link
+(the layout is described in :mod:`mlops_nb.package`): ``DIR/versions/v0001/`` on the first export,
+the next number on each later export or promotion by retraining, ``DIR/current`` pointing at the one
+that serves, and ``DIR/settings.json`` (retraining settings, :mod:`mlops_nb.retrain`). Each version
+holds (package format 1, DESIGN.md section 4)::
 
     MANIFEST.json          format, run and model ids, created, SHA-256 and size of every other file
     model.skops            the fitted model (load it with mlops_nb.load_model: checksums, allow-list)
     pipeline.json          class path and JSON-safe params, nested for pipelines (package.rebuild_estimator)
     schema.json            what fresh data must look like (the data stage's frames), the target, and
                            the model's own input columns (dtypes, nullability, category domains)
-    reference/profile.json per-column deciles / category frequencies, n, mean, std; score deciles
-    reference/sample.*     at most 10,000 training rows (Parquet when pyarrow is installed, else CSV)
+    reference/profile.json mlops_nb.drift.reference_profile of the training table, and under "scores"
+                           the profile of the model's scores on its training input (prediction drift)
+    reference/sample.*     mlops_nb.drift.reference_sample: at most 10,000 training rows (Parquet when
+                           pyarrow is installed, else CSV)
     metrics.json           the run's metrics, requirement and gate
     requirements.txt       exact pins of the installed libraries the model needs
     input_example.json     a few rows of model input (pandas "split" orientation)
     retrain.py             the data, features and selection cells as plain functions, then a call
                            into the retraining runtime (mlops_nb.package.main)
-    crontab.txt            the cron line: absolute interpreter, cd into the package, store path, log
+    crontab.txt            the cron line: absolute interpreter, cd into DIR, store path, current/retrain.py,
+                           appending to DIR-retrain.log beside DIR
     airflow_dag.py         (airflow=True) BashOperator running retrain.py, max_active_runs=1, 99 skipped
     cronjob.yaml           (kubernetes=True) a CronJob with concurrencyPolicy: Forbid
 
-The folder appears whole or not at all: files are written and fsynced in a temporary folder
-beside the target, which is then swapped in. Export refuses, saying why and how to override with
+A version appears whole or not at all: its files are written and fsynced under a temporary name,
+renamed, and only then does ``current`` move to it (``os.replace`` of a new symlink); a new package
+root is built whole beside ``DIR`` and renamed into place. Export takes the package's lock, so it
+never races a retraining job. Export refuses, saying why and how to override with
 ``force="reason"``, a model that failed or never passed its requirement gate, a stale model, a run
 with no ``data`` stage, and a model that cannot be loaded safely. The export is recorded as the
 run's ``deployment`` stage.
@@ -29,7 +38,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import ctypes
 import hashlib
 import inspect
 import io
@@ -52,12 +60,11 @@ from typing import Any
 
 from mlops_nb import integrity, package, registry
 from mlops_nb.capture import _class_path, _column_kind, _is_estimator, fingerprint, json_safe
-from mlops_nb.errors import ExportError
+from mlops_nb.errors import ExportError, PackageLocked
 from mlops_nb.stages import REPLAYED, STAGE_INDEX
 from mlops_nb.store import Store
 
 DEFAULT_SCHEDULE = "0 3 * * 1"
-SAMPLE_ROWS = 10_000
 MAX_CATEGORIES = 1_000
 #: Always pinned in requirements.txt, with the distributions of any other library the model uses.
 PINNED = ("scikit-learn", "numpy", "scipy", "pandas", "skops", "mlops-nb")
@@ -93,7 +100,7 @@ class ExportResult:
             f"({len(self.files) + 1} files, {self.seconds:.1f} s)",
             f"  schedule {self.schedule}; next runs: "
             + ", ".join(moment.strftime("%Y-%m-%d %H:%M") for moment in self.next_runs),
-            f"  cron line in {self.path / 'crontab.txt'}",
+            f"  cron line in {self.path / package.CURRENT / 'crontab.txt'}",
         ]
         if self.forced:
             overrode = "; ".join(self.overridden) or "nothing needed overriding"
@@ -185,10 +192,10 @@ def export_package(
         package.MODEL_FILE: model_bytes,
         package.PIPELINE_FILE: _json_bytes(pipeline_document(model, model_capture)),
         package.SCHEMA_FILE: _json_bytes(built.schema),
-        "reference/profile.json": _json_bytes(built.profile),
-        built.sample_name: built.sample_bytes,
+        **built.reference,
         "metrics.json": _json_bytes(_metrics(opened, chosen.run_id, requirement)),
-        "requirements.txt": requirements_txt(model, sample_parquet=built.sample_name.endswith(".parquet")).encode(),
+        "requirements.txt": requirements_txt(model, sample_parquet=any(n.endswith(".parquet") for n in built.reference)
+                                             ).encode(),
         "input_example.json": built.input_example.encode(),
         package.SCRIPT_FILE: script.encode(),
         "crontab.txt": crontab_text(schedule, line, chosen, target).encode(),
@@ -218,7 +225,7 @@ def export_package(
         "overridden": refused if force is not None else [],
     }
     listed = write_package(target, files, manifest)
-    manifest_bytes = (target / package.MANIFEST).read_bytes()
+    manifest_bytes = (package.package_dir(target) / package.MANIFEST).read_bytes()
     seconds = time.perf_counter() - clock
     summary = {
         "model": chosen.name, "version": chosen.version, "path": str(target), "schedule": schedule,
@@ -246,7 +253,11 @@ def _api_command(name, to, version, schedule, data, force) -> str:
 def _check_target(target: Path) -> None:
     if target.exists() and not target.is_dir():
         raise ExportError(f"{target} is a file; export into a folder path (--to DIR)")
-    if target.is_dir() and any(target.iterdir()) and not (target / package.MANIFEST).is_file():
+    if target.is_dir() and (target / package.MANIFEST).is_file() and not (target / package.VERSIONS_DIR).is_dir():
+        raise ExportError(
+            f"{target} holds a package in the single-folder layout of earlier mlops-nb versions; move it away "
+            f"(or export to a new folder with --to): exports now keep versions in {target}/versions/")
+    if target.is_dir() and any(target.iterdir()) and not (target / package.VERSIONS_DIR).is_dir():
         raise ExportError(
             f"{target} is a folder with files and no {package.MANIFEST}: not a package to replace; "
             f"choose a new or empty folder with --to")
@@ -381,18 +392,22 @@ def next_run_times(schedule: str, count: int = 3, *, start: datetime | None = No
     return [it.get_next(datetime) for _ in range(count)]
 
 
-def cron_command(target: Path, store_path: str, data_source: str | None, log_path: Path) -> str:
+def cron_command(target: Path, store_path: str, data_source: str | None, log_path: Path,
+                 python: str | None = None) -> str:
     """The job's shell command: cron gives a bare environment (no virtualenv, no MLOPS_NB_STORE,
-    PATH=/usr/bin:/bin), so it uses the absolute interpreter, cds into the package, sets the store."""
+    PATH=/usr/bin:/bin), so it uses the absolute interpreter (``python``, default this one), cds
+    into the package root, sets the store, runs the current version's retrain.py and appends to
+    ``log_path``."""
     data = f" --data {shlex.quote(data_source)}" if data_source else ""
     return (f"cd {shlex.quote(str(target))} && MLOPS_NB_STORE={shlex.quote(store_path)} "
-            f"{shlex.quote(sys.executable)} retrain.py{data} >> {shlex.quote(str(log_path))} 2>&1")
+            f"{shlex.quote(python or sys.executable)} {package.CURRENT}/retrain.py{data} "
+            f">> {shlex.quote(str(log_path))} 2>&1")
 
 
 def crontab_text(schedule: str, command: str, chosen: registry.ModelVersion, target: Path) -> str:
     # In a crontab line an unescaped % ends the command: escape every one.
     return (f"# mlops-nb: retrain model {chosen.name} (package {target}); install with\n"
-            f"#   (crontab -l 2>/dev/null; grep -v '^#' crontab.txt) | crontab -\n"
+            f"#   mlops-nb cron install {target}\n"
             f"{schedule} {command.replace('%', chr(92) + '%')}\n")
 
 
@@ -433,7 +448,7 @@ def cronjob_yaml(chosen: registry.ModelVersion, schedule: str, target: Path, sto
                  data_source: str | None) -> str:
     name = re.sub(r"[^a-z0-9-]", "-", f"mlops-nb-retrain-{chosen.name}".lower())[:52].strip("-")
     store_dir = str(Path(store_path).parent)
-    args = ["python", "retrain.py", *(["--data", data_source] if data_source else [])]
+    args = ["python", f"{package.CURRENT}/retrain.py", *(["--data", data_source] if data_source else [])]
     # Exit 99 (champion kept) is a success for Kubernetes; anything else non-zero fails the job.
     shell = " ".join(shlex.quote(a) for a in args) + "; code=$?; [ $code -eq 99 ] && exit 0; exit $code"
     q = json.dumps
@@ -1116,9 +1131,7 @@ Exit status: 0 promoted, 99 champion kept, 65 bad data, 66 no data, 75 already r
 @dataclass
 class Built:
     schema: dict
-    profile: dict
-    sample_name: str
-    sample_bytes: bytes
+    reference: dict[str, bytes]
     input_example: str
     reproduced: dict[str, bool]
     warnings: list[str]
@@ -1174,6 +1187,7 @@ def materialize(script: str, plan: ScriptPlan, model: Any, captures: list[dict])
         if different:
             warnings.append(f"retrain.py's steps did not reproduce {', '.join(different)} exactly (the data source "
                             f"changed since the run, or a step is not deterministic)")
+    inputs = None
     if X is not None:
         inputs = X[features] if features and set(features) <= set(map(str, X.columns)) else X
         schema["input"] = {"name": plan.x_name, "columns": _columns(inputs)}
@@ -1184,11 +1198,8 @@ def materialize(script: str, plan: ScriptPlan, model: Any, captures: list[dict])
         example = json.dumps({"columns": features, "data": []})
     schema["output"] = {"name": plan.y_name, "target": plan.target,
                         "classes": json_safe(list(getattr(model, "classes_", []))) or None}
-    profile = reference_profile(table) if table is not None else {"rows": 0, "columns": {}}
-    profile["scores"] = _score_deciles(model, inputs) if X is not None else None
-    sample_name, sample_bytes = _sample(table)
-    profile["sample"] = sample_name
-    return Built(schema, profile, sample_name, sample_bytes, example + "\n", reproduced, warnings)
+    reference = package.reference_files(table, model=model, inputs=inputs)
+    return Built(schema, reference, example + "\n", reproduced, warnings)
 
 
 def _columns(frame: Any) -> list[dict[str, Any]]:
@@ -1208,135 +1219,53 @@ def _columns(frame: Any) -> list[dict[str, Any]]:
     return out
 
 
-DECILES = tuple(i / 10 for i in range(11))
-
-
-def reference_profile(table: Any) -> dict[str, Any]:
-    """Per column: ``kind``, ``n`` (present), ``missing``; numeric columns ``mean``, ``std``,
-    ``min``, ``max`` and ``deciles`` (11 edges, 0% to 100%, over the finite values); categorical
-    and boolean ones ``frequencies`` (value -> count, the 1,000 most frequent) and ``other``."""
-    import numpy as np
-
-    columns = {}
-    for name in table.columns:
-        values = table[name]
-        kind = _column_kind(values.dtype)
-        present = values.dropna()
-        entry: dict[str, Any] = {"kind": kind, "dtype": str(values.dtype), "n": int(len(present)),
-                                 "missing": int(len(values) - len(present))}
-        if kind == "numeric":
-            finite = present.to_numpy(dtype="float64")
-            finite = finite[np.isfinite(finite)]
-            if len(finite):
-                entry.update(mean=float(finite.mean()), std=float(finite.std(ddof=1)) if len(finite) > 1 else 0.0,
-                             min=float(finite.min()), max=float(finite.max()),
-                             deciles=[float(v) for v in np.quantile(finite, DECILES)])
-        elif kind in ("categorical", "boolean"):
-            counts = present.astype(str).value_counts()
-            entry["frequencies"] = {str(k): int(v) for k, v in counts.head(MAX_CATEGORIES).items()}
-            entry["other"] = int(counts.iloc[MAX_CATEGORIES:].sum())
-        columns[str(name)] = entry
-    return {"rows": int(len(table)), "deciles": list(DECILES), "columns": columns}
-
-
-def _score_deciles(model: Any, X: Any) -> dict[str, Any] | None:
-    """Deciles of the model's scores on its training input: the label-free drift signal."""
-    import numpy as np
-
-    if model is None:
-        return None
-    try:
-        if hasattr(model, "predict_proba") and len(getattr(model, "classes_", [])) == 2:
-            scores, kind = model.predict_proba(X)[:, 1], "probability"
-        else:
-            scores, kind = np.asarray(model.predict(X), dtype="float64"), "prediction"
-    except Exception:
-        return None
-    return {"kind": kind, "n": int(len(scores)), "deciles": [float(v) for v in np.quantile(scores, DECILES)]}
-
-
-def _sample(table: Any) -> tuple[str, bytes]:
-    """At most SAMPLE_ROWS rows (a fixed-seed random sample, in the original order)."""
-    import pandas as pd
-
-    if table is None:
-        table = pd.DataFrame()
-    if len(table) > SAMPLE_ROWS:
-        table = table.sample(n=SAMPLE_ROWS, random_state=0).sort_index()
-    buffer = io.BytesIO()
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        table.to_csv(buffer, index=False)
-        return "reference/sample.csv", buffer.getvalue()
-    table.reset_index(drop=True).to_parquet(buffer, index=False)
-    return "reference/sample.parquet", buffer.getvalue()
-
-
-# -- writing the folder atomically -------------------------------------------------------------------
+# -- writing the package root and its versions atomically -------------------------------------------
 
 
 def write_package(target: Path, files: dict[str, bytes], manifest: dict[str, Any]) -> dict[str, dict]:
-    """Write ``files`` and MANIFEST.json (``manifest`` plus the files' checksums) into a temporary
-    folder beside ``target``, fsync it, then swap it into place; on any failure nothing changes."""
+    """Add ``files`` and MANIFEST.json (``manifest`` plus the files' checksums) as the next version
+    of package root ``target`` and make it current, under the package's lock. A new root is built
+    whole (first version, ``current`` link, ``settings.json``) in a temporary folder beside
+    ``target`` and renamed into place; in an existing root the version is written beside the
+    others and ``current`` swapped. On any failure the current version stays current."""
+    from mlops_nb.retrain import settings_bytes
+
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.export-"))
     try:
-        listed = {}
-        for relative, data in files.items():
-            path = tmp / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _write_synced(path, data)
-            listed[relative] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-        document = {**manifest, "files": dict(sorted(listed.items()))}
-        _write_synced(tmp / package.MANIFEST, (json.dumps(document, indent=2, sort_keys=True) + "\n").encode())
-        for folder in {(tmp / r).parent for r in files} | {tmp}:
-            _fsync_dir(folder)
-        os.chmod(tmp, 0o755)
-        _swap_into_place(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return listed
+        with package.locked(target, "export"):
+            if not target.exists() or not any(target.iterdir()):
+                tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.export-"))
+                try:
+                    version, listed = package.write_version(tmp, files, manifest)
+                    _swap_into_place(version, tmp)
+                    package.write_synced(tmp / package.SETTINGS_FILE, settings_bytes())
+                    package.fsync_dir(tmp)
+                    os.chmod(tmp, 0o755)
+                    if target.exists():
+                        target.rmdir()  # empty: replaced by the whole new root
+                    os.rename(tmp, target)
+                    package.fsync_dir(target.parent)
+                except BaseException:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    raise
+                return listed
+            version, listed = package.write_version(target, files, manifest)
+            try:
+                _swap_into_place(version, target)
+            except BaseException:
+                shutil.rmtree(version, ignore_errors=True)
+                raise
+            if not (target / package.SETTINGS_FILE).exists():
+                package.write_synced(target / package.SETTINGS_FILE, settings_bytes())
+            package.prune_versions(target)
+            return listed
+    except PackageLocked as exc:
+        raise ExportError(f"cannot export now: {exc}; export again when it ends") from None
 
 
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
-
-
-def _swap_into_place(tmp: Path, target: Path) -> None:
-    if not target.exists():
-        os.replace(tmp, target)
-    elif _exchange(tmp, target):
-        shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the previous package
-    else:
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    _fsync_dir(target.parent)
+def _swap_into_place(version: Path, root: Path) -> None:
+    """Make ``version`` the current version of package root ``root``."""
+    package.switch_current(root, version)
 
 
 export = export_package

@@ -419,6 +419,7 @@ class Store:
         run["gates"] = self.rows("SELECT * FROM gates WHERE run_id = ? ORDER BY id", (run_id,))
         run["warnings"] = self.rows(
             "SELECT kind, stage, message FROM warnings WHERE run_id = ? ORDER BY id", (run_id,))
+        run["drift"] = self.drift(run_id)
         return run
 
     def metric_history(self, run_id: int, key: str) -> pandas.DataFrame:
@@ -995,6 +996,37 @@ class Store:
                 "kind": "deployment", "fingerprint": None, "summary": dumps(summary), "artifact_id": artifact_id,
             })
         return stage_id
+
+    # -- retraining (mlops_nb.retrain) ------------------------------------------------------------
+
+    def add_drift(self, run_id: int, columns: Iterable[Mapping[str, Any]]) -> None:
+        """Record per-column drift of a retraining run in one transaction: each item has ``column``,
+        ``kind``, ``statistic``, ``value``, ``verdict`` and ``details`` (``ColumnDrift.to_dict()``)."""
+        rows = [(run_id, str(c["column"]), c["kind"], c["statistic"], c.get("value"), c["verdict"],
+                 dumps(c.get("details") or {})) for c in columns]
+        with self.transaction():
+            self.conn.executemany(
+                "INSERT INTO drift (run_id, column_name, kind, statistic, value, verdict, details)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def deployments(self, name: str) -> list[dict[str, Any]]:
+        """The exports of model ``name`` (newest first): ``run_id``, ``path``, ``version``, ``time``."""
+        return self.rows(
+            "SELECT captures.run_id, json_extract(captures.summary, '$.path') AS path,"
+            " json_extract(captures.summary, '$.version') AS version, stages.start_time AS time"
+            " FROM captures JOIN stages ON stages.id = captures.stage_id"
+            " WHERE captures.kind = 'deployment' AND captures.name = ? ORDER BY captures.id DESC",
+            (name,))
+
+    def drift(self, run_id: int) -> list[dict[str, Any]]:
+        """The run's drift rows (``column_name``, ``kind``, ``statistic``, ``value``, ``verdict``,
+        ``details`` parsed), in the order they were checked."""
+        rows = self.rows(
+            "SELECT column_name, kind, statistic, value, verdict, details FROM drift WHERE run_id = ? ORDER BY id",
+            (run_id,))
+        for row in rows:
+            row["details"] = json.loads(row["details"]) if row["details"] else {}
+        return rows
 
     def close(self) -> None:
         with self._lock:

@@ -71,8 +71,8 @@ def deployed(tmp_path_factory):
 
 @pytest.fixture
 def damaged(deployed, tmp_path):
-    """A copy of the package that a test may break."""
-    return Path(shutil.copytree(deployed["package"], tmp_path / "cancer"))
+    """A copy of the package's current version (a package on its own) that a test may break."""
+    return Path(shutil.copytree(package.package_dir(deployed["package"]), tmp_path / "cancer"))
 
 
 def python(code: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
@@ -88,32 +88,38 @@ def test_export_writes_every_file_with_checksums_and_says_when_it_runs(deployed)
     runs = re.search(r"next runs: (.+)", out).group(1).split(", ")
     assert len(runs) == 3 and all(re.fullmatch(r"\d{4}-\d\d-\d\d 02:30", r) for r in runs)
 
+    assert os.readlink(pkg / "current") == "versions/v0001"  # a root of versions, and a link to the serving one
+    assert package.package_dir(pkg) == pkg / "versions" / "v0001"
+    assert json.loads((pkg / "settings.json").read_text())["drift"] == "report"
     listed = package.verify(pkg)["files"]
     expected = {"model.skops", "pipeline.json", "schema.json", "reference/profile.json", SAMPLE,
                 "metrics.json", "requirements.txt", "input_example.json", "retrain.py", "crontab.txt",
                 "airflow_dag.py", "cronjob.yaml"}
     assert set(listed) == expected
-    on_disk = {str(p.relative_to(pkg)) for p in pkg.rglob("*") if p.is_file()} - {"MANIFEST.json"}
+    version = pkg / "versions" / "v0001"
+    on_disk = {str(p.relative_to(version)) for p in version.rglob("*") if p.is_file()} - {"MANIFEST.json"}
     assert on_disk == expected  # nothing half-written or left over
+    assert sorted(p.name for p in pkg.iterdir()) == ["current", "settings.json", "versions"]
     for name, entry in listed.items():
-        data = (pkg / name).read_bytes()
+        data = (version / name).read_bytes()
         assert entry == {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
     manifest = package.read_manifest(pkg)
-    assert manifest["format"] == 1 and manifest["run"]["id"] == 1
+    assert manifest["format"] == 1 and manifest["run"]["id"] == 1 and manifest["package_version"] == 1
     assert manifest["model"]["name"] == "cancer" and manifest["model"]["version"] == 1
     assert manifest["model"]["variable"] == "clf" and manifest["model"]["stage"] == "model"
     assert manifest["store"] == str(deployed["store"]) and manifest["schedule"] == SCHEDULE
     assert manifest["data_source"] == str(deployed["folder"] / "data.csv") and manifest["forced"] is None
-    assert not [p for p in pkg.parent.iterdir() if p.name.startswith(".")]  # no temporary folder left
+    # no temporary folder left; the lock file stays (deleting a lock file races its next taker)
+    assert [p.name for p in pkg.parent.iterdir() if p.name.startswith(".")] == [".cancer.lock"]
 
-    pins = dict(line.split("==") for line in (pkg / "requirements.txt").read_text().splitlines()
+    pins = dict(line.split("==") for line in (version / "requirements.txt").read_text().splitlines()
                 if not line.startswith("#"))
     from importlib import metadata
 
     for dist in ("scikit-learn", "numpy", "scipy", "pandas", "skops", "mlops-nb", *(["pyarrow"] if PARQUET else [])):
         assert pins[dist] == metadata.version(dist)
     assert package.version_mismatches(pkg) == []
-    metrics = json.loads((pkg / "metrics.json").read_text())
+    metrics = json.loads((version / "metrics.json").read_text())
     assert metrics["gate"]["passed"] == 1 and metrics["metrics"]["f1"] > 0.9
     assert metrics["requirement"]["target"] == "target"
 
@@ -124,7 +130,8 @@ def test_export_is_recorded_as_the_runs_deployment_stage(deployed):
     deployment = [s for s in details["stages"] if s["stage"] == "deployment"]
     assert len(deployment) == 1 and deployment[0]["status"] == "ok"
     manifest = next(a for a in details["artifacts"] if a["kind"] == "manifest")
-    assert manifest["sha256"] == hashlib.sha256((deployed["package"] / "MANIFEST.json").read_bytes()).hexdigest()
+    current = package.package_dir(deployed["package"])
+    assert manifest["sha256"] == hashlib.sha256((current / "MANIFEST.json").read_bytes()).hexdigest()
     summary = next(c for c in store.captures(1) if c["kind"] == "deployment")["summary"]
     assert summary["path"] == str(deployed["package"]) and summary["schedule"] == SCHEDULE
     assert summary["reproduced"] == {"df": True, "X": True}  # retrain.py's steps gave the notebook's frames
@@ -205,7 +212,7 @@ def test_a_model_with_a_type_outside_the_allow_list_is_refused_by_name(damaged, 
 
 def test_retrain_script_is_plain_python_that_reproduces_the_notebooks_frames(deployed):
     pkg = deployed["package"]
-    script = (pkg / "retrain.py").read_text()
+    script = (pkg / "current" / "retrain.py").read_text()
     compile(script, "retrain.py", "exec")
     assert not [line for line in script.splitlines() if line.lstrip().startswith(("%", "!"))]
     assert "get_ipython" not in script and "df.head()" not in script
@@ -234,18 +241,19 @@ def test_retrain_script_is_plain_python_that_reproduces_the_notebooks_frames(dep
     assert got["df"] == got["again"] == captures[("data", "df")]
     assert got["X"] == captures[("selection", "X")]
     assert got["y"] == captures[("features", "y")]
-    assert not (pkg / "__pycache__").exists()
+    assert not (pkg / "current" / "__pycache__").exists()
 
 
 def test_retrain_script_runs_its_steps_under_crons_bare_environment(deployed):
     pkg = deployed["package"]
-    lines = [line for line in (pkg / "crontab.txt").read_text().splitlines() if line and not line.startswith("#")]
+    lines = [line for line in (pkg / "current" / "crontab.txt").read_text().splitlines()
+             if line and not line.startswith("#")]
     assert len(lines) == 1
     fields = lines[0].split(None, 5)
     assert " ".join(fields[:5]) == SCHEDULE and croniter.is_valid(SCHEDULE)
     command = fields[5]
     log = pkg.parent / "cancer-retrain.log"
-    assert command == (f"cd {pkg} && MLOPS_NB_STORE={deployed['store']} {sys.executable} retrain.py "
+    assert command == (f"cd {pkg} && MLOPS_NB_STORE={deployed['store']} {sys.executable} current/retrain.py "
                        f"--data {deployed['folder'] / 'data.csv'} >> {log} 2>&1")
     if _runtime_installed():
         pytest.skip("the retraining runtime is installed: tests/test_retrain.py runs real jobs")
@@ -282,14 +290,14 @@ def test_dry_run_exit_codes(deployed, damaged, tmp_path):
 
 def test_scheduler_files_carry_the_schedule_and_one_guarded_task(deployed):
     pkg = deployed["package"]
-    job = yaml.safe_load((pkg / "cronjob.yaml").read_text())
+    job = yaml.safe_load((pkg / "current" / "cronjob.yaml").read_text())
     assert job["kind"] == "CronJob" and job["apiVersion"] == "batch/v1"
     assert job["spec"]["schedule"] == SCHEDULE and job["spec"]["concurrencyPolicy"] == "Forbid"
     container = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     assert "retrain.py" in container["command"][-1] and container["workingDir"] == str(pkg)
     assert {"name": "MLOPS_NB_STORE", "value": str(deployed["store"])} in container["env"]
 
-    tree = ast.parse((pkg / "airflow_dag.py").read_text())
+    tree = ast.parse((pkg / "current" / "airflow_dag.py").read_text())
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
     dag = next(c for c in calls if c.func.id == "DAG")
     dag_args = {k.arg: ast.literal_eval(k.value) for k in dag.keywords if k.arg != "start_date"}
@@ -299,7 +307,7 @@ def test_scheduler_files_carry_the_schedule_and_one_guarded_task(deployed):
     task = {k.arg: ast.literal_eval(k.value) for k in tasks[0].keywords}
     assert task["skip_on_exit_code"] == 99 and task["task_id"] == "retrain"
     assert task["bash_command"].startswith(f"cd {pkg} && MLOPS_NB_STORE=")
-    assert "retrain.py --data" in task["bash_command"]
+    assert "current/retrain.py --data" in task["bash_command"]
 
 
 def test_predict_checks_the_input_against_the_schema(deployed, tmp_path):
@@ -347,19 +355,28 @@ def test_schema_reference_and_pipeline_describe_the_training_data(deployed):
     assert [c["name"] for c in schema["input"]["columns"]] == list(model.feature_names_in_)
     assert schema["input"]["name"] == "X" and schema["output"] == {"name": "y", "target": "target", "classes": [0, 1]}
 
-    profile = json.loads((pkg / "reference/profile.json").read_text())
+    current = package.package_dir(pkg)
+    profile = json.loads((current / "reference/profile.json").read_text())
     radius = profile["columns"]["mean radius"]
-    assert radius["n"] == 569 and radius["missing"] == 0
-    assert radius["deciles"] == pytest.approx(np.quantile(data["mean radius"], np.linspace(0, 1, 11)).tolist())
+    assert profile["n_rows"] == 569 and radius["n"] == 569 and radius["missing"] == 0
+    assert radius["edges"] == sorted(set(np.quantile(data["mean radius"], np.linspace(0, 1, 11),
+                                                     method="lower").tolist()))
     assert radius["mean"] == pytest.approx(data["mean radius"].mean())
     assert radius["std"] == pytest.approx(data["mean radius"].std())
-    assert profile["scores"]["kind"] == "probability" and len(profile["scores"]["deciles"]) == 11
-    sample = pd.read_parquet(pkg / SAMPLE) if PARQUET else pd.read_csv(pkg / SAMPLE)
+    scores = profile["scores"]
+    assert scores["kind"] == "numeric" and scores["score"] == "probability of class 1" and scores["n"] == 569
+    # the profile is the drift module's own: fresh data of the same distribution does not drift
+    from mlops_nb import drift
+
+    sample = pd.read_parquet(current / SAMPLE) if PARQUET else pd.read_csv(current / SAMPLE)
+    assert not drift.dataset_drift(profile, data, sample=sample).drifted
+    assert drift.prediction_drift(scores, model.predict_proba(data[list(model.feature_names_in_)])[:, 1]
+                                  ).verdict == "ok"
     pd.testing.assert_frame_equal(sample, data)  # fewer than 10,000 rows: all of them
-    example = pd.read_json(pkg / "input_example.json", orient="split")
+    example = pd.read_json(current / "input_example.json", orient="split")
     assert list(example.columns) == list(model.feature_names_in_) and len(example) == 3
 
-    spec = json.loads((pkg / "pipeline.json").read_text())
+    spec = json.loads((current / "pipeline.json").read_text())
     assert spec["rebuildable"] and spec["class"] == "sklearn.pipeline.Pipeline"
     rebuilt = package.rebuild_estimator(spec)
     assert export_module.pipeline_spec(rebuilt) == {"class": spec["class"], "params": spec["params"]}
@@ -449,7 +466,7 @@ def test_ambiguous_frames_ask_for_X_and_y(shell, tmp_path):
     with pytest.raises(ExportError, match=r"several frames fit \(X, X_copy\); export with --X NAME --y NAME"):
         mnb.export("churn", to=tmp_path / "pkg")
     result = mnb.export("churn", to=tmp_path / "pkg", X="X_copy", y="y")
-    assert "return ns['X_copy'], ns['y']" in (result.path / "retrain.py").read_text()
+    assert "return ns['X_copy'], ns['y']" in (result.path / "current" / "retrain.py").read_text()
 
     shell.run("%%stage data\nimport pandas as pd\ntrain = df.copy()\nholdout = df.copy()")
     for cell in (FEATURES, MODEL.format(C=1.0), VALIDATION):
@@ -484,7 +501,7 @@ def test_export_is_atomic_and_never_clobbers_a_foreign_folder(shell, tmp_path, m
     shell.lifecycle()
     mnb.register("clf", "churn")
     first = mnb.export("churn", to=tmp_path / "pkg")
-    before = (first.path / "MANIFEST.json").read_bytes()
+    before = (package.package_dir(first.path) / "MANIFEST.json").read_bytes()
 
     def crash(tmp, target):
         raise OSError("disk full")
@@ -492,13 +509,15 @@ def test_export_is_atomic_and_never_clobbers_a_foreign_folder(shell, tmp_path, m
     monkeypatch.setattr(export_module, "_swap_into_place", crash)
     with pytest.raises(OSError, match="disk full"):
         mnb.export("churn", to=tmp_path / "pkg", schedule="0 4 * * *")
-    assert (first.path / "MANIFEST.json").read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".pkg")) == []
+    assert (package.package_dir(first.path) / "MANIFEST.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".pkg")) == [".pkg.lock"]
+    assert [p.name for p in (first.path / "versions").iterdir()] == ["v0001"]  # the failed version is gone
     monkeypatch.undo()
     monkeypatch.chdir(tmp_path)
 
-    second = mnb.export("churn", to=tmp_path / "pkg", schedule="0 4 * * *")  # replaces the package whole
+    second = mnb.export("churn", to=tmp_path / "pkg", schedule="0 4 * * *")  # the next version, now current
     assert package.read_manifest(second.path)["schedule"] == "0 4 * * *"
+    assert os.readlink(second.path / "current") == "versions/v0002"
     package.verify(second.path)
 
     foreign = tmp_path / "notes"
@@ -523,10 +542,10 @@ def test_cli_export_and_reseal(shell, tmp_path):
     assert result.exit_code == 0, result.output
     assert f"exported churn version 1 (champion) of run 1 to {target}" in result.output
     assert "nothing matches" in result.output and "incoming/*.csv yet" in result.output
-    crontab = (target / "crontab.txt").read_text()
+    crontab = (target / "current" / "crontab.txt").read_text()
     assert f"--data '{tmp_path}/incoming/*.csv'" in crontab
 
-    with (target / "retrain.py").open("a") as f:
+    with (target / "current" / "retrain.py").open("a") as f:
         f.write("# tuned by hand\n")
     with pytest.raises(ChecksumError, match="retrain.py"):
         package.verify(target)
