@@ -28,6 +28,7 @@ _LAZY = {
     "models": "mlops_nb.registry",
     "export": "mlops_nb.exporter",
     "load_model": "mlops_nb.package",
+    "rollback": "mlops_nb.retrain",
     "status": "mlops_nb.widgets.status",
     "compare": "mlops_nb.widgets.compare",
 }

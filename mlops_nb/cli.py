@@ -781,6 +781,12 @@ def _render_run(d: dict[str, Any]) -> str:
         [[w["kind"], w.get("stage") or _EMPTY, w["message"]] for w in d["warnings"]],
         ["kind", "stage", "message"],
     ))
+    if d.get("drift"):  # a retraining run: its drift check, column by column
+        blocks.append(_table_lines(
+            "drift",
+            [[r["column_name"], r["kind"], r["statistic"], _number(r["value"]), r["verdict"]] for r in d["drift"]],
+            ["column", "kind", "statistic", "value", "verdict"],
+        ))
     previous: list[str] = []
     for block in blocks:
         if len(block) > 1 or len(previous) != 1:

@@ -296,6 +296,15 @@ def package_root(package: str | os.PathLike) -> Path:
     raise PackageError(f"{path} is not an mlops-nb package; export one with `mlops-nb export NAME --to DIR`")
 
 
+def retrain_script(package: str | os.PathLike) -> Path:
+    """The retrain.py a scheduler runs for a package: ``ROOT/current/retrain.py``, through the link,
+    so the path always names the serving version's script (run it from anywhere: it finds its root)."""
+    path = package_root(package) / CURRENT / SCRIPT_FILE
+    if not path.is_file():
+        raise PackageError(f"{path} is missing; the package's `{CURRENT}` link points at no complete version")
+    return path
+
+
 def versions(root: str | os.PathLike) -> list[tuple[int, Path]]:
     """The complete versions of package root ``root`` as ``(number, folder)``, oldest first."""
     folder = Path(root) / VERSIONS_DIR
@@ -520,7 +529,7 @@ def reference_files(table: Any, *, model: Any = None, inputs: Any = None) -> dic
         name = "reference/sample.csv"
         sample.to_csv(buffer, index=False)
     profile["sample"] = name
-    text = json.dumps(profile, indent=2, allow_nan=False, default=_json_default) + "\n"
+    text = json.dumps(profile, separators=(",", ":"), allow_nan=False, default=_json_default) + "\n"  # 20k numbers
     return {PROFILE_FILE: text.encode(), name: buffer.getvalue()}
 
 

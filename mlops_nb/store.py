@@ -32,7 +32,6 @@ DEFAULT_FILENAME = "mlops.db"
 ENV_VAR = "MLOPS_NB_STORE"
 ARTIFACTS_DIR = "mlops-artifacts"
 BUSY_TIMEOUT_S = 30.0
-_SQLITE_HEADER = b"SQLite format 3\x00"
 _HOST = socket.gethostname()
 
 RUN_COLUMNS = ("run_id", "project", "name", "kind", "status", "start_time", "end_time")
@@ -82,9 +81,7 @@ def _check_path(path: Path) -> None:
             f"choose a writable location with --store PATH or ${ENV_VAR}"
         ) from None
     if path.exists():
-        with open(path, "rb") as f:
-            header = f.read(len(_SQLITE_HEADER))
-        if header and header != _SQLITE_HEADER:
+        if path.stat().st_size and not _is_sqlite(path):
             raise StoreError(
                 f"{path} is not an mlops-nb store (not a SQLite database); it was left untouched. "
                 f"Point --store or ${ENV_VAR} at another file"
@@ -99,6 +96,27 @@ def _check_path(path: Path) -> None:
             f"cannot write in {folder}, where the store {path.name} and its journal live; "
             f"choose a writable location with --store PATH or ${ENV_VAR}"
         )
+
+
+def _is_sqlite(path: Path) -> bool:
+    """Whether the file at ``path`` is a SQLite database, asked through SQLite itself (``immutable``:
+    no lock taken, no -wal or -shm file created, nothing written).
+
+    Reading its header with ``open()`` would be simpler, but closing that file descriptor drops every
+    POSIX lock this process holds on the file, those of its live SQLite connections included ("How
+    To Corrupt An SQLite Database File", 2.2.1): a store opened in a kernel that has its own sqlite3
+    connection to the file would then let another process checkpoint the WAL under that connection.
+    SQLite's own open and close keep the process's locks."""
+    probe = sqlite3.connect(f"{path.absolute().as_uri()}?immutable=1", uri=True, timeout=BUSY_TIMEOUT_S)
+    try:
+        probe.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.OperationalError:
+        return True  # cannot tell (unreadable, say): the real open decides and says why
+    except sqlite3.DatabaseError:
+        return False  # "file is not a database"
+    finally:
+        probe.close()
+    return True
 
 
 def _param_value(key: str, value: Any) -> Any:

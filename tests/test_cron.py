@@ -1,0 +1,139 @@
+"""Scheduled retraining through the system's real cron daemon, and the crontab bookkeeping.
+
+The real-cron test installs the exported line with `mlops-nb cron install` (a `* * * * *`
+schedule), starts Debian's `cron -f` when no daemon runs, waits for the tick, and checks that a
+retraining run of the package appeared in the store and logged beside the package. In CI
+(`CI=true`) a missing cron fails the test instead of skipping it: `.ci/run` installs cron.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_retrain import build_package
+
+from mlops_nb import cron, package
+from mlops_nb.errors import ExportError, MlopsError
+from mlops_nb.store import close_all
+
+TICK_WAIT_S = 150
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason}; CI must run this test (scripts/setup.sh test installs cron)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def cron_daemon():
+    """A running cron daemon: the one already running, else `cron -f` started here (and stopped after)."""
+    if shutil.which("cron") is None or shutil.which("crontab") is None:
+        _missing("cron is not installed (Debian: apt-get install cron)")
+    running = subprocess.run(["pgrep", "-x", "cron"], capture_output=True).returncode == 0
+    started = None
+    if not running:
+        if os.geteuid() != 0:
+            _missing("no cron daemon runs and only root can start one")
+        started = subprocess.Popen(["cron", "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1)
+        if started.poll() is not None:
+            pytest.fail(f"`cron -f` exited at once with status {started.returncode}")
+    yield
+    if started is not None:
+        started.terminate()
+        started.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def pkg(tmp_path_factory):
+    yield build_package(tmp_path_factory.mktemp("cron"))
+    close_all()
+
+
+def _crontab() -> str:
+    listed = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
+    return listed.stdout if listed.returncode == 0 else ""
+
+
+def _finished_retraining_runs(store: Path) -> list[tuple]:
+    with contextlib.closing(sqlite3.connect(store)) as conn:
+        return conn.execute("SELECT id, parent_id, status FROM runs WHERE kind = 'retraining' AND status != 'running'"
+                            " ORDER BY id").fetchall()
+
+
+def test_real_cron_runs_the_exported_line(pkg, cron_daemon):
+    root = pkg["root"]
+    incoming = pkg["folder"] / "incoming"
+    incoming.mkdir()
+    shutil.copy(pkg["better"], incoming / "fresh.csv")  # the data source named at export
+    mlops_nb = str(Path(sys.executable).parent / "mlops-nb")
+    env = {**os.environ, "MLOPS_NB_STORE": str(pkg["store"])}
+    before = _crontab()
+    installed = subprocess.run([mlops_nb, "cron", "install", str(root), "--schedule", "* * * * *"],
+                               capture_output=True, text=True, env=env)
+    assert installed.returncode == 0, installed.stderr
+    try:
+        assert f"installed: * * * * * retraining of {root}" in installed.stdout
+        line = next(x for x in _crontab().splitlines() if x.endswith(f"# mlops-nb retrain {root}"))
+        exported = next(x for x in (root / "current" / "crontab.txt").read_text().splitlines()
+                        if x and not x.startswith("#"))
+        assert line.startswith("* * * * * ") and line.split(None, 5)[5].startswith(exported.split(None, 5)[5])
+        listed = subprocess.run([mlops_nb, "cron", "list"], capture_output=True, text=True, env=env)
+        assert str(root) in listed.stdout and "* * * * *" in listed.stdout
+
+        deadline = time.monotonic() + TICK_WAIT_S
+        runs = []
+        while time.monotonic() < deadline and not runs:
+            time.sleep(2)
+            runs = _finished_retraining_runs(pkg["store"])
+        assert runs, f"cron did not run the job within {TICK_WAIT_S} s; crontab:\n{_crontab()}"
+    finally:
+        removed = subprocess.run([mlops_nb, "cron", "remove", str(root)], capture_output=True, text=True, env=env)
+    assert removed.returncode == 0 and f"removed: * * * * * retraining of {root}" in removed.stdout
+    assert f"mlops-nb retrain {root}" not in _crontab()
+    assert [x for x in _crontab().splitlines() if "mlops-nb retrain" not in x] == [
+        x for x in before.splitlines() if "mlops-nb retrain" not in x]  # nobody else's line was touched
+
+    run_id, parent_id, status = runs[0]
+    assert parent_id == 1 and status == "finished"
+    log = (root.parent / "churn-retrain.log").read_text()
+    assert "mlops-nb retrain churn: [1/11] lock:" in log  # cron is no terminal: one line per step
+    assert f"[11/11] record: run {run_id} (promoted" in log
+    assert "exit 0 (promoted): promoted churn version 2 (package v0002)" in log
+    assert os.readlink(root / "current") == "versions/v0002"
+    package.verify(root)
+
+
+# -- the crontab bookkeeping, on a crontab file ---------------------------------------------------------
+
+
+def test_install_list_remove_touch_only_mlops_lines(pkg, tmp_path):
+    tab = tmp_path / "crontab"
+    tab.write_text("MAILTO=ops@example.com\n15 4 * * * /usr/local/bin/backup.sh # nightly backup\n")
+    entry = cron.install(pkg["root"], tabfile=tab, python="/opt/venv/bin/python")
+    manifest = package.read_manifest(pkg["root"])
+    assert entry.schedule == manifest["schedule"] == "0 3 * * 1"
+    assert entry.command == (f"cd {pkg['root']} && MLOPS_NB_STORE={pkg['store']} /opt/venv/bin/python "
+                             f"current/retrain.py --data {pkg['folder'] / 'incoming' / 'fresh.csv'} "
+                             f">> {pkg['root'].parent / 'churn-retrain.log'} 2>&1")
+    again = cron.install(pkg["root"], schedule="*/10 * * * *", tabfile=tab)  # replaces, never duplicates
+    assert [e.schedule for e in cron.entries(tabfile=tab)] == ["*/10 * * * *"]
+    assert again.command.split(" current/retrain.py")[0].endswith(sys.executable)
+    text = tab.read_text()
+    assert "MAILTO=ops@example.com" in text and "/usr/local/bin/backup.sh # nightly backup" in text
+    with pytest.raises(ExportError, match="is not a cron schedule"):
+        cron.install(pkg["root"], schedule="every monday", tabfile=tab)
+    with pytest.raises(MlopsError, match="not an mlops-nb package"):
+        cron.install(tmp_path, tabfile=tab)
+    assert [e.package for e in cron.remove(pkg["root"], tabfile=tab)] == [pkg["root"]]
+    assert cron.entries(tabfile=tab) == [] and "backup.sh" in tab.read_text()
+    assert cron.remove(None, tabfile=tab) == []
