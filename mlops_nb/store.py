@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     import pandas
 
 DEFAULT_FILENAME = "mlops.db"
+#: How many migrations ``mlops_nb/migrations.py`` has; a store whose ``PRAGMA user_version`` says
+#: so needs none (checked by a test, so the two cannot drift apart).
+SCHEMA_VERSION = 5
 ENV_VAR = "MLOPS_NB_STORE"
 ARTIFACTS_DIR = "mlops-artifacts"
 BUSY_TIMEOUT_S = 30.0
@@ -1228,6 +1231,10 @@ def _use_wal(conn: sqlite3.Connection) -> None:
 def _migrate(conn: sqlite3.Connection) -> None:
     """Apply pending migrations under one write lock, so two processes creating the same new
     store at the same moment both succeed: the second waits, then finds nothing pending."""
+    # Fast path without importing sqlite-utils (0.3 s): the schema version is kept in SQLite's
+    # user_version when migrations are applied.
+    if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+        return
     from mlops_nb.migrations import migrations
 
     expected = {m.name for m in migrations._migrations}
@@ -1236,14 +1243,14 @@ def _migrate(conn: sqlite3.Connection) -> None:
             "SELECT name FROM _sqlite_migrations WHERE migration_set = ?", (migrations.name,))}
     except sqlite3.OperationalError:
         done = set()
-    if expected <= done:
-        return
     import sqlite_utils
 
     db = sqlite_utils.Database(conn, execute_plugins=False)
     conn.execute("BEGIN IMMEDIATE")
     try:
-        migrations.apply(db)
+        if not expected <= done:
+            migrations.apply(db)
+        conn.execute(f"PRAGMA user_version = {len(migrations._migrations)}")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

@@ -323,3 +323,17 @@ def test_a_store_in_a_read_only_folder_is_refused(tmp_path):
     assert message.startswith(f"cannot write in {folder}")
     assert "choose a writable location" in message
     assert list(folder.iterdir()) == []
+
+
+def test_the_schema_version_counts_every_migration_and_a_migrated_store_skips_sqlite_utils(store_path):
+    from mlops_nb.migrations import migrations
+    from mlops_nb.store import SCHEMA_VERSION, open_store
+
+    assert len(migrations._migrations) == SCHEMA_VERSION
+    open_store(store_path)
+    assert sqlite3.connect(store_path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    # Opening it again in a fresh process must not pay for importing sqlite-utils.
+    code = ("import sys; from mlops_nb.store import open_store; open_store(sys.argv[1]);"
+            " print('sqlite_utils' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(store_path)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
