@@ -489,80 +489,44 @@ def cron_remove(package_dir: Path | None, everything: bool) -> None:
 # -- the demo ---------------------------------------------------------------------------------
 
 
-@main.command(short_help="Record three scikit-learn runs into the store and show them.")
+@main.command(short_help="The main job: the quickstart notebook, its export, and one retraining run.")
 @click.option("--dir", "folder", metavar="DIR", type=click.Path(file_okay=False, path_type=Path),
-              help="Run the demo in DIR (created if needed), with its store at DIR/mlops.db. "
-                   "Default: the store given by --store / $MLOPS_NB_STORE / ./mlops.db.")
+              default=Path("mlops-demo"), show_default=True,
+              help="Where the demo works: the notebook, its store DIR/mlops.db, the package, the fresh data.")
 @click.pass_context
-def demo(ctx: click.Context, folder: Path | None) -> None:
-    """Train three scikit-learn models on a bundled dataset and record them as runs.
+def demo(ctx: click.Context, folder: Path) -> None:
+    """Run the whole lifecycle once, as a data scientist and then cron would.
 
-    Each run (LogisticRegression with C = 0.1, 1 and 10 on the breast cancer data that ships with
-    scikit-learn; nothing is downloaded) logs its params, the F1 of each of 5 cross-validation folds
-    (fold_f1, one step per fold), their mean (cv_f1), the test accuracy and F1, and a tag. Then the
-    runs table is printed. Runs go to project "demo".
+    1. Executes the quickstart notebook headless in a fresh kernel: requirements, data, eda,
+       features, selection, model, tuning (a small grid search), validation against f1 >= 0.95,
+       then registers the tuned model and exports it as a deployment package.
+    2. Writes a week of fresh data (resampled from scikit-learn's bundled breast cancer data).
+    3. Runs the package's retrain.py on it, exactly as the cron line would: drift check, retrain,
+       gate, champion against candidate, promote or keep.
+
+    Everything is recorded in DIR/mlops.db; the executed notebook stays in DIR.
 
     \b
     Examples:
       mlops-nb demo
       mlops-nb demo --dir /tmp/mlops-demo
     """
-    path = ctx.obj["path"]
-    if folder is not None:
-        if ctx.obj["store"] is not None:
-            raise click.UsageError("give --store or --dir, not both (--dir puts the store at DIR/mlops.db)")
-        path = store_module.resolve_path(folder / store_module.DEFAULT_FILENAME)
-    opened = store_module.open_store(path)
-    click.echo(f"Training 3 models on scikit-learn's breast cancer data; recording them in {opened.path}")
-    run_ids = _track_demo_runs(opened)
-    frame = tracking.runs(DEMO_PROJECT, store=opened)
-    frame = frame[frame["run_id"].isin(run_ids)].iloc[::-1].reset_index(drop=True)
-    shown = ["run_id", "name", "status", "start_time", "params.C", "metrics.cv_f1", "metrics.accuracy", "metrics.f1"]
+    from mlops_nb import demo as main_job
+
+    if ctx.obj["store"] is not None:
+        raise click.UsageError("the demo keeps its store in DIR/mlops.db: give --dir, not --store")
+    code = main_job.run(folder.absolute(), echo=click.echo)
+    store = folder.absolute() / store_module.DEFAULT_FILENAME
     click.echo()
-    _emit_frame(frame[shown], "table")
+    _emit_frame(tracking.runs(store=store)[["run_id", "project", "name", "kind", "status", "metrics.f1"]], "table")
     click.echo()
-    default = opened.path == store_module.resolve_path(None)
-    prefix = "mlops-nb" if default else f"mlops-nb --store {shlex.quote(str(opened.path))}"
-    last = run_ids[-1]
-    click.echo(f"Look further: `{prefix} runs`, `{prefix} show {last}`, `{prefix} history {last} fold_f1`")
+    click.echo(f"Store: {store}")
+    prefix = f"mlops-nb --store {shlex.quote(str(store))}"
+    click.echo(f"Look further: `{prefix} show 1`, `{prefix} models`, or open {folder / 'quickstart.ipynb'}"
+               " in JupyterLab and its MLOps sidebar.")
+    if code not in (0, 99):
+        raise SystemExit(code)
 
-
-def _track_demo_runs(store: Store) -> list[int]:
-    """Record the demo's runs into ``store`` through the public API; return their ids, oldest first.
-
-    The body of ``mlops-nb demo``; it may later become "execute notebooks/quickstart.ipynb".
-    """
-    from sklearn.datasets import load_breast_cancer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, f1_score
-    from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
-    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
-    run_ids = []
-    for C in (0.1, 1.0, 10.0):
-        with tracking.start(DEMO_PROJECT, name=f"logreg-C{C:g}", store=store) as run:
-            model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=1000))
-            run.log_params({
-                "model": "LogisticRegression", "C": C, "max_iter": 1000, "scaler": "StandardScaler",
-                "dataset": "breast_cancer", "test_size": 0.25, "cv_folds": folds.n_splits,
-            })
-            run.set_tag("source", "mlops-nb demo")
-            scores = cross_val_score(model, X_train, y_train, cv=folds, scoring="f1")
-            for fold, score in enumerate(scores):
-                run.log_metric("fold_f1", float(score), step=fold)
-            model.fit(X_train, y_train)
-            predicted = model.predict(X_test)
-            run.log_metrics({
-                "cv_f1": float(scores.mean()),
-                "accuracy": float(accuracy_score(y_test, predicted)),
-                "f1": float(f1_score(y_test, predicted)),
-            })
-            run_ids.append(run.id)
-    return run_ids
 
 
 # -- helpers ----------------------------------------------------------------------------------

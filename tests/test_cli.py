@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import re
 import subprocess
@@ -294,45 +293,47 @@ def test_every_command_has_help_with_an_example():
         assert command.short_help, name
 
 
-def test_demo_records_real_runs(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    result = invoke("demo", "--dir", "play")
-    assert result.exit_code == 0, result.output
-    path = (tmp_path / "play" / "mlops.db").absolute()
-    assert path.exists()
-    frame = mnb.runs("demo", store=path)
-    assert list(frame["name"]) == ["logreg-C0.1", "logreg-C1", "logreg-C10"]
-    assert set(frame["status"]) == {"finished"}
-    assert list(frame["params.C"]) == [0.1, 1.0, 10.0]
-    assert (frame["metrics.accuracy"] > 0.9).all() and (frame["metrics.f1"] > 0.9).all()
-    assert set(frame["tags.source"]) == {"mlops-nb demo"}
-    last = int(frame["run_id"].iloc[-1])
-    assert list(mnb.metric_history(last, "fold_f1", store=path)["step"]) == [0, 1, 2, 3, 4]
-    assert "logreg-C10" in result.stdout and "metrics.f1" in result.stdout
-    assert f"mlops-nb --store {path} show {last}" in result.stdout
-
-
 def test_demo_refuses_store_and_dir_together(tmp_path):
     result = invoke("--store", str(tmp_path / "a.db"), "demo", "--dir", str(tmp_path / "b"))
     assert result.exit_code == 2
-    assert "give --store or --dir, not both" in result.stderr
+    assert "give --dir, not --store" in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 
 def test_console_script_help_and_demo(tmp_path):
-    """The installed `mlops-nb` script, as a first-time user runs it."""
+    """The README's main job, as a first-time user runs it: the installed `mlops-nb demo` executes the
+    quickstart through every stage, exports it, and retrains once as cron would."""
     assert SCRIPT.exists(), "install the package (pip install -e .) to get the mlops-nb script"
     env = {k: v for k, v in os.environ.items() if k != "MLOPS_NB_STORE"}
     help_run = subprocess.run([str(SCRIPT), "--help"], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert help_run.returncode == 0 and "Usage: mlops-nb" in help_run.stdout
 
-    demo = subprocess.run([str(SCRIPT), "demo"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
-    assert demo.returncode == 0, demo.stderr
-    assert "Look further: `mlops-nb runs`" in demo.stdout
-    assert demo.stderr == ""
-    frame = mnb.runs(store=tmp_path / "mlops.db")
-    assert len(frame) == 3 and not frame["metrics.f1"].map(math.isnan).any()
+    demo = subprocess.run([str(SCRIPT), "demo"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    folder = tmp_path / "mlops-demo"
+    store = folder / "mlops.db"
+    assert f"Store: {store}" in demo.stdout
+    assert "exit 0 (promoted)" in demo.stdout or "exit 99" in demo.stdout, demo.stdout
 
-    listing = subprocess.run([str(SCRIPT), "runs", "-f", "json"], capture_output=True, text=True, env=env,
-                             cwd=tmp_path)
-    assert len(json.loads(listing.stdout)) == 3
+    frame = mnb.runs(store=store)
+    notebook_run, retraining_run = frame.to_dict("records")
+    assert (notebook_run["kind"], notebook_run["status"]) == ("notebook", "finished")
+    assert notebook_run["metrics.f1"] >= 0.95
+    assert (retraining_run["kind"], retraining_run["status"]) == ("retraining", "finished")
+    details = mnb.get_run(retraining_run["run_id"], store=store).store.run_details(retraining_run["run_id"])
+    assert details["parent_id"] == notebook_run["run_id"]
+    stages = [s["stage"] for s in mnb.get_run(notebook_run["run_id"], store=store).store.run_details(
+        notebook_run["run_id"])["stages"]]
+    assert stages == ["requirements", "data", "eda", "features", "selection", "model", "tuning", "validation",
+                      "deployment"]
+
+    import nbformat
+
+    executed = nbformat.read(folder / "quickstart.ipynb", as_version=4)
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
+    assert outputs and not [o for o in outputs if o.output_type == "error"]
+    assert (folder / "deploy" / "breast-cancer" / "current" / "MANIFEST.json").is_file()
+
+    listing = subprocess.run([str(SCRIPT), "--store", str(store), "runs", "-f", "json"], capture_output=True,
+                             text=True, env=env, cwd=tmp_path)
+    assert len(json.loads(listing.stdout)) == 2
