@@ -690,7 +690,8 @@ def _categorical_decision(js: float, test: dict[str, Any] | None, cfg: Mapping[s
 
 
 def _test_decision(name: str, statistic: str, test: dict[str, Any], *, past: bool, measured: str) -> _Decision:
-    """Small reference: the test decides; distances past their thresholds only warn."""
+    """Small reference: the test decides. On a few hundred rows the distances of two samples of
+    one distribution often pass their thresholds by chance, so they are reported, never a verdict."""
     p, limit = test["p_value"], test["alpha_corrected"]
     if test["rejected"]:
         return (
@@ -700,7 +701,7 @@ def _test_decision(name: str, statistic: str, test: dict[str, Any], *, past: boo
             f"{name} p={p:.3g} < {limit:.3g} (alpha {test['alpha']} / {test['bonferroni_m']} tests)",
         )
     if past:
-        return "warn", statistic, p, f"{measured}, but {name} does not confirm it (p={p:.3g} >= {limit:.3g})"
+        return "ok", statistic, p, f"{name} p={p:.3g} >= {limit:.3g} ({measured} is within sampling noise here)"
     return "ok", statistic, p, f"{name} p={p:.3g} >= {limit:.3g}"
 
 

@@ -180,6 +180,19 @@ def test_small_reference_uses_ks_and_chi2_with_bonferroni():
     assert visits.verdict == "ok" and visits.details["p_value"] > 0.01
 
 
+def test_small_reference_of_the_same_distribution_is_ok_even_when_distances_pass_by_chance():
+    rng = np.random.default_rng(11)
+    reference = rng.normal(0, 1, 120)
+    verdicts, distances = [], []
+    for seed in range(20):
+        fresh = np.random.default_rng(seed).normal(0, 1, 120)
+        result = numeric_drift(numeric_profile(reference), fresh, sample=reference, n_tests=5)
+        verdicts.append(result.verdict)
+        distances.append(result.details["wasserstein_norm"])
+    assert max(distances) >= 0.1  # the distance alone would have flagged some of these
+    assert verdicts.count("ok") >= 19  # the test, at alpha 0.05 / 5, keeps them quiet
+
+
 def test_bonferroni_correction_changes_the_verdict():
     rng = np.random.default_rng(5)
     ref_values = rng.normal(0, 1, 300)
