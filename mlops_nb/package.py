@@ -7,8 +7,7 @@ are verified first, and the model is loaded with skops trusting only :data:`TRUS
 fixed list written here. The package layout is described in :mod:`mlops_nb.exporter`.
 
 ``retrain.py`` calls :func:`main`, which hands over to the retraining runtime
-(``mlops_nb.retrain.run_package``) when it is installed, and otherwise runs :func:`dry_run`: the
-script's data and feature steps on fresh data, reporting what retraining would do.
+(``mlops_nb.retrain.run_package``).
 
 Versions. The folder a user names (``deploy/churn``, the *package root*) holds whole package
 versions side by side and a ``current`` symlink to the one that serves::
@@ -29,7 +28,6 @@ renamed), :func:`switch_current` swaps ``current``, :func:`prune_versions` keeps
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import glob
@@ -52,7 +50,6 @@ from typing import TYPE_CHECKING, Any
 from mlops_nb.errors import (
     ChecksumError,
     DataNotFound,
-    MlopsError,
     PackageError,
     PackageLocked,
     SchemaMismatch,
@@ -822,72 +819,13 @@ NotebookData = Callable[[], dict[str, Any]]
 
 def main(script_file: str | os.PathLike, *, prepare: Prepare, notebook_data: NotebookData | None = None,
          argv: Sequence[str] | None = None) -> int:
-    """What an exported ``retrain.py`` runs: the retraining runtime when it is installed
-    (``mlops_nb.retrain.run_package(package_dir, prepare=..., notebook_data=..., argv=...)``),
-    else :func:`dry_run`. Returns the exit status."""
+    """What an exported ``retrain.py`` runs: the retraining runtime on the package version the script
+    belongs to (:func:`mlops_nb.retrain.run_package`). Returns the exit status."""
+    from mlops_nb.retrain import run_package
+
     folder = Path(script_file).resolve().parent
     argv = list(sys.argv[1:] if argv is None else argv)
-    if importlib.util.find_spec("mlops_nb.retrain") is not None:
-        from mlops_nb.retrain import run_package
-
-        return run_package(folder, prepare=prepare, notebook_data=notebook_data, argv=argv)
-    return dry_run(folder, prepare=prepare, notebook_data=notebook_data, argv=argv)
-
-
-def _say(message: str) -> None:
-    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} mlops-nb retrain: {message}", flush=True)
-
-
-def dry_run(package: str | os.PathLike, *, prepare: Prepare, notebook_data: NotebookData | None = None,
-            argv: Sequence[str] = ()) -> int:
-    """Run a package's data and feature steps on fresh data and say what retraining would do.
-
-    Verifies the manifest (82), reads ``--data SOURCE`` or the manifest's data source, or runs the
-    notebook's own data step (66 when there is no data), checks it against schema.json (65),
-    runs ``prepare`` and checks the model's input columns (65). Changes nothing: exits 99 (the
-    champion is kept), 70 on an unexpected error. One line per step on stdout.
-    """
-    parser = argparse.ArgumentParser(prog="retrain.py", description="Retrain this package's model on fresh data.")
-    parser.add_argument("--data", metavar="SOURCE", help="CSV, Parquet or JSON path or glob of fresh data")
-    args = parser.parse_args(list(argv))
-    try:
-        folder = package_dir(package)
-        manifest = verify(folder)
-        _say(f"package {folder}: {len(manifest['files'])} files verified")
-        schema = read_schema(folder)
-        source = args.data or manifest.get("data_source")
-        if source:
-            frames = bind(read_table(source), schema)
-            _say(f"read {source}: {_shape(frames)}")
-        elif notebook_data is not None:
-            frames = notebook_data()
-            _say(f"ran the notebook's data step: {_shape(frames)}")
-        else:
-            raise DataNotFound("no data source: pass --data SOURCE")
-        X, y = prepare(dict(frames))
-        conform(X, schema["input"]["columns"], what="the prepared model input")
-        spec = read_json(folder, PIPELINE_FILE)
-        requirement = manifest.get("requirement") or {}
-        gate = f"; gate {requirement['metric']} {requirement['op']} {requirement['threshold']:g}" if requirement else ""
-        _say(f"prepared X {X.shape[0]} rows x {X.shape[1]} columns, y {len(y)} rows; would retrain "
-             f"{spec['class'].rsplit('.', 1)[-1]} and compare it with the champion{gate}")
-        _say("the retraining runtime (mlops_nb.retrain) is not installed: nothing changed, champion kept (exit 99)")
-        return EXIT_KEPT
-    except ChecksumError as exc:
-        _say(f"integrity check failed: {exc} (exit {EXIT_INTEGRITY})")
-        return EXIT_INTEGRITY
-    except DataNotFound as exc:
-        _say(f"{exc} (exit {EXIT_NO_DATA})")
-        return EXIT_NO_DATA
-    except SchemaMismatch as exc:
-        _say(f"{exc} (exit {EXIT_BAD_DATA})")
-        return EXIT_BAD_DATA
-    except MlopsError as exc:
-        _say(f"{exc} (exit {EXIT_CONFIG})")
-        return EXIT_CONFIG
-    except Exception as exc:  # a bug in the script or in mlops-nb: say it in one line
-        _say(f"failed: {type(exc).__name__}: {exc} (exit {EXIT_BUG})")
-        return EXIT_BUG
+    return run_package(folder, prepare=prepare, notebook_data=notebook_data, argv=argv)
 
 
 @contextlib.contextmanager

@@ -255,37 +255,17 @@ def test_retrain_script_runs_its_steps_under_crons_bare_environment(deployed):
     log = pkg.parent / "cancer-retrain.log"
     assert command == (f"cd {pkg} && MLOPS_NB_STORE={deployed['store']} {sys.executable} current/retrain.py "
                        f"--data {deployed['folder'] / 'data.csv'} >> {log} 2>&1")
-    if _runtime_installed():
-        pytest.skip("the retraining runtime is installed: tests/test_retrain.py runs real jobs")
     done = subprocess.run(["sh", "-c", command.replace("\\%", "%")], env={"PATH": "/usr/bin:/bin"}, timeout=300)
-    assert done.returncode == package.EXIT_KEPT
+    assert done.returncode in (package.EXIT_PROMOTED, package.EXIT_KEPT)
     text = log.read_text()
-    assert "12 files verified" in text and "read " in text and "X 569 rows x 8 columns" in text
-    assert "champion kept (exit 99)" in text
+    assert "files verified" in text and "read 569 rows" in text and "X 569 rows x 8 columns" in text
+    assert f"exit {done.returncode} (" in text.splitlines()[-1]
 
 
 def _installed(dist: str) -> str:
     from importlib import metadata
 
     return metadata.version(dist)
-
-
-def _runtime_installed() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("mlops_nb.retrain") is not None
-
-
-def test_dry_run_exit_codes(deployed, damaged, tmp_path):
-    script = package.load_script(damaged)
-    run = dict(prepare=script.prepare, notebook_data=script.notebook_data)
-    assert package.dry_run(damaged, **run, argv=[]) == package.EXIT_KEPT
-    assert package.dry_run(damaged, **run, argv=["--data", str(tmp_path / "nothing-*.csv")]) == package.EXIT_NO_DATA
-    bad = tmp_path / "bad.csv"
-    package.read_table(deployed["folder"] / "data.csv").drop(columns=["mean radius"]).to_csv(bad, index=False)
-    assert package.dry_run(damaged, **run, argv=["--data", str(bad)]) == package.EXIT_BAD_DATA
-    (damaged / "schema.json").write_text("{}")
-    assert package.dry_run(damaged, **run, argv=[]) == package.EXIT_INTEGRITY
 
 
 def test_scheduler_files_carry_the_schedule_and_one_guarded_task(deployed):
