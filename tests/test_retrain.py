@@ -435,7 +435,6 @@ def test_metric_names_and_evaluation():
 
 
 def test_database_sources_read_through_sqlalchemy(tmp_path):
-    pytest.importorskip("sqlalchemy")
     import pandas as pd
 
     database = tmp_path / "fresh.db"
