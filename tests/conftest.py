@@ -23,3 +23,14 @@ def _isolated_store(tmp_path_factory, monkeypatch):
 def store_path(tmp_path: Path) -> Path:
     """A path for a fresh store (the file does not exist yet)."""
     return tmp_path / "mlops.db"
+
+
+@pytest.fixture
+def shell(tmp_path: Path, monkeypatch):
+    """An in-process IPython shell with mlops-nb loaded, working in ``tmp_path`` with its store there."""
+    from shell_helpers import Shell
+
+    monkeypatch.chdir(tmp_path)
+    opened = Shell(tmp_path / "mlops.db", tmp_path)
+    yield opened
+    opened.close()

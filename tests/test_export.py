@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from croniter import croniter
 from IPython.core.error import UsageError
 from notebook_helpers import notebook, run_notebook, text_of
-from test_registry import DATA, FEATURES, MODEL, VALIDATION, Shell
+from shell_helpers import DATA, FEATURES, MODEL, VALIDATION
 
 import mlops_nb as mnb
 from mlops_nb import exporter as export_module
@@ -366,14 +366,6 @@ def test_schema_reference_and_pipeline_describe_the_training_data(deployed):
 
 
 # -- refusals and overrides (an in-process shell: milliseconds, not a kernel) ---------------------------
-
-
-@pytest.fixture
-def shell(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    opened = Shell(tmp_path / "mlops.db", tmp_path)
-    yield opened
-    opened.close()
 
 
 def test_a_model_that_failed_its_gate_is_refused_until_forced(shell, tmp_path, capsys):
