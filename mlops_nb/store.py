@@ -10,10 +10,10 @@ return frames.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import os
-import shutil
 import socket
 import sqlite3
 import tempfile
@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from mlops_nb.errors import FilterError, InvalidValue, RunNotFound, StoreError
 
@@ -348,41 +348,37 @@ class Store:
 
     def put_file(self, source: Path) -> tuple[str, int, str]:
         """Copy ``source`` into the content-addressed folder; return (sha256, size, relative path)."""
-        digest = hashlib.sha256()
-        with open(source, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-        sha = digest.hexdigest()
-        relative = f"{ARTIFACTS_DIR}/{sha[:2]}/{sha}"
-        target = self.path.parent / relative
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
-            os.close(fd)
-            try:
-                shutil.copyfile(source, tmp)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        return sha, target.stat().st_size, relative
+        with open(source, "rb") as stream:
+            return self._put(stream)
 
     def put_bytes(self, data: bytes) -> tuple[str, int, str]:
         """Like :meth:`put_file` for bytes already in memory (a serialised model)."""
-        sha = hashlib.sha256(data).hexdigest()
-        relative = f"{ARTIFACTS_DIR}/{sha[:2]}/{sha}"
-        target = self.path.parent / relative
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
+        return self._put(io.BytesIO(data))
+
+    def _put(self, stream: BinaryIO) -> tuple[str, int, str]:
+        """Write ``stream`` to a temporary file while hashing it (one pass), then rename it to its
+        SHA-256: a reader never sees a half-written artifact, and the same bytes are kept once."""
+        self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        digest, size = hashlib.sha256(), 0
+        fd, tmp = tempfile.mkstemp(dir=self.artifacts_dir, prefix=".incoming-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in iter(lambda: stream.read(1 << 20), b""):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+            sha = digest.hexdigest()
+            relative = f"{ARTIFACTS_DIR}/{sha[:2]}/{sha}"
+            target = self.path.parent / relative
+            if target.exists():
+                os.unlink(tmp)
+            else:
+                target.parent.mkdir(exist_ok=True)
                 os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        return sha, len(data), relative
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return sha, size, relative
 
     def add_artifact(
         self, run_id: int, name: str, stored: tuple[str, int, str], *, kind: str = "file",
