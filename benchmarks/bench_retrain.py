@@ -226,7 +226,7 @@ def _fit_seconds(store: Path) -> float:
 
 def bench_job_overhead(ctx: Context) -> list[Row]:
     """The retraining job on 100,000 x 20 rows: wall time minus the fit, as a fresh process and warm."""
-    from mlops_nb import retrain
+    from mlops_nb.deploy import retrain
 
     repeats = max(3, ctx.repeats // 2 + 1)
     with tempfile.TemporaryDirectory(prefix="bench-retrain-") as tmp:
@@ -248,7 +248,8 @@ def bench_job_overhead(ctx: Context) -> list[Row]:
             fits.append(_fit_seconds(store))
         totals, fits = totals[1:], fits[1:]
         imports = median_s(lambda: subprocess.run(
-            [sys.executable, "-c", "import pandas, sklearn.linear_model, skops.io, mlops_nb.retrain"], check=True),
+            [sys.executable, "-c", "import pandas, sklearn.linear_model, skops.io, mlops_nb.deploy.retrain"],
+            check=True),
             repeats)
         warm_totals, warm_fits = [], []
         for _ in range(repeats + 1):
@@ -266,7 +267,8 @@ def bench_job_overhead(ctx: Context) -> list[Row]:
         Row(f"retrain.py job ({rows}, fresh process)", total, f"total; the fit took {fit:.3f} s", group="job-info"),
         Row("  job overhead = total - fit", overhead, "fresh process: start and imports included", JOB_TARGET_S,
             group="job"),
-        Row("  of which start + imports", imports, "python -c 'import pandas, sklearn, skops.io, mlops_nb.retrain'",
+        Row("  of which start + imports", imports,
+            "python -c 'import pandas, sklearn, skops.io, mlops_nb.deploy.retrain'",
             group="job-info"),
         Row("  job overhead in-process (warm imports)", warm,
             f"run_package() minus fit ({statistics.median(warm_fits):.3f} s)", group="job-info"),

@@ -77,8 +77,8 @@ def main() -> int:
     if not path.exists():
         populate(path)
 
+    from mlops_nb.notebook.widgets.compare import CompareWidget
     from mlops_nb.store import open_store
-    from mlops_nb.widgets.compare import CompareWidget
 
     store = open_store(path)
     results: list[tuple[str, float, float | None]] = []

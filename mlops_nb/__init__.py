@@ -23,14 +23,14 @@ _LAZY = {
     "metric_history": "mlops_nb.tracking",
     "MlopsError": "mlops_nb.errors",
     "STAGES": "mlops_nb.stages",
-    "register": "mlops_nb.registry",
-    "promote": "mlops_nb.registry",
-    "models": "mlops_nb.registry",
-    "export": "mlops_nb.exporter",
-    "load_model": "mlops_nb.package",
-    "rollback": "mlops_nb.retrain",
-    "status": "mlops_nb.widgets.status",
-    "compare": "mlops_nb.widgets.compare",
+    "register": "mlops_nb.tracking.registry",
+    "promote": "mlops_nb.tracking.registry",
+    "models": "mlops_nb.tracking.registry",
+    "export": "mlops_nb.deploy.export",
+    "load_model": "mlops_nb.deploy.package",
+    "rollback": "mlops_nb.deploy.retrain",
+    "status": "mlops_nb.notebook.widgets.status",
+    "compare": "mlops_nb.notebook.widgets.compare",
 }
 
 __all__ = [*_LAZY, "load_ipython_extension", "unload_ipython_extension"]
@@ -51,12 +51,12 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext mlops_nb``: register ``%mlops`` and ``%%stage`` (safe to call again)."""
-    from mlops_nb.magics import load
+    from mlops_nb.notebook.magics import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from mlops_nb.magics import unload
+    from mlops_nb.notebook.magics import unload
 
     unload(ipython)

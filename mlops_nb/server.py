@@ -13,9 +13,9 @@ Routes, all ``GET``, all under ``<base_url>/mlops-nb/api/`` and all authenticate
 ``registry``
     ``{"models": [{"name", "versions": [...], "aliases": {alias: version}}]}``
 
-The routes never change what was recorded; the projects route only marks as ``interrupted`` the
-runs whose process is gone (as every opener of the store does), so the sidebar does not show a
-dead kernel's run as running. Every route also takes ``store=PATH``. The store is ``MlopsNb.store``
+The routes never change the store: it is opened read-only (SQLite refuses writes on the
+connection), and a run whose process is gone is shown as ``interrupted`` without being written.
+Every route also takes ``store=PATH``. The store is ``MlopsNb.store``
 (default ``mlops.db``) resolved against the server's root directory; any path (setting or
 parameter) that resolves outside the root, through ``..``, an absolute path or a symlink, is
 refused. A store file that does not exist yet is an empty store: the server never creates one.
@@ -203,7 +203,7 @@ class _Handler(APIHandler):
             opened_as.clear()
         opened_as[path] = (stat.st_dev, stat.st_ino)
         try:
-            return store_module.open_store(path)
+            return store_module.open_store(path, readonly=True)
         except StoreError as exc:
             raise ApiError(500, str(exc)) from None
 
@@ -240,9 +240,6 @@ class ProjectsHandler(_Handler):
         self.check_arguments()
         setting, path = self.store_path()
         opened = self.open_store(path)
-        if opened is not None:
-            # Runs whose kernel died show as interrupted at the next refresh, not "running" forever.
-            opened.mark_interrupted()
         self.reply({
             "store": {"path": setting, "exists": opened is not None},
             "projects": opened.projects() if opened else [],

@@ -3,7 +3,8 @@ tests that need stage records but not a kernel use it (milliseconds instead of s
 
 from __future__ import annotations
 
-from mlops_nb import magics
+from mlops_nb.notebook import magics
+from mlops_nb.notebook.session import forget_session, session_for
 
 DATA = """%%stage data
 import numpy as np
@@ -38,7 +39,7 @@ class Shell:
 
         self.shell = get_ipython()
         self.shell.reset(new_session=False)
-        magics._SESSIONS.pop(id(self.shell), None)
+        forget_session(self.shell)
         magics.load(self.shell)
         self.store = store
         self.folder = folder
@@ -56,10 +57,10 @@ class Shell:
         self.run(f"%mlops require f1 >= {threshold} --target {target}")
         for cell in (DATA, FEATURES, MODEL.format(C=C), VALIDATION):
             self.run(cell)
-        return magics.session_for(self.shell).run
+        return session_for(self.shell).run
 
     def close(self):
-        session = magics._SESSIONS.pop(id(self.shell), None)
+        session = forget_session(self.shell)
         if session is not None and session.run is not None and session.run.status == "running":
             session.run.end("finished")
         magics.unload(self.shell)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from test_retrain import build_package
 
-from mlops_nb import cron, package
+from mlops_nb.deploy import cron, package
 from mlops_nb.errors import ExportError, MlopsError
 from mlops_nb.store import close_all
 

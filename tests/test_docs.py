@@ -42,7 +42,7 @@ def test_every_cli_command_is_documented():
 
 
 def test_every_mlops_subcommand_is_documented_in_the_readme_and_in_the_magic_help():
-    from mlops_nb.magics import SUBCOMMANDS, MlopsMagics
+    from mlops_nb.notebook.magics import SUBCOMMANDS, MlopsMagics
 
     help_text = MlopsMagics.mlops.__doc__
     for name in SUBCOMMANDS:

@@ -24,9 +24,9 @@ from notebook_helpers import notebook, run_notebook, text_of
 from shell_helpers import DATA, FEATURES, MODEL, VALIDATION
 
 import mlops_nb as mnb
-from mlops_nb import exporter as export_module
-from mlops_nb import package
 from mlops_nb.cli import main
+from mlops_nb.deploy import export as export_module
+from mlops_nb.deploy import package
 from mlops_nb.errors import ChecksumError, DataNotFound, ExportError, PackageError, SchemaMismatch, UntrustedTypes
 from mlops_nb.store import close_all, open_store
 
@@ -220,12 +220,12 @@ def test_retrain_script_is_plain_python_that_reproduces_the_notebooks_frames(dep
                      "def notebook_data():", "def prepare(frames):"):
         assert function in script
     assert "import pandas as pd" in script  # from the unstaged cell the data step relied on
-    assert "mlops_nb.package.main(__file__, prepare=prepare, notebook_data=notebook_data)" in script
+    assert "mlops_nb.deploy.package.main(__file__, prepare=prepare, notebook_data=notebook_data)" in script
 
     # In a fresh process, on the same data file: the frames the notebook's stages recorded.
     result = python("""
         import json
-        from mlops_nb import package
+        from mlops_nb.deploy import package
         from mlops_nb.capture import fingerprint
 
         script = package.load_script("deploy/cancer")

@@ -3,7 +3,7 @@
 import hashlib
 import sqlite3
 
-from mlops_nb.integrity import (
+from mlops_nb.tracking.integrity import (
     Warning,
     check,
     latest_attempts,

@@ -10,10 +10,10 @@ from click.testing import CliRunner
 from IPython.core.error import UsageError
 
 import mlops_nb as mnb
-from mlops_nb import registry
 from mlops_nb.cli import main
 from mlops_nb.errors import RegistryError
 from mlops_nb.store import open_store
+from mlops_nb.tracking import registry
 
 
 def test_register_numbers_versions_links_run_and_artifact_and_sets_aliases(shell, capsys):

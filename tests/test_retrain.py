@@ -28,8 +28,8 @@ from click.testing import CliRunner
 from notebook_helpers import notebook, run_notebook
 
 import mlops_nb as mnb
-from mlops_nb import package, retrain
 from mlops_nb.cli import main
+from mlops_nb.deploy import package, retrain
 from mlops_nb.errors import DataNotFound, PackageError
 from mlops_nb.store import close_all, open_store
 

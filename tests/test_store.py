@@ -16,8 +16,8 @@ import pytest
 
 import mlops_nb as mnb
 from mlops_nb.errors import StoreError
-from mlops_nb.migrations import migrations
 from mlops_nb.store import close_all, open_store
+from mlops_nb.store.migrations import migrations
 
 TABLES = {
     "projects", "runs", "params", "param_history", "metrics", "tags", "artifacts", "stages", "cells",
@@ -128,7 +128,7 @@ def test_four_processes_logging_one_metric_at_a_time_lose_no_row(store_path):
 
 CREATOR = """
     import sys, time
-    import sqlite_utils, mlops_nb.migrations  # imported before the race, not during it
+    import sqlite_utils, mlops_nb.store.migrations  # imported before the race, not during it
     import mlops_nb as mnb
 
     slot, paths = float(sys.argv[1]), sys.argv[2:]
@@ -326,8 +326,8 @@ def test_a_store_in_a_read_only_folder_is_refused(tmp_path):
 
 
 def test_the_schema_version_counts_every_migration_and_a_migrated_store_skips_sqlite_utils(store_path):
-    from mlops_nb.migrations import migrations
     from mlops_nb.store import SCHEMA_VERSION, open_store
+    from mlops_nb.store.migrations import migrations
 
     assert len(migrations._migrations) == SCHEMA_VERSION
     open_store(store_path)

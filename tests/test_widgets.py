@@ -16,8 +16,8 @@ import pytest
 
 import mlops_nb as mnb
 from mlops_nb.errors import InvalidValue, RunNotFound
+from mlops_nb.notebook.widgets import CompareWidget, StatusWidget
 from mlops_nb.store import open_store
-from mlops_nb.widgets import CompareWidget, StatusWidget
 
 
 @pytest.fixture
@@ -25,14 +25,14 @@ def shell():
     """An IPython shell with ``%load_ext mlops_nb``; a fresh notebook session per test."""
     from IPython.testing.globalipapp import get_ipython
 
-    from mlops_nb import magics
+    from mlops_nb.notebook.session import forget_session
 
     ip = get_ipython()
-    magics._SESSIONS.pop(id(ip), None)
+    forget_session(ip)
     ip.run_line_magic("load_ext", "mlops_nb")
     yield ip
     ip.run_line_magic("unload_ext", "mlops_nb")
-    magics._SESSIONS.pop(id(ip), None)
+    forget_session(ip)
 
 
 def run_cells(ip, *cells: str, ok: bool = True) -> None:
@@ -42,7 +42,7 @@ def run_cells(ip, *cells: str, ok: bool = True) -> None:
 
 
 def session_of(ip):
-    from mlops_nb.magics import session_for
+    from mlops_nb.notebook.session import session_for
 
     return session_for(ip)
 

@@ -19,7 +19,7 @@ export const STAGES = [
 export type StageName = (typeof STAGES)[number];
 
 /**
- * `%%stage NAME` on a cell's first non-blank line, as mlops_nb.session.STAGE_HEADER reads it.
+ * `%%stage NAME` on a cell's first non-blank line, as mlops_nb.notebook.session.STAGE_HEADER reads it.
  */
 const STAGE_HEADER = /^\s*%%stage[ \t]+([A-Za-z_]\w*)[ \t]*(?:\n|$)/;
 

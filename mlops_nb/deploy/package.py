@@ -4,10 +4,10 @@ schema, read fresh data, predict, and run its ``retrain.py``.
 This is what a server with no notebook uses (``mlops-nb predict``, the exported ``retrain.py``, the
 retraining runtime). It never trusts the package for what may be loaded: the manifest's checksums
 are verified first, and the model is loaded with skops trusting only :data:`TRUSTED_TYPES`, a
-fixed list written here. The package layout is described in :mod:`mlops_nb.exporter`.
+fixed list written here. The package layout is described in :mod:`mlops_nb.deploy.export`.
 
 ``retrain.py`` calls :func:`main`, which hands over to the retraining runtime
-(``mlops_nb.retrain.run_package``).
+(``mlops_nb.deploy.retrain.run_package``).
 
 Versions. The folder a user names (``deploy/churn``, the *package root*) holds whole package
 versions side by side and a ``current`` symlink to the one that serves::
@@ -820,8 +820,8 @@ NotebookData = Callable[[], dict[str, Any]]
 def main(script_file: str | os.PathLike, *, prepare: Prepare, notebook_data: NotebookData | None = None,
          argv: Sequence[str] | None = None) -> int:
     """What an exported ``retrain.py`` runs: the retraining runtime on the package version the script
-    belongs to (:func:`mlops_nb.retrain.run_package`). Returns the exit status."""
-    from mlops_nb.retrain import run_package
+    belongs to (:func:`mlops_nb.deploy.retrain.run_package`). Returns the exit status."""
+    from mlops_nb.deploy.retrain import run_package
 
     folder = Path(script_file).resolve().parent
     argv = list(sys.argv[1:] if argv is None else argv)

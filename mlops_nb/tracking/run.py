@@ -164,7 +164,7 @@ def start(
     ``$MLOPS_NB_STORE`` or ``./mlops.db``). ``parent``: the run (or its id) this one descends from.
     ``kind``: ``script`` for the API, ``notebook`` for the magics, ``retraining`` for the cron job.
     """
-    from mlops_nb.environment import environment
+    from mlops_nb.tracking.environment import environment
 
     if not isinstance(project, str) or not project.strip():
         raise InvalidValue(f"project must be a non-empty name, got {project!r}")

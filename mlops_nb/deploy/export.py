@@ -1,9 +1,9 @@
 """Export a registered model as a deployment package, with a retrain.py generated from the notebook.
 
 :func:`export` writes a package root ``DIR`` holding whole package versions and a ``current`` link
-(the layout is described in :mod:`mlops_nb.package`): ``DIR/versions/v0001/`` on the first export,
+(the layout is described in :mod:`mlops_nb.deploy.package`): ``DIR/versions/v0001/`` on the first export,
 the next number on each later export or promotion by retraining, ``DIR/current`` pointing at the one
-that serves, and ``DIR/settings.json`` (retraining settings, :mod:`mlops_nb.retrain`). Each version
+that serves, and ``DIR/settings.json`` (retraining settings, :mod:`mlops_nb.deploy.retrain`). Each version
 holds (package format 1, DESIGN.md section 4)::
 
     MANIFEST.json          format, run and model ids, created, SHA-256 and size of every other file
@@ -19,7 +19,7 @@ holds (package format 1, DESIGN.md section 4)::
     requirements.txt       exact pins of the installed libraries the model needs
     input_example.json     a few rows of model input (pandas "split" orientation)
     retrain.py             the data, features and selection cells as plain functions, then a call
-                           into the retraining runtime (mlops_nb.package.main)
+                           into the retraining runtime (mlops_nb.deploy.package.main)
     crontab.txt            the cron line: absolute interpreter, cd into DIR, store path, current/retrain.py,
                            appending to DIR-retrain.log beside DIR
     airflow_dag.py         (airflow=True) BashOperator running retrain.py, max_active_runs=1, 99 skipped
@@ -58,11 +58,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mlops_nb import integrity, package, registry
 from mlops_nb.capture import _class_path, _column_kind, _is_estimator, fingerprint, json_safe
+from mlops_nb.deploy import package
 from mlops_nb.errors import ExportError, MlopsError, PackageLocked
 from mlops_nb.stages import REPLAYED, STAGE_INDEX
 from mlops_nb.store import Store
+from mlops_nb.tracking import integrity, registry
+from mlops_nb.tracking.context import current
 
 DEFAULT_SCHEDULE = "0 3 * * 1"
 MAX_CATEGORIES = 1_000
@@ -317,7 +319,7 @@ def refusals(store: Store, run_id: int, events: list[dict], model_capture: dict 
         reasons.append(f"unloadable: the model {unloadable}")
     elif untrusted:
         reasons.append(f"untrusted types: load_model would refuse {', '.join(untrusted)} (outside mlops-nb's "
-                       f"allow-list, mlops_nb.package.TRUSTED_TYPES)")
+                       f"allow-list, mlops_nb.deploy.package.TRUSTED_TYPES)")
     return reasons
 
 
@@ -326,8 +328,9 @@ def _integrity_notes(events: list[dict]) -> list[str]:
 
 
 def _default_workdir(run: dict, store: Store) -> Path:
-    if registry.notebook_session() is not None:
-        return Path.cwd()
+    here = current()
+    if here is not None and here.workdir:
+        return Path(here.workdir)
     if run.get("notebook"):
         notebook = Path(run["notebook"])
         if notebook.is_absolute() or (store.path.parent / notebook).exists():
@@ -503,7 +506,7 @@ spec:
 
 def pipeline_spec(est: Any) -> dict[str, Any]:
     """``{"class", "params"}`` of an estimator with every parameter encoded so that
-    :func:`mlops_nb.package.rebuild_estimator` rebuilds the same unfitted estimator: nested
+    :func:`mlops_nb.deploy.package.rebuild_estimator` rebuilds the same unfitted estimator: nested
     estimators as ``{"estimator": spec}``, tuples, arrays, types and functions tagged."""
     return {"class": _class_path(est), "params": {k: _encode(v) for k, v in est.get_params(deep=False).items()}}
 
@@ -1070,7 +1073,7 @@ _NO_DATA_STEP = '''def notebook_data():
 _NOTEBOOK_DATA = '''def notebook_data():
     """The data stage as it ran in the notebook, from the notebook's folder: the frames it produced."""
     ns = {{}}
-    with mlops_nb.package.working_dir(WORKDIR):
+    with mlops_nb.deploy.package.working_dir(WORKDIR):
 {calls}
     return {{name: ns[name] for name in DATA_FRAMES}}'''
 
@@ -1081,7 +1084,7 @@ _PREPARE = '''def prepare(frames):
 {calls}    return {x}, {y}'''
 
 _MAIN = '''if __name__ == "__main__":
-    raise SystemExit(mlops_nb.package.main(__file__, prepare=prepare, notebook_data=notebook_data))'''
+    raise SystemExit(mlops_nb.deploy.package.main(__file__, prepare=prepare, notebook_data=notebook_data))'''
 
 
 def render_script(plan: ScriptPlan, info: dict[str, Any]) -> str:
@@ -1107,7 +1110,7 @@ You may edit this file; MANIFEST.json records its checksum, so run `mlops-nb res
 Exit status: 0 promoted, 99 champion kept, 65 bad data, 66 no data, 75 already running,
 78 configuration, 80 below the requirement, 81 drift needs a person, 82 integrity, 70 a bug.
 """''']
-    parts.append("\n".join([*imports, "import mlops_nb.package"]))
+    parts.append("\n".join([*imports, "import mlops_nb.deploy.package"]))
     if plan.header:
         parts.append("# Defined outside the replayed stages in the notebook, used by them:\n"
                      + "\n\n".join(plan.header))
@@ -1231,7 +1234,7 @@ def write_package(target: Path, files: dict[str, bytes], manifest: dict[str, Any
     whole (first version, ``current`` link, ``settings.json``) in a temporary folder beside
     ``target`` and renamed into place; in an existing root the version is written beside the
     others and ``current`` swapped. On any failure the current version stays current."""
-    from mlops_nb.retrain import read_settings, settings_bytes
+    from mlops_nb.deploy.retrain import read_settings, settings_bytes
 
     target.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -71,6 +71,15 @@ def _process_alive(pid: int, token: str | None) -> bool:
     return token is None or current is None or current == token
 
 
+def process_gone(run: Mapping[str, Any]) -> bool:
+    """Whether a ``running`` run's process is known to be gone (started on this host, and its pid no
+    longer exists or was reused). Readers show such a run as ``interrupted`` without writing; the
+    next writer that opens the store records it (:meth:`Store.mark_interrupted`)."""
+    if run.get("status") != "running" or run.get("host") != _HOST or not run.get("pid"):
+        return False
+    return not _process_alive(run["pid"], run.get("pid_start"))
+
+
 def _check_path(path: Path) -> None:
     """Refuse, with the fix, a path that cannot hold a store; never touch an existing file."""
     if path.is_dir():
@@ -174,9 +183,11 @@ def dumps(value: Any) -> str:
 class Store:
     """An open store. Get one with :func:`open_store`; methods are the store's whole vocabulary."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection):
+    def __init__(self, path: Path, conn: sqlite3.Connection, *, readonly: bool = False):
         self.path = path
         self.conn = conn
+        #: Opened with ``open_store(..., readonly=True)``: SQLite refuses every write (``query_only``).
+        self.readonly = readonly
         self.artifacts_dir = path.parent / ARTIFACTS_DIR
         self._lock = threading.RLock()
 
@@ -901,7 +912,7 @@ class Store:
             return rows[0]
         return None
 
-    # -- registry and deployment (mlops_nb.registry, mlops_nb.exporter) -----------------------------
+    # -- registry and deployment (mlops_nb.tracking.registry, mlops_nb.deploy.export) -----------------------------
 
     def captures(self, run_id: int) -> list[dict[str, Any]]:
         """The run's capture records, oldest first, with their stage's ``stage``, ``seq`` and
@@ -1014,7 +1025,7 @@ class Store:
             })
         return stage_id
 
-    # -- retraining (mlops_nb.retrain) ------------------------------------------------------------
+    # -- retraining (mlops_nb.deploy.retrain) ------------------------------------------------------------
 
     def add_drift(self, run_id: int, columns: Iterable[Mapping[str, Any]]) -> None:
         """Record per-column drift of a retraining run in one transaction: each item has ``column``,
@@ -1159,31 +1170,70 @@ def _store_error(path: Path, exc: sqlite3.Error) -> StoreError:
     return StoreError(f"the store {path} could not be written: {text}")
 
 
-_open_stores: dict[tuple[int, Path], Store] = {}
+_open_stores: dict[tuple[int, Path, bool], Store] = {}
 _open_lock = threading.Lock()
 
 
-def open_store(store: str | os.PathLike | Store | None = None) -> Store:
-    """Open (creating and migrating when needed) the store at ``store``; one connection per process.
+def open_store(store: str | os.PathLike | Store | None = None, *, readonly: bool = False) -> Store:
+    """Open the store at ``store``; one connection per process (and per mode).
 
-    Raises :class:`StoreError` with the fix when the path cannot hold a store.
+    For writing (the default) the store is created and migrated when needed, and the runs of this
+    host whose process is gone are marked ``interrupted``. ``readonly=True`` is for readers (the
+    server, the CLI's reads, widgets): it never creates, migrates, converts or writes anything, and
+    SQLite itself refuses writes on the connection (``PRAGMA query_only``).
+
+    Raises :class:`StoreError` with the fix when the path cannot hold a store (or, read-only, holds none).
     """
     if isinstance(store, Store):
         return store
     path = resolve_path(store)
-    key = (os.getpid(), path)
+    key = (os.getpid(), path, readonly)
     with _open_lock:
         if key in _open_stores:
             return _open_stores[key]
-        _check_path(path)
-        try:
-            conn = _connect(path)
-        except sqlite3.DatabaseError as exc:
-            raise _store_error(path, exc) from None
-        opened = Store(path, conn)
-        opened.mark_interrupted()
+        if readonly:
+            conn = _connect_readonly(path)
+        else:
+            _check_path(path)
+            try:
+                conn = _connect(path)
+            except sqlite3.DatabaseError as exc:
+                raise _store_error(path, exc) from None
+        opened = Store(path, conn, readonly=readonly)
+        if not readonly:
+            opened.mark_interrupted()
         _open_stores[key] = opened
         return opened
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A connection that reads an existing, up-to-date store and can write nothing."""
+    if path.is_dir():
+        raise StoreError(f"the store path {path} is a folder; give a file path such as {path / DEFAULT_FILENAME}")
+    if not path.is_file():
+        raise StoreError(f"no store at {path}; record a run first (mnb.start('project') or %mlops start project), "
+                         f"or point --store / ${ENV_VAR} at an existing store")
+    if not os.access(path, os.R_OK):
+        raise StoreError(f"cannot read the store {path} (permission denied); ask its owner or copy it")
+    if path.stat().st_size == 0 or not _is_sqlite(path):
+        raise StoreError(f"{path} is not an mlops-nb store (not a SQLite database); it was left untouched")
+    try:
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        conn.execute("PRAGMA query_only = ON")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        has_runs = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise _store_error(path, exc) from None
+    if version == 0 or not has_runs:
+        conn.close()
+        raise StoreError(f"{path} is a SQLite database but not an mlops-nb store; it was left untouched")
+    if version < SCHEMA_VERSION:
+        conn.close()
+        raise StoreError(f"the store {path} was written by an older mlops-nb (schema {version}, this one reads "
+                         f"{SCHEMA_VERSION}); upgrade it once with `mlops-nb --store {path} upgrade`")
+    return conn
 
 
 def close_all() -> None:
@@ -1231,7 +1281,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
     # user_version when migrations are applied.
     if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
         return
-    from mlops_nb.migrations import migrations
+    from mlops_nb.store.migrations import migrations
 
     expected = {m.name for m in migrations._migrations}
     try:

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_nb.errors import RegistryError
 from mlops_nb.store import Store, open_store
+from mlops_nb.tracking.context import current
 
 ALIASES = ("champion", "challenger", "previous")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -62,29 +62,21 @@ def check_name(name: str) -> str:
     return name
 
 
-def notebook_session() -> Any | None:
-    """The mlops-nb session of the IPython kernel this code runs in, when the extension is loaded."""
-    magics = sys.modules.get("mlops_nb.magics")
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    if magics is None or shell is None:
-        return None
-    return magics.session_for(shell)
-
-
 def context(run: Any, store: str | os.PathLike | Store | None) -> tuple[Store, int | None, dict | None]:
-    """The store, the run id and the notebook namespace to work with: explicit arguments first, then
-    the current notebook session, then ``$MLOPS_NB_STORE`` / ``./mlops.db`` with no run."""
-    session = notebook_session()
-    namespace = session.shell.user_ns if session is not None else None
+    """The store, the run id and the namespace to work with: explicit arguments first, then the
+    current run a front end registered (:mod:`mlops_nb.tracking.context`), then ``$MLOPS_NB_STORE``
+    / ``./mlops.db`` with no run."""
+    here = current()
+    namespace = here.namespace if here is not None else None
+    here_run = here.run if here is not None else None
     run_id = getattr(run, "id", run)
     if store is None:
         store = getattr(run, "store", None)
-    if store is None and session is not None and session.run is not None:
-        store = session.run.store
-    if run_id is None and session is not None and session.run is not None:
-        run_id = session.run.id
-    opened = open_store(store if store is not None else (session.store if session is not None else None))
+    if store is None and here_run is not None:
+        store = here_run.store
+    if run_id is None and here_run is not None:
+        run_id = here_run.id
+    opened = open_store(store if store is not None else (here.store if here is not None else None))
     if run_id is not None:
         run_id = opened.run(run_id)["id"]
     return opened, run_id, namespace

@@ -52,19 +52,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mlops_nb import package
-from mlops_nb.errors import (
-    ChecksumError,
-    DataNotFound,
-    MlopsError,
-    PackageError,
-    PackageLocked,
-    RunNotFound,
-    SchemaMismatch,
-    StoreError,
-    UntrustedTypes,
-)
-from mlops_nb.package import (
+from mlops_nb.deploy import package
+from mlops_nb.deploy.package import (
     EXIT_BAD_DATA,
     EXIT_BELOW_REQUIREMENT,
     EXIT_BUG,
@@ -75,6 +64,17 @@ from mlops_nb.package import (
     EXIT_LOCKED,
     EXIT_NO_DATA,
     EXIT_PROMOTED,
+)
+from mlops_nb.errors import (
+    ChecksumError,
+    DataNotFound,
+    MlopsError,
+    PackageError,
+    PackageLocked,
+    RunNotFound,
+    SchemaMismatch,
+    StoreError,
+    UntrustedTypes,
 )
 
 STEPS = ("lock", "package", "data", "validate", "prepare", "drift", "fit", "evaluate", "decide", "promote",
@@ -257,7 +257,7 @@ def is_database_url(source: str) -> bool:
 
 
 def read_source(source: str, query: str | None = None) -> Any:
-    """Fresh data from ``source``: a file path or glob (:func:`mlops_nb.package.read_table`), or a
+    """Fresh data from ``source``: a file path or glob (:func:`mlops_nb.deploy.package.read_table`), or a
     database URL (``postgresql://...``, ``sqlite:////abs/path.db``) read with ``query`` through
     SQLAlchemy. :class:`DataNotFound` when there is nothing; :class:`PackageError` when SQLAlchemy
     is missing or no query is given."""
@@ -545,7 +545,7 @@ class Job:
     def _complete_interrupted_promotion(self) -> None:
         """A job killed between swapping ``current`` and moving the registry's ``champion`` left
         the registry behind the package: finish that alias move (only that one)."""
-        from mlops_nb import registry
+        from mlops_nb.tracking import registry
 
         name, version = self.manifest["model"]["name"], self.manifest["model"]["version"]
         retrained = self.manifest.get("retrained") or {}
@@ -774,7 +774,7 @@ class Job:
 
         import skops.io as sio
 
-        from mlops_nb import registry
+        from mlops_nb.tracking import registry
 
         name = self.manifest["model"]["name"]
         model_bytes = sio.dumps(candidate)
@@ -926,8 +926,8 @@ def rollback(name_or_path: str | os.PathLike, *, to: int | str | None = None, re
     ``previous`` model, else the newest version older than the current one. The target's checksums
     must verify. Takes the package's lock (:class:`~mlops_nb.errors.PackageLocked` while a job runs).
     """
-    from mlops_nb import registry
     from mlops_nb import store as store_module
+    from mlops_nb.tracking import registry
 
     root = find_package(name_or_path, store=store)
     with package.locked(root, "rollback"):

@@ -7,6 +7,7 @@ one retraining run on fresh data, all recorded in one store.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import click
+
 import mlops_nb
+from mlops_nb import store as store_module
+from mlops_nb import tracking
+from mlops_nb.cli.main import main
+from mlops_nb.cli.render import emit_frame
 
 NOTEBOOK = "quickstart.ipynb"
 PACKAGE = Path("deploy") / "breast-cancer"
@@ -82,7 +89,7 @@ def fresh_data(path: Path, *, rows: int = 800, seed: int = 7) -> Path:
 
 def retrain_once(folder: Path, data: Path, store: Path) -> int:
     """Run the exported job exactly as cron would: its own interpreter, in the package folder."""
-    from mlops_nb.package import retrain_script
+    from mlops_nb.deploy.package import retrain_script
 
     script = retrain_script(folder / PACKAGE)
     env = {**os.environ, "MLOPS_NB_STORE": str(store)}
@@ -113,3 +120,42 @@ def run(folder: Path, echo: Callable[[str], None] = print) -> int:
     code = retrain_once(folder, data, store)
     echo(f"    retraining exited {code}")
     return code
+
+
+# -- the command ------------------------------------------------------------------------------
+
+@main.command(short_help="The main job: the quickstart notebook, its export, and one retraining run.")
+@click.option("--dir", "folder", metavar="DIR", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("mlops-demo"), show_default=True,
+              help="Where the demo works: the notebook, its store DIR/mlops.db, the package, the fresh data.")
+@click.pass_context
+def demo(ctx: click.Context, folder: Path) -> None:
+    """Run the whole lifecycle once, as a data scientist and then cron would.
+
+    1. Executes the quickstart notebook headless in a fresh kernel: requirements, data, eda,
+       features, selection, model, tuning (a small grid search), validation against f1 >= 0.95,
+       then registers the tuned model and exports it as a deployment package.
+    2. Writes a week of fresh data (resampled from scikit-learn's bundled breast cancer data).
+    3. Runs the package's retrain.py on it, exactly as the cron line would: drift check, retrain,
+       gate, champion against candidate, promote or keep.
+
+    Everything is recorded in DIR/mlops.db; the executed notebook stays in DIR.
+
+    \b
+    Examples:
+      mlops-nb demo
+      mlops-nb demo --dir /tmp/mlops-demo
+    """
+    if ctx.obj["store"] is not None:
+        raise click.UsageError("the demo keeps its store in DIR/mlops.db: give --dir, not --store")
+    code = run(folder.absolute(), echo=click.echo)
+    store = folder.absolute() / store_module.DEFAULT_FILENAME
+    click.echo()
+    emit_frame(tracking.runs(store=store)[["run_id", "project", "name", "kind", "status", "metrics.f1"]], "table")
+    click.echo()
+    click.echo(f"Store: {store}")
+    prefix = f"mlops-nb --store {shlex.quote(str(store))}"
+    click.echo(f"Look further: `{prefix} show 1`, `{prefix} models`, or open {folder / 'quickstart.ipynb'}"
+               " in JupyterLab and its MLOps sidebar.")
+    if code not in (0, 99):
+        raise SystemExit(code)

@@ -6,7 +6,7 @@
 Importing this package imports ipywidgets; ``mlops_nb`` itself loads it only on first use.
 """
 
-from mlops_nb.widgets.compare import CompareWidget, compare
-from mlops_nb.widgets.status import StatusWidget, status
+from mlops_nb.notebook.widgets.compare import CompareWidget, compare
+from mlops_nb.notebook.widgets.status import StatusWidget, status
 
 __all__ = ["CompareWidget", "StatusWidget", "compare", "status"]

@@ -24,9 +24,7 @@ import ipywidgets as widgets
 import traitlets
 
 from mlops_nb.errors import FilterError, InvalidValue
-from mlops_nb.stages import STAGES
-from mlops_nb.store import Store, open_store
-from mlops_nb.widgets._render import (
+from mlops_nb.notebook.widgets._render import (
     BORDER,
     FONT,
     MONO,
@@ -46,7 +44,9 @@ from mlops_nb.widgets._render import (
     table,
     unified_diff_html,
 )
-from mlops_nb.widgets.status import HOW_TO_START, current_session
+from mlops_nb.notebook.widgets.status import HOW_TO_START, current_session
+from mlops_nb.stages import STAGES
+from mlops_nb.store import Store, open_store
 
 if TYPE_CHECKING:
     import numpy

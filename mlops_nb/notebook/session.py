@@ -2,7 +2,7 @@
 
 IPython events call :meth:`NotebookSession.before_cell` and :meth:`NotebookSession.after_cell`;
 the magics call the rest. Everything recorded goes through :mod:`mlops_nb.tracking` and the store;
-what a cell produced is described by :mod:`mlops_nb.capture`, judged by :mod:`mlops_nb.integrity`.
+what a cell produced is described by :mod:`mlops_nb.capture`, judged by :mod:`mlops_nb.tracking.integrity`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_nb import capture, integrity
+from mlops_nb import capture
 from mlops_nb.stages import STAGE_INDEX, Requirement
-from mlops_nb.tracking import Run, get_run, start
+from mlops_nb.tracking import Run, get_run, integrity, start
 
 #: ``%%stage NAME`` on a cell's first line (after blank lines).
 STAGE_HEADER = re.compile(r"\A\s*%%stage[ \t]+([A-Za-z_]\w*)[ \t]*(?:\n|\Z)")
@@ -282,3 +282,28 @@ class NotebookSession:
 
 def _param(value: Any) -> Any:
     return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
+
+
+_SESSIONS: dict[int, NotebookSession] = {}
+
+
+def session_for(shell: Any) -> NotebookSession:
+    """The kernel's session (kept across ``%reload_ext``)."""
+    if id(shell) not in _SESSIONS:
+        _SESSIONS[id(shell)] = NotebookSession(shell)
+    return _SESSIONS[id(shell)]
+
+
+def current_session() -> NotebookSession | None:
+    """The session of the running IPython shell, when ``%load_ext mlops_nb`` ran in it."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return None
+    shell = get_ipython()
+    return None if shell is None else _SESSIONS.get(id(shell))
+
+
+def forget_session(shell: Any) -> NotebookSession | None:
+    """Drop the shell's session (tests that reuse one shell start clean)."""
+    return _SESSIONS.pop(id(shell), None)

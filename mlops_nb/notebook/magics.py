@@ -10,6 +10,7 @@ and to explain an unknown stage name.
 from __future__ import annotations
 
 import math
+import os
 import shlex
 from typing import Any
 
@@ -18,18 +19,9 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from mlops_nb.errors import MlopsError
-from mlops_nb.session import NotebookSession, stage_of, strip_stage_header
+from mlops_nb.notebook.session import NotebookSession, current_session, session_for, stage_of, strip_stage_header
 from mlops_nb.stages import STAGES, parse_requirement
-
-_SESSIONS: dict[int, NotebookSession] = {}
-
-
-def session_for(shell: Any) -> NotebookSession:
-    """The kernel's session (kept across ``%reload_ext``)."""
-    if id(shell) not in _SESSIONS:
-        _SESSIONS[id(shell)] = NotebookSession(shell)
-    return _SESSIONS[id(shell)]
-
+from mlops_nb.tracking import context as tracking_context
 
 # -- sub-commands: each parser is its own magic_arguments function ------------------------------
 
@@ -121,7 +113,7 @@ def _status(magics, args):
         return
     from IPython.display import display
 
-    from mlops_nb.widgets.status import status_view
+    from mlops_nb.notebook.widgets.status import status_view
 
     display(status_view(session, args.run))
 
@@ -134,7 +126,7 @@ def _compare(magics, args):
     metrics, stage sources and data fingerprints; charts; export as CSV."""
     from IPython.display import display
 
-    from mlops_nb.widgets.compare import CompareWidget
+    from mlops_nb.notebook.widgets.compare import CompareWidget
 
     run = magics.session.run
     project = args.project or (run.project if run else None)
@@ -162,7 +154,7 @@ def _runs(magics, args):
 def _register(magics, args):
     """Register the latest captured VARIABLE of this run as the next version of model NAME
     (`%mlops register clf --name churn`); the first version becomes the champion."""
-    from mlops_nb.registry import register
+    from mlops_nb.tracking.registry import register
 
     run, message = magics.session.ensure_run()
     if message:
@@ -181,7 +173,7 @@ def _register(magics, args):
 @argument("--reason", help="why, kept in the alias history")
 def _promote(magics, args):
     """Point an alias of model NAME at VERSION: `%mlops promote churn 2 --alias champion`."""
-    from mlops_nb.registry import promote
+    from mlops_nb.tracking.registry import promote
 
     run = magics.session.run
     version = promote(args.name, args.version, args.alias, reason=args.reason, by="%mlops promote",
@@ -202,7 +194,7 @@ def _promote(magics, args):
 @argument("--y", dest="y_name", metavar="NAME", help="the frame holding the target, when ambiguous")
 def _export(magics, args):
     """Write model NAME as a deployment package: `%mlops export churn --to deploy/churn --data "in/*.csv"`."""
-    from mlops_nb.exporter import export_package
+    from mlops_nb.deploy.export import export_package
 
     run = magics.session.run
     result = export_package(
@@ -336,6 +328,16 @@ def load(shell: Any) -> None:
         shell.events.register(event, handler)
     for event in ("pre_run_cell", "post_run_cell"):  # after the recording: views show what was recorded
         shell.events.register(event, session.refresh_views)
+    tracking_context.set_provider(_current)
+
+
+def _current() -> tracking_context.Current | None:
+    """Tracking's view of this kernel: its current run, store, namespace and folder."""
+    session = current_session()
+    if session is None:
+        return None
+    return tracking_context.Current(run=session.run, store=session.store, namespace=session.shell.user_ns,
+                                    workdir=os.getcwd())
 
 
 def unload(shell: Any) -> None:

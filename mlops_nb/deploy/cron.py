@@ -2,7 +2,7 @@
 
 Each package gets at most one line, tagged with the comment ``mlops-nb retrain <package root>`` so
 that mlops-nb finds its own lines and never touches anyone else's. The line is the one export
-writes to ``crontab.txt`` (:func:`mlops_nb.exporter.cron_command`): cron starts jobs with a bare
+writes to ``crontab.txt`` (:func:`mlops_nb.deploy.export.cron_command`): cron starts jobs with a bare
 environment (``PATH=/usr/bin:/bin``, no virtual environment, no ``MLOPS_NB_STORE``), so it changes
 into the package root, sets the store, runs ``current/retrain.py`` with this interpreter's absolute
 path, and appends everything the job prints to ``<package>-retrain.log`` beside the package.
@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mlops_nb import package
+from mlops_nb.deploy import package
 from mlops_nb.errors import MlopsError
 
 TAG = "mlops-nb retrain"
@@ -33,7 +33,7 @@ class CronEntry:
     enabled: bool
 
     def next_runs(self, count: int = 1) -> list[datetime]:
-        from mlops_nb.exporter import next_run_times
+        from mlops_nb.deploy.export import next_run_times
 
         return next_run_times(self.schedule, count)
 
@@ -72,7 +72,7 @@ def job_line(package_path: str | os.PathLike, *, schedule: str | None = None, st
              python: str | None = None) -> tuple[Path, str, str]:
     """``(root, schedule, command)`` of the cron line for a package: the schedule given (validated)
     or the one chosen at export; the store given or the one the package was exported from."""
-    from mlops_nb.exporter import cron_command, next_run_times
+    from mlops_nb.deploy.export import cron_command, next_run_times
 
     root = package.package_root(package_path)
     manifest = package.read_manifest(root)

@@ -15,9 +15,7 @@ from typing import Any
 import ipywidgets as widgets
 import traitlets
 
-from mlops_nb.stages import STAGES
-from mlops_nb.store import Store, open_store
-from mlops_nb.widgets._render import (
+from mlops_nb.notebook.widgets._render import (
     BORDER,
     FONT,
     MONO,
@@ -32,6 +30,8 @@ from mlops_nb.widgets._render import (
     short_class,
     table,
 )
+from mlops_nb.stages import STAGES
+from mlops_nb.store import Store, open_store
 
 #: The states a stage can be in, as the timeline shows them.
 STATES = ("not run", "running", "ok", "error", "stale")
@@ -45,16 +45,9 @@ HOW_TO_START = (
 
 def current_session() -> Any:
     """The notebook session of the running IPython shell, when ``%load_ext mlops_nb`` was run."""
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython is a dependency
-        return None
-    shell = get_ipython()
-    if shell is None:
-        return None
-    from mlops_nb.magics import _SESSIONS
+    from mlops_nb.notebook.session import current_session as session
 
-    return _SESSIONS.get(id(shell))
+    return session()
 
 
 def lifecycle(store: Store, run_id: int) -> dict[str, Any]:
@@ -336,7 +329,7 @@ class StatusWidget(widgets.VBox):
     def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
         bundle = super()._repr_mimebundle_(**kwargs)
         if bundle is not None and self.run_id is not None:
-            from mlops_nb.magics import format_status
+            from mlops_nb.notebook.magics import format_status
 
             bundle["text/plain"] = format_status(self._store().run_details(self.run_id))
         return bundle

@@ -1,0 +1,247 @@
+"""Commands that write or run deployment packages: export, predict, reseal, retrain, rollback and
+the crontab lines."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import click
+
+from mlops_nb.cli.main import _Group, main, open_existing
+from mlops_nb.cli.render import EMPTY, table_lines
+
+
+@main.command(name="export", short_help="Write a model as a deployment package with retrain.py and cron line.")
+@click.argument("name")
+@click.option("--to", "to", required=True, metavar="DIR", help="The package folder (replaced atomically).")
+@click.option("--version", "-v", metavar="V", help="A version number or alias. Default: the champion.")
+@click.option("--schedule", metavar="CRON", help='Retraining schedule. Default: "0 3 * * 1" (Mondays 03:00).')
+@click.option("--data", metavar="SOURCE", help="Where fresh data will be: CSV, Parquet or JSON path or glob.")
+@click.option("--airflow", is_flag=True, help="Also write airflow_dag.py.")
+@click.option("--kubernetes", is_flag=True, help="Also write cronjob.yaml (a Kubernetes CronJob).")
+@click.option("--force", metavar="REASON", help="Export despite the refusals; the reason is recorded.")
+@click.option("--X", "x_name", metavar="NAME", help="The notebook frame holding the model's input, if ambiguous.")
+@click.option("--y", "y_name", metavar="NAME", help="The notebook frame holding the target, if ambiguous.")
+@click.pass_context
+def export_command(ctx: click.Context, name: str, to: str, version: str | None, schedule: str | None,
+                   data: str | None, airflow: bool, kubernetes: bool, force: str | None, x_name: str | None,
+                   y_name: str | None) -> None:
+    """Export registered model NAME as a package: model.skops, schema, reference data, metrics, pinned
+    requirements, a retrain.py generated from the notebook's data/features/selection cells, and
+    crontab.txt. Refuses a model that failed or skipped its gate, a stale model or a run with no data
+    stage, saying why; --force REASON overrides and is recorded.
+
+    \b
+    Examples:
+      mlops-nb export churn --to deploy/churn --data "incoming/*.csv"
+      mlops-nb export churn --version 2 --to deploy/churn --schedule "0 3 * * 1" --airflow --kubernetes
+    """
+    from mlops_nb.deploy.export import export_package
+
+    words = ["mlops-nb export"]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if value in (None, False) or not isinstance(param, click.Argument | click.Option):
+            continue
+        flag = "" if isinstance(param, click.Argument) else param.opts[0]
+        words.append(flag if value is True else f"{flag} {shlex.quote(str(value))}".strip())
+    result = export_package(
+        name, version=version, to=to, schedule=schedule, data=data, force=force, airflow=airflow,
+        kubernetes=kubernetes, X=x_name, y=y_name, store=open_existing(ctx), command=" ".join(words),
+    )
+    click.echo(str(result).removeprefix("mlops: "))
+
+
+@main.command(short_help="Predict with a package's model; the input is checked against its schema.")
+@click.argument("package_dir", metavar="PACKAGE", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--output", "-o", metavar="OUT", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the predictions to OUT (CSV). Default: standard output.")
+def predict(package_dir: Path, input_path: Path, output: Path | None) -> None:
+    """Predict the rows of INPUT (CSV, Parquet or JSON) with the model of PACKAGE: a `prediction`
+    column, plus `probability_<class>` columns for classifiers. The package's checksums are verified
+    and its model loaded with mlops-nb's allow-list of types. Exit status 65 when INPUT does not match
+    the model's input schema (the message names each column), 66 when INPUT is missing or empty,
+    82 when the package fails its checksums or needs an untrusted type.
+
+    \b
+    Examples:
+      mlops-nb predict deploy/churn new_customers.csv -o predictions.csv
+    """
+    from mlops_nb.deploy import package
+    from mlops_nb.errors import ChecksumError, DataNotFound, SchemaMismatch, UntrustedTypes
+
+    try:
+        frame = package.read_table(input_path)
+        predictions = package.predict(package_dir, frame)
+    except SchemaMismatch as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(package.EXIT_BAD_DATA) from None
+    except DataNotFound as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(package.EXIT_NO_DATA) from None
+    except (ChecksumError, UntrustedTypes) as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(package.EXIT_INTEGRITY) from None
+    if output is None:
+        click.echo(predictions.to_csv(index=False), nl=False)
+    else:
+        predictions.to_csv(output, index=False)
+        click.echo(f"{len(predictions)} predictions written to {output}", err=True)
+
+
+@main.command(short_help="Re-record the checksum of a package file you edited on purpose (retrain.py).")
+@click.argument("package_dir", metavar="PACKAGE", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--file", "files", multiple=True, metavar="FILE", help="A file to re-seal. Default: retrain.py.")
+def reseal(package_dir: Path, files: tuple[str, ...]) -> None:
+    """Record new checksums in MANIFEST.json for FILEs you edited (default retrain.py), after checking
+    that every other file still verifies.
+
+    \b
+    Examples:
+      mlops-nb reseal deploy/churn
+    """
+    from mlops_nb.deploy import package
+
+    package.reseal(package_dir, files or (package.SCRIPT_FILE,))
+    click.echo(f"re-sealed {', '.join(files or (package.SCRIPT_FILE,))} in {package_dir}")
+
+
+# -- retraining, rollback, cron --------------------------------------------------------------
+
+
+@main.command(short_help="Retrain a package's model on fresh data; promote it only if it is better.")
+@click.argument("package_dir", metavar="PACKAGE", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--data", metavar="SOURCE",
+              help="CSV, Parquet or JSON path or glob, or a database URL (with --query). Default: the export's.")
+@click.option("--query", metavar="SQL", help="The SELECT reading fresh data from a database URL (needs SQLAlchemy).")
+@click.option("--force", is_flag=True,
+              help="Promote a candidate that passes the requirement even if it does not beat the champion by the "
+                   "margin, and go on despite drift that would block.")
+@click.pass_context
+def retrain(ctx: click.Context, package_dir: Path, data: str | None, query: str | None, force: bool) -> None:
+    """Run PACKAGE's retraining job now, as cron would: lock, verify, load and validate fresh data,
+    check drift, refit the recorded pipeline, compare candidate and champion on held-out rows,
+    promote the candidate only when it passes the requirement and beats the champion by the margin.
+    One line per step (a progress bar at a terminal), one last line saying why it ended. The run is
+    recorded as a `retraining` run of the notebook run the package came from.
+
+    \b
+    Exit status: 0 promoted, 99 champion kept, 65 bad data, 66 no data, 75 already running,
+    78 configuration or version mismatch, 80 below the requirement, 81 drift needs a person,
+    82 integrity check failed, 70 a bug.
+
+    \b
+    Examples:
+      mlops-nb retrain deploy/churn
+      mlops-nb retrain deploy/churn --data "incoming/2026-*.parquet"
+      mlops-nb retrain deploy/churn --data postgresql://etl@db/crm --query "SELECT * FROM churn_weekly"
+    """
+    from mlops_nb.deploy.retrain import run_package
+
+    argv = [*(["--data", data] if data else []), *(["--query", query] if query else [])]
+    argv += ["--force"] if force else []
+    code = run_package(package_dir, argv=argv, store=ctx.obj["store"])
+    ctx.exit(code)
+
+
+@main.command(short_help="Swap a package back to its previous version (and the registry's champion).")
+@click.argument("target", metavar="NAME|PACKAGE")
+@click.option("--to", "to", metavar="VERSION", help="A package version (3 or v0003). Default: the previous champion's.")
+@click.option("--reason", "-r", metavar="TEXT", help="Why, kept in the registry's alias history.")
+@click.pass_context
+def rollback(ctx: click.Context, target: str, to: str | None, reason: str | None) -> None:
+    """Point the package's `current` back at an earlier version and make its model the champion
+    again (the one it replaces becomes `previous`, so a second rollback swaps back). TARGET is the
+    package folder, or a model name whose latest export the store recorded.
+
+    \b
+    Examples:
+      mlops-nb rollback deploy/churn
+      mlops-nb rollback churn --reason "v4 misreads the new price column"
+      mlops-nb rollback deploy/churn --to v0002
+    """
+    from mlops_nb.deploy.retrain import rollback as do_rollback
+
+    click.echo(str(do_rollback(target, to=to, reason=reason, store=ctx.obj["store"])))
+
+
+@main.group(cls=_Group, short_help="Install, list or remove retraining jobs in your crontab.")
+def cron() -> None:
+    """Scheduled retraining with the system's cron: one tagged line per package in your crontab
+    (`crontab -l`), running the package's retrain.py with this Python, the store set, and every
+    line of output appended to PACKAGE-retrain.log beside the package.
+
+    \b
+    Examples:
+      mlops-nb cron install deploy/churn --schedule "0 3 * * 1"
+      mlops-nb cron list
+      mlops-nb cron remove deploy/churn
+    """
+
+
+@cron.command(name="install", short_help="Install (or replace) a package's retraining line.")
+@click.argument("package_dir", metavar="PACKAGE", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--schedule", metavar="CRON", help="Five cron fields. Default: the schedule given at export.")
+@click.pass_context
+def cron_install(ctx: click.Context, package_dir: Path, schedule: str | None) -> None:
+    """Install PACKAGE's retraining line in your crontab (replacing its earlier line), and show when
+    it runs next. The store is the global --store, else the one the package was exported from.
+
+    \b
+    Examples:
+      mlops-nb cron install deploy/churn
+      mlops-nb cron install deploy/churn --schedule "*/30 * * * *"
+    """
+    from mlops_nb.deploy import cron as cron_module
+
+    entry = cron_module.install(package_dir, schedule=schedule, store=ctx.obj["store"])
+    moments = ", ".join(m.strftime("%Y-%m-%d %H:%M") for m in entry.next_runs(3))
+    click.echo(f"installed: {entry.schedule} retraining of {entry.package} (next: {moments})")
+    click.echo(f"  {entry.command}")
+
+
+@cron.command(name="list", short_help="mlops-nb's lines in your crontab.")
+def cron_list() -> None:
+    """List mlops-nb's retraining lines in your crontab: schedule, package, next run.
+
+    \b
+    Examples:
+      mlops-nb cron list
+    """
+    from mlops_nb.deploy import cron as cron_module
+
+    found = cron_module.entries()
+    if not found:
+        click.echo("no mlops-nb retraining lines in your crontab; add one with `mlops-nb cron install PACKAGE`")
+        return
+    rows = [[e.schedule, str(e.package), "yes" if e.enabled else "no",
+             e.next_runs(1)[0].strftime("%Y-%m-%d %H:%M") if e.enabled else EMPTY] for e in found]
+    click.echo("\n".join(line[2:] for line in table_lines("cron", rows, ["schedule", "package", "enabled",
+                                                                          "next run"])[1:]))
+
+
+@cron.command(name="remove", short_help="Remove a package's line (or all of mlops-nb's).")
+@click.argument("package_dir", metavar="PACKAGE", required=False, type=click.Path(path_type=Path))
+@click.option("--all", "everything", is_flag=True, help="Remove every mlops-nb line.")
+def cron_remove(package_dir: Path | None, everything: bool) -> None:
+    """Remove PACKAGE's retraining line from your crontab (--all: every mlops-nb line). Other
+    lines of your crontab are left alone.
+
+    \b
+    Examples:
+      mlops-nb cron remove deploy/churn
+      mlops-nb cron remove --all
+    """
+    from mlops_nb.deploy import cron as cron_module
+
+    if (package_dir is None) == (not everything):
+        raise click.UsageError("give a PACKAGE or --all")
+    gone = cron_module.remove(None if everything else package_dir)
+    if not gone:
+        click.echo("nothing to remove: no mlops-nb line for " + ("any package" if everything else str(package_dir)))
+    for entry in gone:
+        click.echo(f"removed: {entry.schedule} retraining of {entry.package}")
+
+

@@ -1,0 +1,1 @@
+"""Deploy: exported packages (layout, verification, safe loading), export, retraining, schedules."""
