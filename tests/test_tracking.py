@@ -313,7 +313,8 @@ def test_where_filters_runs(store_path, four_runs, where, expected):
 
 def test_where_compares_dates_with_start_time(store_path, four_runs):
     old = datetime(2021, 6, 1, 12, tzinfo=timezone.utc).timestamp()
-    open_store(store_path).execute("UPDATE runs SET start_time = ? WHERE id = ?", (old, four_runs[0]))
+    with sqlite3.connect(store_path) as conn:  # a run started in 2021: no API backdates a run, so SQL
+        conn.execute("UPDATE runs SET start_time = ? WHERE id = ?", (old, four_runs[0]))
 
     before = mnb.runs(store=store_path, where="start_time < '2022-01-01'")
     assert list(before["run_id"]) == [four_runs[0]]
