@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import shutil
 import sqlite3
@@ -337,3 +338,98 @@ def test_the_schema_version_counts_every_migration_and_a_migrated_store_skips_sq
             " print('sqlite_utils' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code, str(store_path)], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# -- reading never writes ------------------------------------------------------------------------------
+
+
+def recorded_store(store_path: Path) -> int:
+    """A store with one of everything a read can show: a finished notebook-like run with stages,
+    captures, a requirement and gate, warnings, a registered model, a deployment and a retraining
+    child with drift. Returns the notebook run's id."""
+    from mlops_nb.stages import Requirement
+    from mlops_nb.tracking import lifecycle, registry, retraining
+    from mlops_nb.tracking.deployments import record_deployment
+
+    run = mnb.start("churn", name="nb", store=store_path, kind="notebook")
+    run.log_params({"C": 1.0, "model": "rf"})
+    run.log_metric("f1", 0.9)
+    run.set_tag("owner", "ana")
+    lifecycle.set_requirement(run, Requirement("f1", ">=", 0.85), target="churned")
+    data = lifecycle.begin_stage(run, "data", source="df = load()", cell_id="c1", execution_count=1)
+    lifecycle.finish_stage(run, data, duration=0.1, status="ok", variables=["df"], captures=[
+        {"name": "df", "kind": "dataframe", "fingerprint": "abc", "rows": 3, "columns": []}])
+    model = lifecycle.begin_stage(run, "model", source="clf = fit(df)", cell_id="c2", execution_count=2)
+    lifecycle.finish_stage(run, model, duration=0.2, status="ok", variables=["clf"], captures=[
+        {"name": "clf", "kind": "estimator", "class": "sklearn.X", "artifact": b"model bytes"}])
+    lifecycle.record_cell(run, source="df = df.head()", cell_id="c3", execution_count=3, status="ok")
+    validation = lifecycle.begin_stage(run, "validation", source="f1 = 0.9", cell_id="c4", execution_count=4)
+    lifecycle.finish_stage(run, validation, duration=0.1, status="ok", metrics={"f1": 0.9}, gate={
+        "metric": "f1", "op": ">=", "threshold": 0.85, "value": 0.9, "passed": 1})
+    lifecycle.judge(run)
+    registry.register("clf", "churn-rf", run=run.id, store=store_path)
+    record_deployment(run.id, source="export", start_time=time.time(), duration=1.0,
+                      summary={"model": "churn-rf", "version": 1, "path": "/pkg"}, manifest=b"{}", store=store_path)
+    run.end()
+    child = mnb.start("churn", store=store_path, kind="retraining", parent=run.id)
+    retraining.record_drift(child.id, [{"column": "x", "kind": "numeric", "statistic": "psi", "value": 0.3,
+                                        "verdict": "drift", "details": {}}], b"{}", store=store_path)
+    retraining.finish_retraining(child.id, ok=True, metrics={"candidate_f1": 0.91}, store=store_path)
+    close_all()
+    return run.id
+
+
+def every_public_read(store, run_id: int) -> dict[str, object]:
+    """Call each public method of ``Store`` with arguments it accepts; return the results by name."""
+    calls = {
+        "run": (run_id,), "run_details": (run_id,), "last_steps": (run_id,), "metric_history": (run_id, "f1"),
+        "metric_histories": ([run_id], "f1"), "known_keys": ("churn",), "projects": (), "run_ids": ("churn",),
+        "runs_page": ("churn",), "runs_frame": ("churn", "metrics.f1 > 0.5"), "runs_overview": ("churn",),
+        "compile_where": ("params.C = 1",), "latest_run_id": ("churn",), "rows": ("SELECT count(*) FROM runs",),
+        "events": (run_id,), "warnings": (run_id,), "requirement": (run_id,), "resumable_run": ("kernel-1.json",),
+        "captures": (run_id,), "gates": (run_id,), "stage_captures": (run_id,), "stage_sources": ([run_id],),
+        "data_fingerprints": ([run_id],), "child_runs": (run_id,), "artifact": (1,), "model_versions": (),
+        "model_version": ("churn-rf", 1), "aliases": ("churn-rf",), "alias_history": ("churn-rf",),
+        "deployments": ("churn-rf",), "drift": (run_id + 1,), "artifact_path": ("mlops-artifacts/x",),
+    }
+    public = {name for name in dir(store) if not name.startswith("_") and inspect.ismethod(getattr(store, name))}
+    assert public - {"close"} == set(calls), "a new read of Store: add it here, so it is checked too"
+    return {name: getattr(store, name)(*args) for name, args in calls.items()}
+
+
+def file_digests(store_path: Path) -> dict[str, str]:
+    """SHA-256 of the store and its WAL (a write lands in the WAL before any checkpoint)."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in (store_path, store_path.with_name(store_path.name + "-wal")) if p.exists()}
+
+
+@pytest.mark.parametrize("readonly", [True, False], ids=["read-only open", "writing open"])
+def test_every_read_of_the_store_leaves_its_files_byte_identical(store_path, readonly):
+    run_id = recorded_store(store_path)
+    store = open_store(store_path, readonly=readonly)  # the writing open may settle runs: before the digest
+    before = file_digests(store_path)
+    results = every_public_read(store, run_id)
+    assert file_digests(store_path) == before
+    # the reads saw the record, so the check above covered real work
+    assert results["run_details"]["requirement"]["metric"] == "f1"
+    assert [s["stage"] for s in results["run_details"]["stages"]] == ["data", "model", "validation", "deployment"]
+    assert results["deployments"][0]["path"] == "/pkg" and results["drift"][0]["verdict"] == "drift"
+    assert results["child_runs"][0]["metrics"] == {"candidate_f1": 0.91}
+
+
+def test_a_write_through_a_read_only_store_is_refused_and_changes_nothing(store_path):
+    from mlops_nb.store.writer import Writer
+
+    recorded_store(store_path)
+    running = mnb.start("churn", store=store_path).id  # still running: only the store stops the write
+    close_all()
+    store = open_store(store_path, readonly=True)
+    before = file_digests(store_path)
+    with pytest.raises(StoreError, match="opened read-only.*open_store"):
+        Writer(store)
+    run = mnb.get_run(running, store=store)
+    with pytest.raises(StoreError, match="opened read-only"):
+        run.log_metric("f1", 0.1)
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):  # and SQLite itself refuses
+        store.conn.execute("DELETE FROM runs")
+    assert file_digests(store_path) == before

@@ -313,7 +313,8 @@ def test_where_filters_runs(store_path, four_runs, where, expected):
 
 def test_where_compares_dates_with_start_time(store_path, four_runs):
     old = datetime(2021, 6, 1, 12, tzinfo=timezone.utc).timestamp()
-    open_store(store_path).execute("UPDATE runs SET start_time = ? WHERE id = ?", (old, four_runs[0]))
+    with sqlite3.connect(store_path) as conn:  # a run started in 2021: no API backdates a run, so SQL
+        conn.execute("UPDATE runs SET start_time = ? WHERE id = ?", (old, four_runs[0]))
 
     before = mnb.runs(store=store_path, where="start_time < '2022-01-01'")
     assert list(before["run_id"]) == [four_runs[0]]
@@ -455,3 +456,92 @@ def test_runs_of_an_empty_store_is_an_empty_table_with_the_run_columns(store_pat
     frame = mnb.runs(store=store_path)
     assert frame.empty
     assert list(frame.columns) == ["run_id", "project", "name", "kind", "status", "start_time", "end_time"]
+
+
+# -- tracking writes the lifecycle, deployments and retraining -----------------------------------------
+
+
+def test_a_restarted_kernel_resumes_its_run_with_the_restart_in_its_lineage(store_path):
+    from mlops_nb.tracking import lifecycle
+
+    run = mnb.start("churn", store=store_path, kind="notebook", kernel="kernel-1.json")
+    lifecycle.record_cell(run, source="x = 1", cell_id="c1", execution_count=1, status="ok")
+    run.end("finished", reason="kernel exit")
+
+    assert lifecycle.resume_after_restart("kernel-2.json", store=store_path) is None  # another kernel
+    resumed = lifecycle.resume_after_restart("kernel-1.json", store=store_path)
+    assert (resumed.id, resumed.status) == (run.id, "running")
+    assert [(e["kind"], e["source"]) for e in open_store(store_path).events(run.id)] == [
+        ("cell", "x = 1"), ("restart", None)]
+    resumed.end()
+    assert lifecycle.resume_after_restart("kernel-1.json", store=store_path) is None  # ended on purpose
+
+
+def test_a_stage_records_its_model_bytes_gate_and_warnings_once(store_path):
+    from mlops_nb.stages import Requirement
+    from mlops_nb.tracking import lifecycle
+
+    run = mnb.start("churn", store=store_path, kind="notebook")
+    lifecycle.set_requirement(run, Requirement("f1", ">=", 0.8), target="y", notes="beat the baseline")
+    model = lifecycle.begin_stage(run, "model", source="clf.fit(X, y)", cell_id="c1", execution_count=1)
+    lifecycle.finish_stage(run, model, duration=0.5, status="ok", variables=["clf"], execution_count=7,
+                           captures=[{"name": "clf", "kind": "estimator", "artifact": b"skops bytes"}])
+    validation = lifecycle.begin_stage(run, "validation", source="f1 = 0.9", cell_id="c2", execution_count=8)
+    lifecycle.finish_stage(run, validation, duration=0.1, status="ok", metrics={"f1": 0.9},
+                           gate={"metric": "f1", "op": ">=", "threshold": 0.8, "value": 0.9, "passed": 1})
+    store = open_store(store_path)
+    details = store.run_details(run.id)
+    assert [(s["stage"], s["execution_count"]) for s in details["stages"]] == [("model", 7), ("validation", 8)]
+    capture = store.captures(run.id)[0]
+    artifact = store.artifact(capture["artifact_id"])
+    assert store.artifact_path(artifact["path"]).read_bytes() == b"skops bytes"
+    assert "artifact" not in capture["summary"]
+    assert details["metrics"] == {"f1": 0.9} and details["gates"][0]["passed"] == 1
+    assert details["requirement"]["notes"] == "beat the baseline"
+
+    assert lifecycle.judge(run) == []
+    lifecycle.begin_stage(run, "model", source="clf.fit(X2, y)", cell_id="c1", execution_count=9)
+    assert lifecycle.judge(run) == ["validation"]  # the model ran again after it
+    assert lifecycle.judge(run) == []  # nothing new: nothing rewritten
+
+
+def test_an_export_is_recorded_as_a_deployment_stage_with_its_manifest(store_path):
+    from mlops_nb.tracking.deployments import record_deployment
+
+    run = mnb.start("churn", store=store_path)
+    stage_id = record_deployment(run.id, source="mlops-nb export churn --to pkg", start_time=1000.0, duration=2.0,
+                                 summary={"model": "churn", "version": 3, "path": "/srv/pkg"},
+                                 manifest=b'{"format": 1}', store=store_path)
+    store = open_store(store_path)
+    stage = store.run_details(run.id)["stages"][-1]
+    assert (stage["id"], stage["stage"], stage["status"], stage["duration"]) == (stage_id, "deployment", "ok", 2.0)
+    assert store.deployments("churn") == [{"run_id": run.id, "path": "/srv/pkg", "version": 3, "time": 1000.0}]
+    manifest = next(a for a in store.run_details(run.id)["artifacts"] if a["kind"] == "manifest")
+    assert store.artifact_path(manifest["path"]).read_bytes() == b'{"format": 1}'
+
+
+def test_a_retraining_outcome_is_recorded_whole_or_not_at_all(store_path):
+    from mlops_nb.tracking import retraining
+
+    notebook = mnb.start("churn", store=store_path)
+    job = mnb.start("churn", store=store_path, kind="retraining", parent=notebook)
+    version = retraining.register_candidate(job.id, "churn", b"candidate", class_path="sklearn.X",
+                                            description="retrained", store=store_path)
+    retraining.mark_promoting(job.id, version, store=store_path)
+
+    def killed():
+        raise KeyboardInterrupt("fault point")
+
+    with pytest.raises(KeyboardInterrupt):
+        retraining.finish_retraining(job.id, ok=True, params={"margin": 0.01}, tags={"decision": "promote"},
+                                     metrics={"candidate_f1": 0.93}, before_end=killed, store=store_path)
+    store = open_store(store_path)
+    child = store.child_runs(notebook.id)[0]
+    assert (child["status"], child["tags"], child["metrics"]) == ("running", {"promoting": "1"}, {})
+    assert store.model_versions("churn")[0]["aliases"] == []  # registered, no alias moved
+
+    retraining.finish_retraining(job.id, ok=False, error="worse than the champion", params={"margin": None},
+                                 tags={"decision": "keep"}, metrics={"candidate_f1": 0.7}, store=store_path)
+    child = store.child_runs(notebook.id)[0]
+    assert (child["status"], child["error"], child["tags"]["decision"]) == ("failed", "worse than the champion", "keep")
+    assert child["metrics"] == {"candidate_f1": 0.7} and store.run_details(job.id)["params"] == {}

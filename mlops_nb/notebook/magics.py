@@ -22,6 +22,7 @@ from mlops_nb.errors import MlopsError
 from mlops_nb.notebook.session import NotebookSession, current_session, session_for, stage_of, strip_stage_header
 from mlops_nb.stages import STAGES, parse_requirement
 from mlops_nb.tracking import context as tracking_context
+from mlops_nb.tracking import lifecycle as tracking_lifecycle
 
 # -- sub-commands: each parser is its own magic_arguments function ------------------------------
 
@@ -57,10 +58,7 @@ def _require(magics, args):
     run, message = magics.session.ensure_run()
     if message:
         print(message)
-    run.store.set_requirement(
-        run.id, metric=requirement.metric, op=requirement.op, threshold=requirement.threshold,
-        target=args.target, notes=args.notes,
-    )
+    tracking_lifecycle.set_requirement(run, requirement, target=args.target, notes=args.notes)
     target = f", target '{args.target}'" if args.target else ""
     print(f"mlops: requirement {requirement.describe()}{target}")
 

@@ -1,15 +1,15 @@
 """The notebook session: the current run of a kernel, and cell executions turned into stage records.
 
 IPython events call :meth:`NotebookSession.before_cell` and :meth:`NotebookSession.after_cell`;
-the magics call the rest. Everything recorded goes through :mod:`mlops_nb.tracking` and the store;
-what a cell produced is described by :mod:`mlops_nb.capture`, judged by :mod:`mlops_nb.tracking.integrity`.
+the magics call the rest. Everything recorded goes through :mod:`mlops_nb.tracking` (runs, and
+:mod:`mlops_nb.tracking.lifecycle` for stages, cells, restarts and integrity); what a cell produced
+is described by :mod:`mlops_nb.capture`. This module writes nothing itself.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import hashlib
 import os
 import re
 import time
@@ -19,7 +19,7 @@ from typing import Any
 
 from mlops_nb import capture
 from mlops_nb.stages import STAGE_INDEX, Requirement
-from mlops_nb.tracking import Run, get_run, integrity, start
+from mlops_nb.tracking import Run, lifecycle, start
 
 #: ``%%stage NAME`` on a cell's first line (after blank lines).
 STAGE_HEADER = re.compile(r"\A\s*%%stage[ \t]+([A-Za-z_]\w*)[ \t]*(?:\n|\Z)")
@@ -48,10 +48,6 @@ def strip_stage_header(lines: list[str]) -> list[str]:
                 return lines[:i] + lines[i + 1:]
             break
     return lines
-
-
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def notebook_path(user_ns: dict) -> str | None:
@@ -131,15 +127,9 @@ class NotebookSession:
             return self.run, None
         key = kernel_key()
         if self.run is None and key is not None:
-            from mlops_nb.store import open_store
-
-            opened = open_store(self.store)
-            left = opened.resumable_run(key)
-            if left is not None:
-                opened.resume_run(left["id"])
-                self.run = get_run(left["id"], store=opened)
-                opened.record_cell(self.run.id, kind="restart", source=None, source_sha256=None,
-                                   cell_id=None, execution_count=None, status=None)
+            resumed = lifecycle.resume_after_restart(key, store=self.store)
+            if resumed is not None:
+                self.run = resumed
                 return self.run, (f"mlops: resumed run {self.run.id} ({self.run.name}) of project "
                                   f"'{self.run.project}' after a kernel restart")
         run = self.start()
@@ -174,11 +164,9 @@ class NotebookSession:
         run, message = self.ensure_run()
         if message:
             print(message)
-        started = time.time()
-        stage_id = run.store.begin_stage(
-            run.id, name, source=info.raw_cell, source_sha256=sha256(info.raw_cell),
-            cell_id=getattr(info, "cell_id", None), execution_count=self.shell.execution_count,
-            start_time=started,
+        stage_id = lifecycle.begin_stage(
+            run, name, source=info.raw_cell, cell_id=getattr(info, "cell_id", None),
+            execution_count=self.shell.execution_count,
         )
         self.stage = _Stage(name, stage_id, time.perf_counter(), capture.snapshot(self.shell.user_ns), run)
 
@@ -196,9 +184,6 @@ class NotebookSession:
         duration = time.perf_counter() - stage.started
         error_text = None if error is None else f"{type(error).__name__}: {error}"
         names = capture.changed(stage.before, self.shell.user_ns)
-        if result.execution_count is not None:
-            # IPython >= 9 counts the cell before ``pre_run_cell``; the result has the true count.
-            stage.run.store.update("stages", stage.stage_id, {"execution_count": result.execution_count})
         records, metrics, params, gate, lines = ([], {}, {}, None, [])
         if error is None:
             records, params, lines = self._describe(stage.name, names)
@@ -207,9 +192,11 @@ class NotebookSession:
                 gate, line = self._gate(stage.run, metrics)
                 if line:
                     lines.append(line)
-        stage.run.store.finish_stage(
-            stage.run.id, stage.stage_id, duration=duration, status="ok" if error is None else "error",
+        lifecycle.finish_stage(
+            stage.run, stage.stage_id, duration=duration, status="ok" if error is None else "error",
             error=error_text, variables=names, captures=records, metrics=metrics, params=params, gate=gate,
+            # IPython >= 9 counts the cell before ``pre_run_cell``; the result has the true count.
+            execution_count=result.execution_count,
         )
         lines.extend(self._judge(stage.run))
         for line in lines:
@@ -220,15 +207,15 @@ class NotebookSession:
         raw = info.raw_cell or ""
         if run is None or run.status != "running" or not raw.strip() or _OWN_CELL.match(raw):
             return
-        run.store.record_cell(
-            run.id, kind="cell", source=raw, source_sha256=sha256(raw), cell_id=getattr(info, "cell_id", None),
-            execution_count=result.execution_count, status="ok" if error is None else "error",
+        lifecycle.record_cell(
+            run, source=raw, cell_id=getattr(info, "cell_id", None), execution_count=result.execution_count,
+            status="ok" if error is None else "error",
         )
 
     def _describe(self, stage: str, names: list[str]) -> tuple[list[dict], dict[str, Any], list[str]]:
-        """Capture records for the changed names; estimators also get a skops artifact."""
+        """Capture records for the changed names; estimators also get their skops bytes (``artifact``),
+        which :func:`mlops_nb.tracking.lifecycle.finish_stage` stores."""
         records, params, lines = [], {}, []
-        store = self.run.store
         for name in names:
             obj = self.shell.user_ns.get(name)
             record = capture.describe(name, obj, profile=stage in PROFILED_STAGES)
@@ -244,7 +231,7 @@ class NotebookSession:
                 except Exception as exc:
                     lines.append(f"mlops: {name} was described but not saved: skops cannot save it ({exc})")
                 else:
-                    record["artifact"] = store.put_bytes(data)
+                    record["artifact"] = data
                     record["untrusted_types"] = untrusted
                     reason = capture.untrusted_reason(untrusted, est=model)
                     if reason:
@@ -269,12 +256,7 @@ class NotebookSession:
 
     def _judge(self, run: Run) -> list[str]:
         """Recompute the run's integrity warnings; say which stages just went stale."""
-        warnings = [w.to_dict() for w in integrity.check(run.store.events(run.id))]
-        previous = run.store.replace_warnings(run.id, warnings)
-        if previous is None:
-            return []
-        before = {w["stage"] for w in previous if w["kind"] == "stale"}
-        newly = [w["stage"] for w in warnings if w["kind"] == "stale" and w["stage"] not in before]
+        newly = lifecycle.judge(run)
         if newly:
             return [f"mlops: now stale: {', '.join(newly)} (re-run to refresh; `%mlops status` shows why)"]
         return []

@@ -23,6 +23,7 @@ from typing import Any
 
 from mlops_nb.errors import RegistryError
 from mlops_nb.store import Store, open_store
+from mlops_nb.store.writer import Writer
 from mlops_nb.tracking.context import current
 
 ALIASES = ("champion", "challenger", "previous")
@@ -159,26 +160,33 @@ def register(
     data, _ = capture.dump_model(estimator)
     if run_id is None:
         raise RegistryError("no run to link the model to; start one (mnb.start or %mlops start) or pass run=RUN_ID")
-    artifact_id = opened.add_artifact(run_id, f"{name}.skops", opened.put_bytes(data), kind="model")
-    version = opened.add_model_version(name, run_id=run_id, artifact_id=artifact_id, capture_id=None,
-                                       class_path=record["class"], description=description)
-    return _auto_alias(opened, name, version, run_id, by)
+    writer = Writer(opened)
+    stored = writer.put_bytes(data)
+    with writer.transaction():
+        artifact_id = writer.add_artifact(run_id, f"{name}.skops", stored, kind="model")
+        version = writer.add_model_version(name, run_id=run_id, artifact_id=artifact_id, capture_id=None,
+                                           class_path=record["class"], description=description)
+        _auto_alias(writer, name, version, run_id, by)
+    return get_version(name, version, store=opened)
 
 
 def _add(store: Store, name: str, run_id: int, found: dict, description: str | None, by: str) -> ModelVersion:
-    version = store.add_model_version(
-        name, run_id=run_id, artifact_id=found["artifact_id"], capture_id=found["id"],
-        class_path=found["summary"].get("class"), description=description,
-    )
-    return _auto_alias(store, name, version, run_id, by)
-
-
-def _auto_alias(store: Store, name: str, version: int, run_id: int | None, by: str) -> ModelVersion:
-    if "champion" not in store.aliases(name):
-        store.set_alias(name, "champion", version, by=by, run_id=run_id, reason="first registered version")
-    else:
-        store.set_alias(name, "challenger", version, by=by, run_id=run_id, reason="registered")
+    writer = Writer(store)
+    with writer.transaction():  # the version and its alias together: no version is left without one
+        version = writer.add_model_version(
+            name, run_id=run_id, artifact_id=found["artifact_id"], capture_id=found["id"],
+            class_path=found["summary"].get("class"), description=description,
+        )
+        _auto_alias(writer, name, version, run_id, by)
     return get_version(name, version, store=store)
+
+
+def _auto_alias(writer: Writer, name: str, version: int, run_id: int | None, by: str) -> None:
+    """The first version of a name becomes the champion, later ones the challenger."""
+    if "champion" not in writer.store.aliases(name):
+        writer.set_alias(name, "champion", version, by=by, run_id=run_id, reason="first registered version")
+    else:
+        writer.set_alias(name, "challenger", version, by=by, run_id=run_id, reason="registered")
 
 
 def get_version(name: str, version: int | str | None = None, *, store: str | os.PathLike | Store | None = None
@@ -228,13 +236,14 @@ def promote(
     opened = open_store(store if store is not None else getattr(run, "store", None))
     target = get_version(name, version, store=opened)
     run_id = getattr(run, "id", run)
-    with opened.transaction():
-        before = opened.set_alias(name, alias, target.version, by=by, run_id=run_id, reason=reason)
+    writer = Writer(opened)
+    with writer.transaction():
+        before = writer.set_alias(name, alias, target.version, by=by, run_id=run_id, reason=reason)
         if alias == "champion" and before is not None and before != target.version:
-            opened.set_alias(name, "previous", before, by=by, run_id=run_id,
+            writer.set_alias(name, "previous", before, by=by, run_id=run_id,
                              reason=f"replaced as champion by version {target.version}")
         if alias == "champion" and opened.aliases(name).get("challenger") == target.version:
-            opened.set_alias(name, "challenger", None, by=by, run_id=run_id, reason="promoted to champion")
+            writer.set_alias(name, "challenger", None, by=by, run_id=run_id, reason="promoted to champion")
     return get_version(name, target.version, store=opened)
 
 

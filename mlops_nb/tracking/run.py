@@ -1,4 +1,7 @@
-"""Runs and logging: the single write path used by the magics, the Python API and retraining."""
+"""Runs and logging: the single write path used by the magics, the Python API and retraining.
+
+A :class:`Run` reads through ``run.store`` (a :class:`~mlops_nb.store.Store`) and writes through
+the store's writer, which no code outside :mod:`mlops_nb.tracking` may import."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_nb.errors import InvalidValue, RunEnded
 from mlops_nb.store import Store, open_store
+from mlops_nb.store.writer import Writer
 
 if TYPE_CHECKING:
     import pandas
@@ -29,7 +33,9 @@ class Run:
     """
 
     def __init__(self, store: Store, run_id: int, project: str, name: str):
+        #: The open store: read anything about the run through it (``run.store.run_details(run.id)``).
         self.store = store
+        self._writer = Writer(store) if not store.readonly else _Refused(store)
         self.id = run_id
         self.project = project
         self.name = name
@@ -67,7 +73,7 @@ class Run:
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Record several parameters in one transaction (see :meth:`log_param`)."""
         self._check_open("log params")
-        self.store.log_params(self.id, {_name("param", key): value for key, value in params.items()})
+        self._writer.log_params(self.id, {_name("param", key): value for key, value in params.items()})
 
     def _next_step(self, key: str) -> int:
         if self._steps is None:
@@ -85,7 +91,7 @@ class Run:
         self._check_open("log metrics")
         _name("metric", key)
         step = self._next_step(key) if step is None else _whole_step(key, step)
-        self.store.log_metric(self.id, key, step, value)
+        self._writer.log_metric(self.id, key, step, value)
         if self._steps is not None and step > self._steps.get(key, -1):
             self._steps[key] = step
 
@@ -97,7 +103,7 @@ class Run:
             _name("metric", key)
             key_step = self._next_step(key) if step is None else _whole_step(key, step)
             rows.append((self.id, key, key_step, value))
-        self.store.log_metrics(rows)
+        self._writer.log_metrics(rows)
         if self._steps is not None:
             for _, key, key_step, _ in rows:
                 self._steps[key] = max(key_step, self._steps.get(key, -1))
@@ -105,7 +111,7 @@ class Run:
     def set_tag(self, key: str, value: Any) -> None:
         """Set a free-form tag (stored as text); setting it again replaces it."""
         self._check_open("set tags")
-        self.store.set_tags(self.id, {_name("tag", key): value})
+        self._writer.set_tags(self.id, {_name("tag", key): value})
 
     def log_artifact(self, path: str | os.PathLike, name: str | None = None) -> str:
         """Copy the file at ``path`` into the store's artifact folder and record it.
@@ -117,8 +123,8 @@ class Run:
         source = Path(path)
         if not source.is_file():
             raise InvalidValue(f"cannot log artifact {str(path)!r}: no such file; give the path of a file")
-        stored = self.store.put_file(source)
-        self.store.add_artifact(self.id, name or source.name, stored)
+        stored = self._writer.put_file(source)
+        self._writer.add_artifact(self.id, name or source.name, stored)
         return stored[0]
 
     def end(self, status: str = "finished", *, error: str | None = None, reason: str = "explicit") -> None:
@@ -130,8 +136,19 @@ class Run:
         if status not in END_STATUSES:
             raise InvalidValue(f"cannot end a run as {status!r}; use one of: {', '.join(END_STATUSES)}")
         self._check_open("end it again")
-        self.store.end_run(self.id, status, error, reason=reason)
+        self._writer.end_run(self.id, status, error, reason=reason)
         self.status = status
+
+
+class _Refused:
+    """The writer of a run read through a read-only store: every write says how to write instead."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def __getattr__(self, name: str) -> Any:
+        Writer(self.store)  # raises the StoreError that names the fix
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _name(kind: str, key: Any) -> str:
@@ -170,7 +187,7 @@ def start(
         raise InvalidValue(f"project must be a non-empty name, got {project!r}")
     opened = open_store(store)
     parent_id = parent.id if isinstance(parent, Run) else parent
-    run_id = opened.create_run(
+    run_id = Writer(opened).create_run(
         project.strip(), name=name, kind=kind, parent_id=parent_id, notebook=notebook,
         kernel=kernel, environment=environment(),
     )

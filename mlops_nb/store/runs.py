@@ -1,0 +1,286 @@
+"""Reads of runs: one run, the runs table as a frame or as pages, projects, metric histories and
+the ids a filter selects. A mixin of :class:`mlops_nb.store.reader.Store`; nothing here writes."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlops_nb.errors import FilterError, RunNotFound
+from mlops_nb.store import where as where_sql
+from mlops_nb.store.values import nan
+from mlops_nb.store.where import BASE_SQL, NAMESPACE_SQL, project_scope
+
+if TYPE_CHECKING:
+    import pandas
+
+#: The base columns of :meth:`RunReads.runs_frame`, before ``params.*``, ``metrics.*`` and ``tags.*``.
+RUN_COLUMNS = ("run_id", "project", "name", "kind", "status", "start_time", "end_time")
+
+
+class RunReads:
+    """Run-level queries. Needs ``conn`` (a sqlite3 connection with ``sqlite3.Row`` rows), ``path``
+    and ``rows()`` from the class it is mixed into."""
+
+    conn: sqlite3.Connection
+    path: Path
+
+    def rows(self, sql: str, params: Iterable = ()) -> list[dict[str, Any]]:
+        """Rows of a read query as dicts."""
+        return [dict(r) for r in self.conn.execute(sql, tuple(params)).fetchall()]
+
+    def run(self, run_id: int) -> dict[str, Any]:
+        """The run's row with its project name; :class:`RunNotFound` names the fix."""
+        try:
+            run_id = int(run_id)
+        except (TypeError, ValueError):
+            raise RunNotFound(f"{run_id!r} is not a run id; run ids are numbers (see `mlops-nb runs`)") from None
+        row = self.conn.execute(
+            "SELECT runs.*, projects.name AS project FROM runs JOIN projects ON projects.id = runs.project_id"
+            " WHERE runs.id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            raise RunNotFound(f"no run {run_id} in {self.path}; list the runs with `mlops-nb runs`")
+        return dict(row)
+
+    def last_steps(self, run_id: int) -> dict[str, int]:
+        """The last step logged for each metric key of the run."""
+        return dict(
+            self.conn.execute(
+                "SELECT key, max(step) FROM metrics WHERE run_id = ? GROUP BY key", (run_id,)
+            ).fetchall()
+        )
+
+    def metric_history(self, run_id: int, key: str) -> pandas.DataFrame:
+        import pandas as pd
+
+        self.run(run_id)
+        rows = self.conn.execute(
+            "SELECT step, value, time FROM metrics WHERE run_id = ? AND key = ? ORDER BY step, rowid",
+            (run_id, key),
+        ).fetchall()
+        frame = pd.DataFrame(
+            [(s, nan(v), t) for s, v, t in rows], columns=["step", "value", "time"]
+        ).astype({"step": "int64", "value": "float64", "time": "float64"})
+        frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
+        return frame
+
+    def known_keys(self, project: str | None = None) -> dict[str, list[str]]:
+        """The param, metric and tag keys present (in ``project``), for filters and column pickers."""
+        return where_sql.known_keys(self.conn, project)
+
+    def projects(self) -> list[dict[str, Any]]:
+        return self.rows(
+            "SELECT projects.name AS project, count(runs.id) AS runs, max(runs.start_time) AS last_run"
+            " FROM projects LEFT JOIN runs ON runs.project_id = projects.id"
+            " GROUP BY projects.id ORDER BY last_run DESC"
+        )
+
+    def runs_page(
+        self, project: str, *, where: str | None = None, sort: str = "run_id", descending: bool = True,
+        limit: int = 50, offset: int = 0,
+    ) -> dict[str, Any]:
+        """One page of ``project``'s runs, filtered, sorted and cut in SQL (the JupyterLab sidebar).
+
+        ``where``: a filter expression (:mod:`mlops_nb.filters`). ``sort``: a base column
+        (``run_id``, ``name``, ``status``, ``start_time``, ``duration``...) or ``metrics.<key>`` /
+        ``params.<key>`` / ``tags.<key>``; runs without the value come last either way.
+        Returns ``{"total", "runs"}``: each run has its base columns, ``duration``, ``metrics``
+        (latest values), ``requirement``, ``gate`` (the latest gate result) and ``warnings``
+        (how many integrity warnings). Unknown columns raise :class:`FilterError`.
+        """
+        scope, args = "WHERE projects.name = ?", [project]
+        if where:
+            condition, where_args = self.compile_where(where, project)
+            scope, args = f"{scope} AND ({condition})", [*args, *where_args]
+        namespace, dot, key = sort.partition(".")
+        if not dot and sort in BASE_SQL:
+            order, order_args = BASE_SQL[sort], []
+        elif dot and namespace in NAMESPACE_SQL and key in self.known_keys(project)[namespace]:
+            order, order_args = NAMESPACE_SQL[namespace], [key]
+        else:
+            keys = [f"{ns}.{k}" for ns, ks in self.known_keys(project).items() for k in ks]
+            raise FilterError(f"cannot sort by {sort!r}; sort by one of: {', '.join([*BASE_SQL, *keys])}")
+        direction = "DESC" if descending else "ASC"
+        base = f"FROM runs JOIN projects ON projects.id = runs.project_id {scope}"
+        total = self.conn.execute(f"SELECT count(*) {base}", args).fetchone()[0]
+        runs = self.rows(
+            "SELECT runs.id AS run_id, runs.name, runs.kind, runs.status, runs.start_time, runs.end_time,"
+            f" runs.end_time - runs.start_time AS duration, runs.parent_id {base}"
+            f" ORDER BY {order} IS NULL, {order} {direction}, runs.id {direction} LIMIT ? OFFSET ?",
+            [*args, *order_args, *order_args, limit, offset],
+        )
+        ids = [run["run_id"] for run in runs]
+        marks = ", ".join("?" for _ in ids)
+        metrics: dict[int, dict[str, float | None]] = {i: {} for i in ids}
+        for run_id, key, value in self.conn.execute(
+            "SELECT run_id, key, value FROM metrics WHERE rowid IN (SELECT max(rowid) FROM metrics"
+            f" WHERE run_id IN ({marks}) GROUP BY run_id, key) ORDER BY key", ids,
+        ):
+            metrics[run_id][key] = value
+        requirements = {r["run_id"]: r for r in self.rows(
+            f"SELECT run_id, metric, op, threshold, target FROM requirements WHERE run_id IN ({marks})", ids)}
+        gates = {g["run_id"]: g for g in self.rows(
+            "SELECT run_id, metric, op, threshold, value, passed FROM gates WHERE id IN"
+            f" (SELECT max(id) FROM gates WHERE run_id IN ({marks}) GROUP BY run_id)", ids)}
+        warnings = dict(self.conn.execute(
+            f"SELECT run_id, count(*) FROM warnings WHERE run_id IN ({marks}) GROUP BY run_id", ids).fetchall())
+        for run in runs:
+            run_id = run["run_id"]
+            run["metrics"] = metrics[run_id]
+            run["requirement"] = requirements.get(run_id)
+            run["gate"] = gates.get(run_id)
+            run["warnings"] = warnings.get(run_id, 0)
+        return {"total": total, "runs": runs}
+
+    def runs_frame(self, project: str | None = None, where: str | None = None) -> pandas.DataFrame:
+        """One row per run: the run columns, then ``params.<k>``, ``metrics.<k>`` (latest), ``tags.<k>``."""
+        import pandas as pd
+
+        scope, args = project_scope(project)
+        if where:
+            condition, where_args = self.compile_where(where, project)
+            scope = f"{scope} {'AND' if scope else 'WHERE'} ({condition})"
+            args = [*args, *where_args]
+        plain = self.conn.cursor()  # tuples, not sqlite3.Row: a quarter less time on 100k+ rows
+        plain.row_factory = None
+        run_rows = plain.execute(
+            "SELECT runs.id, projects.name, runs.name, runs.kind, runs.status, runs.start_time,"
+            f" runs.end_time FROM runs JOIN projects ON projects.id = runs.project_id {scope}"
+            " ORDER BY runs.id",
+            args,
+        ).fetchall()
+        columns: dict[str, list] = {c: [] for c in RUN_COLUMNS}
+        if run_rows:
+            transposed = zip(*run_rows, strict=True)
+            columns = {name: list(values) for name, values in zip(RUN_COLUMNS, transposed, strict=True)}
+        position = {run_id: i for i, run_id in enumerate(columns["run_id"])}
+        n = len(run_rows)
+        chosen = f"SELECT runs.id FROM runs JOIN projects ON projects.id = runs.project_id {scope}"
+        # Every run chosen: params and tags need no IN (their foreign keys rule out orphans), which
+        # saves 10 ms on 10,000 runs. Metrics have no foreign key, so they keep it.
+        within, within_args = (f"WHERE run_id IN ({chosen})", args) if scope else ("", [])
+        extra: dict[str, list] = {}
+        for namespace, sql, sql_args in (
+            ("params", f"SELECT run_id, key, value FROM params {within}", within_args),
+            # Ended runs from their settled latest values; running ones aggregated live.
+            ("metrics", f"SELECT run_id, key, value FROM ended_metrics {within} UNION ALL"
+                        " SELECT run_id, key, value FROM metrics WHERE rowid IN (SELECT max(rowid) FROM metrics"
+                        f" WHERE run_id IN ({chosen} {'AND' if scope else 'WHERE'} runs.status = 'running')"
+                        " GROUP BY run_id, key)", [*within_args, *args]),
+            ("tags", f"SELECT run_id, key, value FROM tags {within}", within_args),
+        ):
+            block: dict[str, list] = {}
+            missing = math.nan if namespace == "metrics" else None
+            for run_id, key, value in plain.execute(sql, sql_args):
+                column = block.get(key)
+                if column is None:
+                    column = block[key] = [missing] * n
+                column[position[run_id]] = missing if value is None else value
+            for key in sorted(block):
+                extra[f"{namespace}.{key}"] = block[key]
+        frame = pd.DataFrame({**columns, **extra})
+        for name in ("start_time", "end_time"):
+            frame[name] = pd.to_datetime(frame[name].astype("float64"), unit="s", utc=True)
+        return frame
+
+    def compile_where(
+        self, expression: str, project: str | None = None, known: Mapping[str, Iterable[str]] | None = None,
+    ) -> tuple[str, list]:
+        """Turn a ``where`` expression into SQL over ``runs``; user values only ever become parameters.
+
+        ``known``: the param, metric and tag keys per namespace (as :meth:`known_keys` returns them),
+        when the caller already has them; saves that query (the compare widget re-filters often).
+        """
+        return where_sql.compile_where(self.conn, expression, project, known)
+
+    def run_ids(
+        self, project: str | None = None, where: str | None = None,
+        known: Mapping[str, Iterable[str]] | None = None,
+    ) -> list[int]:
+        """The ids of the runs (of ``project``) that ``where`` selects, in id order.
+
+        ``known``: as for :meth:`compile_where`. A bad expression raises :class:`FilterError`.
+        """
+        scope, args = project_scope(project)
+        if where:
+            condition, where_args = self.compile_where(where, project, known)
+            scope = f"{scope} {'AND' if scope else 'WHERE'} ({condition})"
+            args = [*args, *where_args]
+        return [row[0] for row in self.conn.execute(
+            f"SELECT runs.id FROM runs JOIN projects ON projects.id = runs.project_id {scope} ORDER BY runs.id",
+            args,
+        )]
+
+    def runs_overview(self, project: str | None = None) -> pandas.DataFrame:
+        """What a comparison table shows beside :meth:`runs_frame`, one row per run, in one query.
+
+        Columns: ``run_id``, ``parent_id``; ``stages``, how many lifecycle stages ended ok at least
+        once; ``reached``, the furthest of them in lifecycle order (None before any); the
+        requirement's ``req_metric``, ``req_op``, ``req_threshold``; ``gate``, the latest gate:
+        ``'passed'``, ``'failed'``, ``'pending'`` (a requirement, no gate yet) or None (no
+        requirement), and ``gate_value``; ``registry``, the aliases pointing at a model version of
+        the run (``'churn@champion v3, churn@previous v2'``) or None.
+        """
+        import pandas as pd
+
+        from mlops_nb.stages import STAGES
+
+        order = " ".join(f"WHEN '{stage}' THEN {i}" for i, stage in enumerate(STAGES))
+        names = " ".join(f"WHEN {i} THEN '{stage}'" for i, stage in enumerate(STAGES))
+        scope, args = project_scope(project)
+        plain = self.conn.cursor()
+        plain.row_factory = None
+        rows = plain.execute(
+            "SELECT runs.id, runs.parent_id, coalesce(reach.n, 0), reach.furthest,"
+            " requirements.metric, requirements.op, requirements.threshold,"
+            " CASE WHEN requirements.metric IS NULL THEN NULL WHEN gates.passed IS NULL THEN 'pending'"
+            "   WHEN gates.passed THEN 'passed' ELSE 'failed' END, gates.value, registry.aliases"
+            " FROM runs JOIN projects ON projects.id = runs.project_id"
+            " LEFT JOIN (SELECT run_id, count(DISTINCT stage) AS n,"
+            f"   CASE max(CASE stage {order} END) {names} END AS furthest"
+            "   FROM stages WHERE status = 'ok' GROUP BY run_id) AS reach ON reach.run_id = runs.id"
+            " LEFT JOIN requirements ON requirements.run_id = runs.id"
+            " LEFT JOIN gates ON gates.id = (SELECT max(g.id) FROM gates AS g WHERE g.run_id = runs.id)"
+            " LEFT JOIN (SELECT model_versions.run_id AS run_id, group_concat(aliases.name || '@' || aliases.alias"
+            "   || ' v' || aliases.version, ', ') AS aliases FROM aliases JOIN model_versions"
+            "   ON model_versions.name = aliases.name AND model_versions.version = aliases.version"
+            "   GROUP BY model_versions.run_id) AS registry ON registry.run_id = runs.id"
+            f" {scope} ORDER BY runs.id",
+            args,
+        ).fetchall()
+        columns = ["run_id", "parent_id", "stages", "reached", "req_metric", "req_op", "req_threshold",
+                   "gate", "gate_value", "registry"]
+        frame = pd.DataFrame.from_records(rows, columns=columns)
+        return frame.astype({"run_id": "int64", "stages": "int64", "req_threshold": "float64",
+                             "gate_value": "float64"})
+
+    def metric_histories(self, run_ids: Iterable[int], key: str) -> dict[int, list[tuple[int, float]]]:
+        """Every ``(step, value)`` of metric ``key`` for each run, in step order (NaN for NULL)."""
+        ids = [int(r) for r in run_ids]
+        found: dict[int, list[tuple[int, float]]] = {}
+        if not ids:
+            return found
+        marks = ", ".join("?" for _ in ids)
+        for run_id, step, value in self.conn.execute(
+            f"SELECT run_id, step, value FROM metrics WHERE run_id IN ({marks}) AND key = ?"
+            " ORDER BY run_id, step, rowid",
+            [*ids, key],
+        ):
+            found.setdefault(run_id, []).append((step, nan(value)))
+        return found
+
+    def latest_run_id(self, project: str | None = None) -> int | None:
+        """The newest run that is not a retraining run (of ``project``), or None in an empty store."""
+        scope, args = project_scope(project)
+        where = f"{scope} AND" if scope else "WHERE"
+        row = self.conn.execute(
+            "SELECT max(runs.id) FROM runs JOIN projects ON projects.id = runs.project_id"
+            f" {where} runs.kind != 'retraining'",
+            args,
+        ).fetchone()
+        return row[0]

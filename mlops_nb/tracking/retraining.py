@@ -1,0 +1,77 @@
+"""What a retraining job records: drift, the candidate model version, the ``promoting`` marker, and
+the run's outcome. ``mlops_nb.deploy.retrain`` calls these; it starts its run with
+``tracking.start(..., kind="retraining", parent=NOTEBOOK_RUN_ID)`` and promotes through
+:func:`mlops_nb.tracking.registry.promote`.
+
+Each function is one transaction, so a job killed at any point leaves the store consistent: the
+run then shows as ``interrupted`` and the next job reads :data:`PROMOTING_TAG` to finish an alias
+move the killed one had started.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from mlops_nb.store import Store, open_store
+from mlops_nb.store.writer import Writer
+
+#: The tag a job sets to the version it is about to promote, before it switches the package.
+PROMOTING_TAG = "promoting"
+
+
+def _writer(store: str | os.PathLike | Store | None) -> Writer:
+    return Writer(open_store(store))
+
+
+def record_drift(
+    run_id: int, columns: Iterable[Mapping[str, Any]], report: bytes, *,
+    store: str | os.PathLike | Store | None = None,
+) -> None:
+    """Record a retraining run's drift: one row per column (``ColumnDrift.to_dict()``: ``column``,
+    ``kind``, ``statistic``, ``value``, ``verdict``, ``details``) and the whole ``report`` (JSON
+    bytes) as its ``drift.json`` artifact, together."""
+    writer = _writer(store)
+    stored = writer.put_bytes(report)
+    with writer.transaction():
+        writer.add_drift(run_id, columns)
+        writer.add_artifact(run_id, "drift.json", stored, kind="drift")
+
+
+def register_candidate(
+    run_id: int, name: str, model: bytes, *, class_path: str | None, description: str | None,
+    store: str | os.PathLike | Store | None = None,
+) -> int:
+    """Store the candidate ``model`` (skops bytes) as an artifact of run ``run_id`` and register it
+    as the next version of model ``name``, without moving any alias; return the version number."""
+    writer = _writer(store)
+    stored = writer.put_bytes(model)
+    with writer.transaction():
+        artifact_id = writer.add_artifact(run_id, f"{name}.skops", stored, kind="model")
+        return writer.add_model_version(name, run_id=run_id, artifact_id=artifact_id, capture_id=None,
+                                        class_path=class_path, description=description)
+
+
+def mark_promoting(run_id: int, version: int, *, store: str | os.PathLike | Store | None = None) -> None:
+    """Say, durably, that run ``run_id`` is about to make ``version`` the champion (read after a crash)."""
+    _writer(store).set_tags(run_id, {PROMOTING_TAG: str(version)})
+
+
+def finish_retraining(
+    run_id: int, *, ok: bool, error: str | None = None, params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None, metrics: Mapping[str, float] | None = None,
+    before_end: Callable[[], None] | None = None, store: str | os.PathLike | Store | None = None,
+) -> None:
+    """Record a retraining run's outcome and end it, all in one transaction: ``params`` (None values
+    skipped), ``tags``, ``metrics`` (at step 0), then the end (``finished`` when ``ok``, else
+    ``failed`` with ``error``). ``before_end`` runs inside the transaction just before the end
+    (the job's fault-injection point in tests); if it raises, nothing is recorded."""
+    writer = _writer(store)
+    with writer.transaction():
+        writer.log_params(run_id, {k: v for k, v in (params or {}).items() if v is not None})
+        writer.set_tags(run_id, dict(tags or {}))
+        writer.log_metrics([(run_id, k, 0, float(v)) for k, v in (metrics or {}).items()])
+        if before_end is not None:
+            before_end()
+        writer.end_run(run_id, "finished" if ok else "failed", None if ok else error)
