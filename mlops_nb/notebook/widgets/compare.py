@@ -24,6 +24,7 @@ import ipywidgets as widgets
 import traitlets
 
 from mlops_nb.errors import FilterError, InvalidValue
+from mlops_nb.format import MINUTES_FORMAT, duration, is_missing, local_time, number, short_time
 from mlops_nb.notebook.widgets._render import (
     BORDER,
     FONT,
@@ -31,13 +32,8 @@ from mlops_nb.notebook.widgets._render import (
     MUTED,
     STATE_COLOURS,
     badge,
-    duration,
     esc,
-    is_missing,
     line_chart,
-    moment,
-    moment_short,
-    number,
     placeholder,
     scatter_chart,
     section,
@@ -816,7 +812,7 @@ class CompareWidget(widgets.VBox):
         if column == "status":
             return badge(str(value)), ""
         if column == "start_time":
-            return esc(moment_short(value)), moment(value)
+            return esc(short_time(value)), local_time(value, MINUTES_FORMAT)
         if column == "duration":
             return esc(duration(value)), ""
         if column == "stages":
