@@ -8,8 +8,9 @@ Routes, all ``GET``, all under ``<base_url>/mlops-nb/api/`` and all authenticate
     one page of the project's runs (:meth:`mlops_nb.store.Store.runs_page`) plus ``metrics``,
     the metric keys the project has (for a metric picker)
 ``runs/<run_id>``
-    one run: params, metrics, tags, requirement, gates, integrity warnings and its stages in
-    lifecycle order, each with its attempts (duration, status, error, captured items)
+    one run's view (:func:`mlops_nb.tracking.views.run_view`, what the status widget and
+    ``mlops-nb show`` render too): params, metrics, tags, requirement, gates, integrity warnings and
+    its stages in lifecycle order, each with its ``state`` and its attempts
 ``registry``
     ``{"models": [{"name", "versions": [...], "aliases": {alias: version}}]}``
 
@@ -25,7 +26,6 @@ Malformed parameters answer 400 with ``{"message": ...}`` naming the fix.
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,8 @@ from traitlets.config import Configurable
 from mlops_nb import __version__  # noqa: F401  (shown by `jupyter server extension list`)
 from mlops_nb import store as store_module
 from mlops_nb.errors import FilterError, MlopsError, RunNotFound, StoreError
-from mlops_nb.stages import STAGE_INDEX
+from mlops_nb.format import json_safe
+from mlops_nb.tracking.views import GONE, run_view
 
 API_ROOT = "mlops-nb/api"
 MAX_LIMIT = 500
@@ -86,83 +87,6 @@ def resolve_store(setting: str, root: str | os.PathLike) -> Path:
     return real
 
 
-def _json_safe(value: Any) -> Any:
-    """``value`` with NaN and infinities as None (JSON has no NaN; browsers refuse it)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    return value
-
-
-def capture_item(capture: dict[str, Any]) -> dict[str, Any]:
-    """A compact view of one captured object for the sidebar: ``name``, ``kind`` and a one-line
-    ``summary`` (profiles, params and search candidates stay in the store)."""
-    record = capture["summary"]
-    kind = capture["kind"]
-    if kind in ("dataframe", "series"):
-        columns = len(record.get("columns") or [])
-        text = f"{record.get('rows', 0):,} rows × {columns} column{'s' if columns != 1 else ''}"
-    elif kind in ("estimator", "search"):
-        text = str(record.get("class") or "").rsplit(".", 1)[-1]
-        if kind == "search" and record.get("best_score") is not None:
-            text += f", best score {record['best_score']:.4g} of {record.get('n_candidates', 0)} candidates"
-    else:
-        text = str(record.get("summary") or record.get("path") or "")
-    item = {"name": capture["name"], "kind": kind, "summary": text, "fingerprint": capture.get("fingerprint")}
-    if record.get("unloadable"):
-        item["warning"] = record["unloadable"]
-    return item
-
-
-def run_view(opened: store_module.Store, run_id: int) -> dict[str, Any]:
-    """Everything the sidebar shows about one run; stages in lifecycle order with their attempts."""
-    details = opened.run_details(run_id)
-    captures: dict[int, list[dict[str, Any]]] = {}
-    for capture in opened.captures(run_id):
-        captures.setdefault(capture["stage_id"], []).append(capture_item(capture))
-    stages: dict[str, dict[str, Any]] = {}
-    for row in details["stages"]:
-        attempt = {key: row[key] for key in (
-            "id", "attempt", "seq", "status", "start_time", "duration", "error", "execution_count", "cell_id")}
-        attempt["variables"] = json.loads(row["variables"] or "[]")
-        attempt["captures"] = captures.get(row["id"], [])
-        stages.setdefault(row["stage"], {"stage": row["stage"], "attempts": []})["attempts"].append(attempt)
-    for stage in stages.values():
-        latest = stage["attempts"][-1]
-        stage.update(status=latest["status"], duration=latest["duration"], start_time=latest["start_time"])
-    end = details["end_time"]
-    run = {
-        "run_id": details["id"],
-        "project": details["project"],
-        "name": details["name"],
-        "kind": details["kind"],
-        "status": details["status"],
-        "start_time": details["start_time"],
-        "end_time": end,
-        "duration": None if end is None else end - details["start_time"],
-        "error": details["error"],
-        "parent_id": details["parent_id"],
-        "notebook": details["notebook"],
-        "git_commit": details["git_commit"],
-        "git_dirty": details["git_dirty"],
-        "environment": details["environment"],
-        "params": details["params"],
-        "metrics": details["metrics"],
-        "tags": details["tags"],
-        "requirement": details["requirement"],
-        "gates": [{key: gate[key] for key in ("stage_id", "metric", "op", "threshold", "value", "passed", "time")}
-                  for gate in details["gates"]],
-        "warnings": details["warnings"],
-        "stages": sorted(stages.values(), key=lambda s: STAGE_INDEX.get(s["stage"], len(STAGE_INDEX))),
-        "artifacts": [{key: a[key] for key in ("name", "kind", "sha256", "size", "created")}
-                      for a in details["artifacts"]],
-    }
-    return run
-
-
 class _Handler(APIHandler):
     """Shared by every route: the store from the setting or ``?store=``, errors as JSON."""
 
@@ -205,7 +129,9 @@ class _Handler(APIHandler):
         try:
             return store_module.open_store(path, readonly=True)
         except StoreError as exc:
-            raise ApiError(500, str(exc)) from None
+            # A file the request named is the client's mistake; the configured one is the server's.
+            requested = self.get_query_argument("store", None) not in (None, "")
+            raise ApiError(400 if requested else 500, str(exc)) from None
 
     def int_argument(self, name: str, default: int, low: int, high: int | None = None) -> int:
         text = self.get_query_argument(name, None)
@@ -223,7 +149,7 @@ class _Handler(APIHandler):
     def reply(self, payload: dict[str, Any]) -> None:
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
-        self.finish(json.dumps(_json_safe(payload), allow_nan=False))
+        self.finish(json.dumps(json_safe(payload), allow_nan=False))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = kwargs.get("exc_info", (None, None, None))[1]
@@ -268,6 +194,10 @@ class RunsHandler(_Handler):
                                     limit=limit, offset=offset)
         except FilterError as exc:
             raise ApiError(400, str(exc)) from None
+        for run in page["runs"]:
+            if run["status"] == "running" and store_module.process_gone(opened.run(run["run_id"])):
+                run["status"] = "interrupted"  # as the run's view shows it; the next writer records it
+                run["error"] = GONE
         self.reply({
             "project": project, "where": where or "", "sort": sort, "order": order, "limit": limit,
             "offset": offset, "total": page["total"], "metrics": opened.known_keys(project)["metrics"],

@@ -8,6 +8,7 @@ gates, integrity warnings, a registered model). Each test copies it into its ser
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -202,14 +203,34 @@ def test_runs_where_sort_and_pagination_agree_with_the_python_api(fetch, jp_root
         assert {r["name"] for r in page["runs"][-2:]} == {"notebook-run", "stale-run"}
 
 
-def test_a_run_whose_process_died_shows_as_interrupted_at_the_next_refresh(fetch, jp_root_dir):
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_run_whose_process_died_shows_as_interrupted_without_a_write(fetch, jp_root_dir):
+    store = jp_root_dir / "mlops.db"
     assert (find_run(fetch, "api-0"))["status"] == "finished"
-    with sqlite3.connect(jp_root_dir / "mlops.db") as conn:  # as a kernel killed mid-run leaves it
+    with sqlite3.connect(store, isolation_level=None) as conn:  # as a kernel killed mid-run leaves it
         conn.execute("UPDATE runs SET status = 'running', end_time = NULL, host = ?, pid = ?, pid_start = NULL"
                      " WHERE name = 'api-0'", (store_module._HOST, 2**31 - 1))
-    assert (find_run(fetch, "api-0"))["status"] == "running"
+    before = digest(store)
+    row = find_run(fetch, "api-0")
+    assert row["status"] == "interrupted"
+    run = get_json(fetch, "runs", str(row["run_id"]))
+    assert run["status"] == "interrupted" and "ended without ending the run" in run["error"]
     get_json(fetch, "projects")
-    assert (find_run(fetch, "api-0"))["status"] == "interrupted"
+    assert digest(store) == before  # shown, never written: the next writer records it
+
+
+def test_every_get_route_leaves_the_store_bytes_unchanged(fetch, jp_root_dir):
+    store = jp_root_dir / "mlops.db"
+    before = digest(store)
+    run_id = find_run(fetch, "stale-run")["run_id"]
+    for parts, params in ((("projects",), {}), (("projects", "churn", "runs"), {"where": "metrics.f1 > 0.5"}),
+                          (("projects", "churn", "runs"), {"sort": "metrics.f1", "order": "asc"}),
+                          (("runs", str(run_id)), {}), (("registry",), {})):
+        get_json(fetch, *parts, params=params)
+        assert digest(store) == before, parts
 
 
 def test_jupyterlab_cache_buster_is_accepted(fetch):
@@ -226,13 +247,15 @@ def test_project_names_with_spaces_reach_their_runs(fetch):
 def test_run_shows_stages_in_order_with_captures_gate_and_params(fetch):
     run_id = (find_run(fetch, "notebook-run"))["run_id"]
     run = get_json(fetch, "runs", str(run_id))
-    assert (run["run_id"], run["project"], run["name"], run["status"]) == (run_id, "churn", "notebook-run", "finished")
-    assert [s["stage"] for s in run["stages"]] == ["data", "model", "validation"]
-    for stage in run["stages"]:
-        assert stage["status"] == "ok"
+    assert (run["id"], run["project"], run["name"], run["status"]) == (run_id, "churn", "notebook-run", "finished")
+    assert [s["stage"] for s in run["stages"]] == list(mnb.STAGES)  # every stage, in lifecycle order
+    ran = [s for s in run["stages"] if s["state"] != "not run"]
+    assert [s["stage"] for s in ran] == ["data", "model", "validation"]
+    for stage in ran:
+        assert stage["state"] == stage["status"] == "ok"
         assert len(stage["attempts"]) == 1
         assert stage["attempts"][0]["duration"] >= 0
-    data, model, validation = run["stages"]
+    data, model, validation = ran
     captured = {c["name"]: c for c in data["attempts"][0]["captures"]}
     assert captured["X"]["kind"] == "dataframe"
     assert captured["X"]["summary"] == "200 rows × 3 columns"
@@ -243,7 +266,8 @@ def test_run_shows_stages_in_order_with_captures_gate_and_params(fetch):
     assert (clf["name"], clf["kind"], clf["summary"]) == ("clf", "estimator", "LogisticRegression")
     assert run["requirement"]["metric"] == "f1" and run["requirement"]["threshold"] == 0.8
     [gate] = run["gates"]
-    assert gate["passed"] == 1 and gate["value"] == pytest.approx(run["metrics"]["f1"])
+    assert gate["passed"] is True and gate["value"] == pytest.approx(run["metrics"]["f1"])
+    assert run["gate"] == gate
     assert run["params"]["clf.C"] == 0.5
     assert run["environment"]["python"]
     assert run["warnings"] == []
@@ -259,6 +283,8 @@ def test_run_shows_attempts_and_integrity_warnings(fetch):
     stale = [w for w in run["warnings"] if w["kind"] == "stale"]
     assert [w["stage"] for w in stale] == ["model"]
     assert "data ran again" in stale[0]["message"]
+    assert stages["model"]["state"] == "stale" and stages["model"]["status"] == "ok"
+    assert stages["data"]["state"] == "ok" and stages["validation"]["state"] == "not run"
 
 
 def test_registry_lists_models_versions_and_aliases(fetch):
@@ -446,11 +472,20 @@ def test_unknown_project_and_run_answer_404(fetch):
     assert code == 404 and "no run 999999" in error["message"]
 
 
-def test_a_file_that_is_not_a_store_answers_500_and_is_left_untouched(fetch, jp_root_dir):
-    (jp_root_dir / "notes.db").write_text("not sqlite")
-    code, error = get_error(fetch, "projects", params={"store": "notes.db"})
-    assert code == 500 and "not an mlops-nb store" in error["message"]
-    assert (jp_root_dir / "notes.db").read_text() == "not sqlite"
+@pytest.mark.parametrize("content", [b"", b"not sqlite", "foreign"], ids=["empty", "text", "foreign-sqlite"])
+@pytest.mark.parametrize("route", [("projects",), ("registry",), ("runs", "1"), ("projects", "churn", "runs")])
+def test_a_file_that_is_not_a_store_answers_400_and_keeps_its_bytes(fetch, jp_root_dir, content, route):
+    path = jp_root_dir / "notes.db"
+    if content == "foreign":
+        with sqlite3.connect(path) as conn:
+            conn.execute("CREATE TABLE notes (text TEXT)")
+        conn.close()
+    else:
+        path.write_bytes(content)
+    before = digest(path)
+    code, error = get_error(fetch, *route, params={"store": "notes.db"})
+    assert code == 400 and "not an mlops-nb store" in error["message"]
+    assert digest(path) == before and sorted(p.name for p in jp_root_dir.iterdir()) == ["mlops.db", "notes.db"]
 
 
 # -- installation ----------------------------------------------------------------------------------

@@ -448,7 +448,7 @@ def test_status_shows_each_stage_in_order_with_state_attempts_duration_and_captu
     assert widget.states == {**dict.fromkeys(mnb.STAGES, "not run"), "data": "ok", "features": "ok",
                              "model": "ok", "validation": "ok"}
     stages = {s["stage"]: s for s in widget.timeline}
-    assert stages["data"]["attempts"] == 1 and stages["data"]["duration"] > 0
+    assert stages["data"]["attempt_count"] == 1 and stages["data"]["duration"] > 0
     assert stages["data"]["captured"] == ["df 200×3"]
     assert sorted(stages["features"]["captured"]) == ["X 200×2", "y (200)"]
     assert stages["model"]["captured"] == ["clf: LogisticRegression"]
@@ -456,7 +456,7 @@ def test_status_shows_each_stage_in_order_with_state_attempts_duration_and_captu
     assert stages["requirements"]["captured"] == ["f1 >= 0.5, target y"]
     data = widget.data
     assert data["gate"]["passed"] == 1 and data["warnings"] == [] and data["retraining"] == []
-    html = widget._html.value
+    html = widget.html
     assert "Requirement <b>f1 &gt;= 0.5, target y</b>" in html and "passed (" in html
     assert "No retraining runs yet" in html and "no warnings" in html
     assert "text/plain" in widget._repr_mimebundle_() and "validation" in widget._repr_mimebundle_()["text/plain"]
@@ -488,13 +488,13 @@ def test_status_shows_search_candidates_errors_stale_stages_and_retraining_runs(
     assert widget.states["selection"] == "error"
     assert {widget.states[s] for s in ("model", "tuning", "validation")} == {"stale"}
     stages = {s["stage"]: s for s in widget.timeline}
-    assert stages["features"]["attempts"] == 2
+    assert stages["features"]["attempt_count"] == 2
     assert stages["selection"]["error"] == "ValueError: no columns left"
     assert stages["tuning"]["captured"][0].startswith("search: GridSearchCV, 3 candidates, best ")
     kinds = [w["kind"] for w in widget.data["warnings"]]
     assert kinds.count("stale") == 3 and "failed" in kinds
     assert [c["name"] for c in widget.data["retraining"]] == ["retrain-1", "retrain-2"]
-    html = widget._html.value
+    html = widget.html
     assert "kept the champion" in html and "f1 0.7" in html and "ValueError: no columns left" in html
     assert "model is stale" in html and "#9a6700" in html  # stale's colour
 
@@ -506,17 +506,17 @@ def test_status_magic_displays_once_and_refreshes_that_display_as_later_cells_ru
     try:
         run_cells(shell, "%mlops status")  # before any run: follows the run the notebook starts later
         widget = session_of(shell).views[0]
-        assert widget.follow and widget.run_id is None and "There is no run in this notebook yet" in widget._html.value
+        assert widget.follow and widget.run_id is None and "There is no run in this notebook yet" in widget.html
 
         run_cells(shell, f"%mlops start churn --store {store_path}", "%mlops require f1 >= 0.5")
         assert widget.run_id == session_of(shell).run.id
-        assert "Requirement <b>f1 &gt;= 0.5</b>" in widget._html.value
+        assert "Requirement <b>f1 &gt;= 0.5</b>" in widget.html
         seen = []
-        widget._html.observe(lambda change: seen.append(widget.states.get("data")), "value")
+        widget.observe(lambda change: seen.append(widget.states.get("data")), "html")
         run_cells(shell, DATA.format(seed=0, n=30))
         assert seen[:2] == ["running", "ok"]  # when the stage cell started, then when it ended
         run_cells(shell, FEATURES, MODEL.format(C=1.0, max_iter=100), VALIDATION)
-        assert widget.states["validation"] == "ok" and "passed (" in widget._html.value
+        assert widget.states["validation"] == "ok" and "passed (" in widget.html
         run_cells(shell, FEATURES)
         assert widget.states["model"] == "stale" and widget.states["validation"] == "stale"
         before = len(seen)

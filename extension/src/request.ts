@@ -29,7 +29,8 @@ export namespace API {
     op: string;
     threshold: number;
     value: number | null;
-    passed: number;
+    /** 1/0 in a runs page (SQL), true/false in a run's view. */
+    passed: number | boolean;
     stage_id?: number | null;
     time?: number;
   }
@@ -83,12 +84,40 @@ export namespace API {
     captures: ICaptureItem[];
   }
 
+  /** A stage's state, derived once by the run's view (stale: its inputs changed after it ran). */
+  export type StageState = 'not run' | 'running' | 'ok' | 'error' | 'stale';
+
   export interface IStage {
     stage: string;
-    status: string;
+    state: StageState;
+    /** The latest attempt's status; null when the stage has not run. */
+    status: string | null;
+    attempt_count: number;
     duration: number | null;
-    start_time: number;
+    start_time: number | null;
+    error: string | null;
+    execution_count: number | null;
+    captured: string[];
     attempts: IAttempt[];
+  }
+
+  export interface IChildRun {
+    id: number;
+    name: string;
+    status: string;
+    start_time: number;
+    end_time: number | null;
+    duration: number | null;
+    decision: string;
+    metrics: Record<string, number | null>;
+  }
+
+  export interface IArtifact {
+    name: string;
+    kind: string;
+    sha256: string;
+    size: number;
+    created: number;
   }
 
   export interface IWarning {
@@ -97,8 +126,9 @@ export namespace API {
     message: string;
   }
 
+  /** One run's view (mlops_nb/tracking/views.py run_view). */
   export interface IRun {
-    run_id: number;
+    id: number;
     project: string;
     name: string;
     kind: string;
@@ -110,14 +140,18 @@ export namespace API {
     parent_id: number | null;
     notebook: string | null;
     git_commit: string | null;
-    git_dirty: number | null;
+    git_dirty: boolean | null;
+    environment: Record<string, unknown>;
     params: Record<string, unknown>;
     metrics: Record<string, number | null>;
     tags: Record<string, string | null>;
     requirement: IRequirement | null;
+    gate: IGate | null;
     gates: IGate[];
     warnings: IWarning[];
     stages: IStage[];
+    retraining: IChildRun[];
+    artifacts: IArtifact[];
   }
 
   export interface IModelVersion {

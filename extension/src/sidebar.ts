@@ -1,13 +1,18 @@
 /**
- * The "MLOps" sidebar: projects, one page of runs, one run's stages as a timeline, the registry.
+ * The "MLOps" sidebar: loading, refreshing and the controls; the views it draws live beside it
+ * (projects.ts, runs.ts, run.ts, registry.ts) and every value is written by format.ts.
  */
 import { ServerConnection } from '@jupyterlab/services';
 import { refreshIcon } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
+import { Child, h } from './dom';
+import { projectOptions, renderEmpty } from './projects';
+import { renderRegistry } from './registry';
 import { API, requestAPI } from './request';
-import { isStage, stageClass } from './stages';
+import { renderRun } from './run';
+import { renderRuns } from './runs';
 
 /** The least time between two automatic refreshes. */
 export const MIN_REFRESH_SECONDS = 5;
@@ -19,82 +24,6 @@ export interface ISidebarOptions {
   refreshInterval: number;
   /** Runs per page. */
   pageSize: number;
-}
-
-type Child = Node | string | null | undefined | false;
-
-/** Build an element: `h('div', { class: 'x', title: 'y' }, child, ...)`. */
-function h(
-  tag: string,
-  attrs: Record<string, string | number | undefined> = {},
-  ...children: Child[]
-): HTMLElement {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value !== undefined) {
-      node.setAttribute(key, String(value));
-    }
-  }
-  for (const child of children) {
-    if (child !== null && child !== undefined && child !== false) {
-      node.append(child);
-    }
-  }
-  return node;
-}
-
-export function formatDuration(seconds: number | null | undefined): string {
-  if (seconds === null || seconds === undefined || !isFinite(seconds)) {
-    return '';
-  }
-  if (seconds < 1) {
-    return `${Math.round(seconds * 1000)} ms`;
-  }
-  if (seconds < 60) {
-    return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
-  }
-  const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) {
-    return `${minutes} min ${Math.round(seconds % 60)} s`;
-  }
-  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
-}
-
-export function formatWhen(epochSeconds: number | null | undefined): string {
-  if (!epochSeconds) {
-    return '';
-  }
-  const ago = Date.now() / 1000 - epochSeconds;
-  if (ago < 60) {
-    return 'just now';
-  }
-  if (ago < 3600) {
-    return `${Math.floor(ago / 60)} min ago`;
-  }
-  if (ago < 86400) {
-    return `${Math.floor(ago / 3600)} h ago`;
-  }
-  return new Date(epochSeconds * 1000).toLocaleDateString();
-}
-
-export function formatValue(value: unknown): string {
-  if (value === null || value === undefined) {
-    return '–';
-  }
-  if (typeof value === 'number') {
-    if (Number.isInteger(value)) {
-      return value.toLocaleString();
-    }
-    return Math.abs(value) >= 1e5 || Math.abs(value) < 1e-3
-      ? value.toExponential(3)
-      : String(Number(value.toPrecision(4)));
-  }
-  return String(value);
-}
-
-function gateText(gate: API.IGate): string {
-  const verdict = gate.passed ? 'passed' : 'FAILED';
-  return `${gate.metric} ${gate.op} ${gate.threshold}: ${verdict} (${formatValue(gate.value)})`;
 }
 
 /**
@@ -359,14 +288,7 @@ export class MlopsSidebar extends Widget {
     const empty = !projects || projects.projects.length === 0;
     this._controls.hidden = empty;
     if (projects && !empty) {
-      this._syncSelect(
-        this._projectSelect,
-        projects.projects.map(p => [
-          p.project,
-          `${p.project} (${p.runs.toLocaleString()})`
-        ]),
-        this._project ?? ''
-      );
+      this._syncSelect(this._projectSelect, projectOptions(projects), this._project ?? '');
     }
     if (page) {
       if (!this._metric || !page.metrics.includes(this._metric)) {
@@ -390,15 +312,43 @@ export class MlopsSidebar extends Widget {
       sections.push(h('div', { class: 'mlops-error', role: 'alert' }, this._error));
     }
     if (empty && projects) {
-      sections.push(this._renderEmpty(projects.store));
+      sections.push(renderEmpty(projects.store));
     } else if (page || this._filterError) {
-      sections.push(this._renderRuns(page));
+      sections.push(
+        renderRuns(page, {
+          filterError: this._filterError,
+          sort: this._sort,
+          order: this._order,
+          metric: this._metric,
+          selectedRun: this._selectedRun,
+          onPage: offset => {
+            this._offset = offset;
+            void this.refresh();
+          },
+          onSort: key => {
+            this._order = this._sort === key && this._order === 'desc' ? 'asc' : 'desc';
+            this._sort = key;
+            this._offset = 0;
+            void this.refresh();
+          },
+          onOpen: runId => {
+            this._selectedRun = this._selectedRun === runId ? null : runId;
+            void this.refresh();
+          }
+        })
+      );
       if (this._run) {
-        sections.push(this._renderRun(this._run));
+        sections.push(
+          renderRun(this._run, () => {
+            this._selectedRun = null;
+            this._run = null;
+            this._render();
+          })
+        );
       }
     }
     if (this._registry && this._registry.models.length) {
-      sections.push(this._renderRegistry(this._registry));
+      sections.push(renderRegistry(this._registry));
     }
     if (projects) {
       sections.push(
@@ -412,379 +362,6 @@ export class MlopsSidebar extends Widget {
     }
     this._body.replaceChildren(...(sections.filter(Boolean) as Node[]));
     this.node.dataset.rendered = String(Date.now());
-  }
-
-  private _renderEmpty(store: API.IProjects['store']): HTMLElement {
-    return h(
-      'div',
-      { class: 'mlops-empty' },
-      h('h3', {}, 'No runs recorded yet'),
-      h(
-        'p',
-        {},
-        'Record a run from a notebook in this folder. Load the extension once:'
-      ),
-      h('pre', {}, h('code', {}, '%load_ext mlops_nb')),
-      h('p', {}, 'then start each lifecycle cell with its stage:'),
-      h('pre', {}, h('code', {}, '%%stage data\ndf = pd.read_csv("data.csv")')),
-      h(
-        'p',
-        {},
-        'Stages: requirements, data, eda, features, selection, model, tuning, validation. ',
-        'Every stage cell you run appears here. The palette command ',
-        h('em', {}, 'MLOps: Insert stage cell'),
-        ' adds one for you.'
-      ),
-      h(
-        'p',
-        { class: 'mlops-muted' },
-        store.exists
-          ? `The store ${store.path} has no runs yet.`
-          : `This panel reads ${store.path} in the folder JupyterLab serves; a notebook records ` +
-              'runs in mlops.db beside itself. For a notebook in a subfolder, set the Store ' +
-              'setting (Settings › MLOps), e.g. to notebooks/mlops.db.'
-      )
-    );
-  }
-
-  private _renderRuns(page: API.IRunsPage | null): HTMLElement {
-    const section = h('section', { class: 'mlops-runs' });
-    if (this._filterError) {
-      section.append(h('pre', { class: 'mlops-error', role: 'alert' }, this._filterError));
-    }
-    if (!page) {
-      return section;
-    }
-    const first = page.total ? page.offset + 1 : 0;
-    const last = page.offset + page.runs.length;
-    const previous = h('button', { class: 'mlops-icon-button', title: 'Newer page', 'aria-label': 'Previous page' }, '‹');
-    const next = h('button', { class: 'mlops-icon-button', title: 'Older page', 'aria-label': 'Next page' }, '›');
-    (previous as HTMLButtonElement).disabled = page.offset === 0;
-    (next as HTMLButtonElement).disabled = last >= page.total;
-    previous.addEventListener('click', () => {
-      this._offset = Math.max(0, this._offset - page.limit);
-      void this.refresh();
-    });
-    next.addEventListener('click', () => {
-      this._offset += page.limit;
-      void this.refresh();
-    });
-    section.append(
-      h(
-        'div',
-        { class: 'mlops-section-title' },
-        h('span', {}, 'Runs'),
-        h(
-          'span',
-          { class: 'mlops-count' },
-          `${first.toLocaleString()}–${last.toLocaleString()} of ${page.total.toLocaleString()}`
-        ),
-        previous,
-        next
-      )
-    );
-    const head = h('div', { class: 'mlops-run mlops-run-head' });
-    const columns: [string, string, string][] = [
-      ['run_id', '#', 'mlops-col-id'],
-      ['name', 'Run', 'mlops-col-name'],
-      ['status', 'Status', 'mlops-col-status'],
-      ['', 'Gate', 'mlops-col-gate'],
-      ['metric', this._metric || 'Metric', 'mlops-col-metric']
-    ];
-    for (const [key, label, cls] of columns) {
-      const arrow =
-        key && key === this._sort ? (this._order === 'desc' ? ' ▾' : ' ▴') : '';
-      const cell = h('span', { class: cls, title: key ? `Sort by ${label}` : undefined }, label + arrow);
-      if (key) {
-        cell.classList.add('mlops-sortable');
-        cell.addEventListener('click', () => {
-          this._order =
-            this._sort === key && this._order === 'desc' ? 'asc' : 'desc';
-          this._sort = key;
-          this._offset = 0;
-          void this.refresh();
-        });
-      }
-      head.append(cell);
-    }
-    const list = h('div', { class: 'mlops-run-list', role: 'list' }, head);
-    if (!page.runs.length) {
-      list.append(h('div', { class: 'mlops-muted mlops-pad' }, page.where ? 'No run matches the filter.' : 'No runs.'));
-    }
-    for (const run of page.runs) {
-      list.append(this._renderRunRow(run));
-    }
-    section.append(list);
-    return section;
-  }
-
-  private _renderRunRow(run: API.IRunRow): HTMLElement {
-    let gate: HTMLElement;
-    if (run.gate) {
-      gate = h(
-        'span',
-        {
-          class: `mlops-gate ${run.gate.passed ? 'mlops-pass' : 'mlops-fail'}`,
-          title: gateText(run.gate)
-        },
-        run.gate.passed ? '✓' : '✗'
-      );
-    } else if (run.requirement) {
-      const r = run.requirement;
-      gate = h(
-        'span',
-        { class: 'mlops-gate mlops-pending', title: `${r.metric} ${r.op} ${r.threshold}: validation has not run` },
-        '…'
-      );
-    } else {
-      gate = h('span', { class: 'mlops-gate mlops-muted', title: 'No requirement' }, '–');
-    }
-    const value = this._metric ? run.metrics[this._metric] : undefined;
-    const row = h(
-      'div',
-      {
-        class: 'mlops-run',
-        role: 'listitem',
-        tabindex: 0,
-        'data-run-id': run.run_id,
-        title: `${run.name}: ${run.status}, started ${formatWhen(run.start_time)}${run.duration !== null ? `, took ${formatDuration(run.duration)}` : ''}`
-      },
-      h('span', { class: 'mlops-col-id' }, String(run.run_id)),
-      h(
-        'span',
-        { class: 'mlops-col-name' },
-        run.name,
-        run.warnings
-          ? h('span', { class: 'mlops-warn-count', title: `${run.warnings} integrity warning(s)` }, ` ⚠${run.warnings}`)
-          : ''
-      ),
-      h(
-        'span',
-        { class: `mlops-col-status mlops-status mlops-status-${run.status}` },
-        run.status
-      ),
-      h('span', { class: 'mlops-col-gate' }, gate),
-      h('span', { class: 'mlops-col-metric' }, formatValue(value))
-    );
-    if (run.run_id === this._selectedRun) {
-      row.classList.add('mlops-mod-selected');
-      row.setAttribute('aria-selected', 'true');
-    }
-    const open = () => {
-      this._selectedRun = this._selectedRun === run.run_id ? null : run.run_id;
-      void this.refresh();
-    };
-    row.addEventListener('click', open);
-    row.addEventListener('keydown', event => {
-      if (event.key === 'Enter' || event.key === ' ') {
-        event.preventDefault();
-        open();
-      }
-    });
-    return row;
-  }
-
-  private _renderRun(run: API.IRun): HTMLElement {
-    const close = h('button', { class: 'mlops-icon-button', title: 'Close', 'aria-label': 'Close run' }, '×');
-    close.addEventListener('click', () => {
-      this._selectedRun = null;
-      this._run = null;
-      this._render();
-    });
-    const meta = [
-      run.kind,
-      run.duration !== null ? formatDuration(run.duration) : 'running',
-      `started ${formatWhen(run.start_time)}`,
-      run.notebook ? run.notebook.split('/').pop() : ''
-    ].filter(Boolean);
-    const section = h(
-      'section',
-      { class: 'mlops-run-detail', 'data-run-id': run.run_id },
-      h(
-        'div',
-        { class: 'mlops-section-title' },
-        h('span', {}, `Run ${run.run_id} · ${run.name}`),
-        h('span', { class: `mlops-status mlops-status-${run.status}` }, run.status),
-        close
-      ),
-      h('div', { class: 'mlops-muted mlops-meta' }, meta.join(' · '))
-    );
-    if (run.error) {
-      section.append(h('pre', { class: 'mlops-error' }, run.error));
-    }
-    const gate = run.gates[run.gates.length - 1];
-    if (gate) {
-      section.append(
-        h('div', { class: `mlops-gate-line ${gate.passed ? 'mlops-pass' : 'mlops-fail'}` }, `${gate.passed ? '✓' : '✗'} Gate ${gateText(gate)}`)
-      );
-    } else if (run.requirement) {
-      const r = run.requirement;
-      section.append(
-        h('div', { class: 'mlops-gate-line mlops-pending' }, `Requirement ${r.metric} ${r.op} ${r.threshold}: not checked yet (run the validation stage)`)
-      );
-    }
-    const stageNames = new Set(run.stages.map(s => s.stage));
-    const general = run.warnings.filter(w => !w.stage || !stageNames.has(w.stage));
-    for (const warning of general) {
-      section.append(this._renderWarning(warning));
-    }
-    section.append(this._renderTimeline(run));
-    const metrics = Object.entries(run.metrics);
-    if (metrics.length) {
-      section.append(this._renderPairs('Metrics', metrics, true));
-    }
-    const params = Object.entries(run.params);
-    if (params.length) {
-      section.append(this._renderPairs(`Params (${params.length})`, params, false));
-    }
-    return section;
-  }
-
-  private _renderWarning(warning: API.IWarning): HTMLElement {
-    return h(
-      'div',
-      { class: `mlops-warning mlops-warning-${warning.kind}` },
-      h('span', { class: 'mlops-warning-icon', 'aria-hidden': 'true' }, '⚠'),
-      h('span', {}, warning.message)
-    );
-  }
-
-  private _renderTimeline(run: API.IRun): HTMLElement {
-    const timeline = h('div', { class: 'mlops-timeline', role: 'list', 'aria-label': 'Stages' });
-    if (!run.stages.length) {
-      timeline.append(h('div', { class: 'mlops-muted mlops-pad' }, 'No stage has run yet.'));
-      return timeline;
-    }
-    const attempts = run.stages.flatMap(s => s.attempts);
-    const begin = Math.min(run.start_time, ...attempts.map(a => a.start_time));
-    const now = Date.now() / 1000;
-    const finish = Math.max(
-      run.end_time ?? now,
-      ...attempts.map(a => a.start_time + (a.duration ?? now - a.start_time))
-    );
-    const span = Math.max(finish - begin, 1e-6);
-    for (const stage of run.stages) {
-      const track = h('div', { class: 'mlops-track' });
-      for (const attempt of stage.attempts) {
-        const duration = attempt.duration ?? now - attempt.start_time;
-        const left = ((attempt.start_time - begin) / span) * 100;
-        const width = (duration / span) * 100;
-        track.append(
-          h('span', {
-            class: `mlops-bar ${stageClass(stage.stage)} mlops-bar-${attempt.status}`,
-            style: `left: ${left.toFixed(2)}%; width: ${width.toFixed(2)}%`,
-            title: `${stage.stage}, attempt ${attempt.attempt}: ${attempt.status}, ${formatDuration(attempt.duration) || 'running'}${attempt.execution_count ? `, cell [${attempt.execution_count}]` : ''}`
-          })
-        );
-      }
-      const latest = stage.attempts[stage.attempts.length - 1];
-      const statusMark =
-        stage.status === 'ok' ? '✓' : stage.status === 'error' ? '✗' : '…';
-      const row = h(
-        'div',
-        { class: 'mlops-stage-row', role: 'listitem', 'data-stage': stage.stage },
-        h(
-          'span',
-          { class: `mlops-stage-name` },
-          h('span', { class: `mlops-dot ${stageClass(stage.stage)}` }),
-          isStage(stage.stage) ? stage.stage : `${stage.stage}?`
-        ),
-        track,
-        h(
-          'span',
-          { class: `mlops-stage-status mlops-stage-status-${stage.status}`, title: stage.status },
-          statusMark
-        ),
-        h(
-          'span',
-          { class: 'mlops-stage-time' },
-          formatDuration(stage.duration),
-          stage.attempts.length > 1
-            ? h('span', { class: 'mlops-attempts', title: `${stage.attempts.length} attempts` }, ` ×${stage.attempts.length}`)
-            : ''
-        )
-      );
-      const details = h('div', { class: 'mlops-stage-details' });
-      if (latest.error) {
-        details.append(h('div', { class: 'mlops-stage-error' }, latest.error));
-      }
-      for (const item of latest.captures) {
-        details.append(
-          h(
-            'div',
-            { class: 'mlops-capture', title: item.fingerprint ? `fingerprint ${item.fingerprint}` : undefined },
-            h('code', {}, item.name),
-            h('span', { class: 'mlops-capture-kind' }, item.kind),
-            h('span', { class: 'mlops-muted' }, item.summary),
-            item.warning ? h('span', { class: 'mlops-capture-warning', title: item.warning }, ' ⚠') : ''
-          )
-        );
-      }
-      for (const warning of run.warnings.filter(w => w.stage === stage.stage)) {
-        details.append(this._renderWarning(warning));
-      }
-      timeline.append(row);
-      if (details.childElementCount) {
-        timeline.append(details);
-      }
-    }
-    return timeline;
-  }
-
-  private _renderPairs(
-    title: string,
-    pairs: [string, unknown][],
-    open: boolean
-  ): HTMLElement {
-    const grid = h('div', { class: 'mlops-pairs' });
-    for (const [key, value] of pairs) {
-      const text =
-        typeof value === 'object' && value !== null
-          ? JSON.stringify(value)
-          : formatValue(value);
-      grid.append(h('span', { class: 'mlops-key', title: key }, key), h('span', { class: 'mlops-value', title: text }, text));
-    }
-    const details = h('details', { class: 'mlops-kv' }, h('summary', {}, title), grid);
-    (details as HTMLDetailsElement).open = open;
-    return details;
-  }
-
-  private _renderRegistry(registry: API.IRegistry): HTMLElement {
-    const section = h(
-      'section',
-      { class: 'mlops-registry' },
-      h(
-        'div',
-        { class: 'mlops-section-title' },
-        h('span', {}, 'Models'),
-        h('span', { class: 'mlops-count' }, String(registry.models.length))
-      )
-    );
-    for (const model of registry.models) {
-      const aliases = Object.entries(model.aliases).sort();
-      section.append(
-        h(
-          'div',
-          { class: 'mlops-model', 'data-model': model.name },
-          h('span', { class: 'mlops-model-name' }, model.name),
-          h('span', { class: 'mlops-muted' }, `${model.versions.length} version${model.versions.length === 1 ? '' : 's'}`),
-          h(
-            'span',
-            { class: 'mlops-aliases' },
-            ...aliases.map(([alias, version]) => {
-              const found = model.versions.find(v => v.version === version);
-              const from = found?.run_id ? `, from run ${found.run_id}` : '';
-              return h(
-                'span',
-                { class: `mlops-alias mlops-alias-${alias}`, title: `${alias}: version ${version}${from}` },
-                `${alias} v${version}`
-              );
-            })
-          )
-        )
-      );
-    }
-    return section;
   }
 
   private _options: ISidebarOptions;

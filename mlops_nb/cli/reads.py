@@ -9,17 +9,10 @@ import click
 
 from mlops_nb import tracking
 from mlops_nb.cli.main import main, open_existing
-from mlops_nb.cli.render import (
-    EMPTY,
-    emit_frame,
-    jsonable,
-    local_time,
-    pick_columns,
-    render_run,
-    table_lines,
-    with_duration,
-)
+from mlops_nb.cli.render import EMPTY, emit_frame, local_time, pick_columns, render_run, table_lines, with_duration
 from mlops_nb.errors import MlopsError
+from mlops_nb.format import iso, json_safe
+from mlops_nb.tracking.views import run_view
 
 # -- reading ----------------------------------------------------------------------------------
 
@@ -84,18 +77,20 @@ def show(ctx: click.Context, run_id: int, fmt: str) -> None:
     """Everything recorded about run RUN_ID.
 
     Params, metrics (latest values), tags, artifacts, lifecycle stages (stage, attempt, status,
-    duration), the requirement and its gates, and integrity warnings.
+    duration; a stage whose inputs changed after it ran says stale), the requirement and its gates,
+    integrity warnings and retraining runs. --format json prints the run's view, the same data the
+    status widget and the JupyterLab sidebar show (times in epoch seconds).
 
     \b
     Examples:
       mlops-nb show 3
       mlops-nb show 3 --format json | jq .metrics
     """
-    details = open_existing(ctx, readonly=True).run_details(run_id)
+    view = run_view(open_existing(ctx, readonly=True), run_id)
     if fmt == "json":
-        click.echo(json.dumps(jsonable(details), indent=2))
+        click.echo(json.dumps(view, indent=2, allow_nan=False))
         return
-    click.echo(render_run(details))
+    click.echo(render_run(view))
 
 
 @main.command(short_help="Projects with their run counts and last run.")
@@ -169,8 +164,9 @@ def models(ctx: click.Context, name: str | None, fmt: str) -> None:
     versions = registry.models(name, store=opened)
     history = registry.alias_history(name, store=opened) if name else []
     if fmt == "json":
-        click.echo(json.dumps(jsonable({"versions": [vars(v) for v in versions], "alias_history": history}),
-                              indent=2))
+        versions_data = [{**vars(v), "created": iso(v.created)} for v in versions]
+        history_data = [{**h, "time": iso(h["time"])} for h in history]
+        click.echo(json.dumps(json_safe({"versions": versions_data, "alias_history": history_data}), indent=2))
         return
     if not versions:
         click.echo(f"no registered models in {opened.path}; register one with %mlops register VAR --name NAME")

@@ -1,19 +1,19 @@
-"""How the command line shows things: tables, times, durations, sizes and JSON for runs."""
+"""How the command line shows things: tables and the text of a run's view; values are written by
+:mod:`mlops_nb.format`, as in every other front end."""
 
 from __future__ import annotations
 
 import json
-import math
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from mlops_nb import format as formatting
+from mlops_nb.tracking.views import requirement_text
+
 if TYPE_CHECKING:
     import pandas
 
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-TIME_KEYS = frozenset({"start_time", "end_time", "created", "time", "last_run"})
 EMPTY = "-"
 
 
@@ -45,12 +45,11 @@ def pick_columns(frame: pandas.DataFrame, spec: str) -> list[str]:
 
 def emit_frame(frame: pandas.DataFrame, fmt: str) -> None:
     if fmt == "json":
-        records = [{c: json_value(v) for c, v in row.items()} for row in frame.to_dict(orient="records")]
-        click.echo(json.dumps(records, indent=2))
+        click.echo(json.dumps(formatting.json_safe(frame.to_dict(orient="records")), indent=2, allow_nan=False))
     elif fmt == "csv":
         out = frame.copy()
         for column in time_columns(out):
-            out[column] = out[column].map(iso)
+            out[column] = out[column].map(formatting.iso)
         click.echo(out.to_csv(index=False), nl=False)
     else:
         out = frame.copy()
@@ -67,78 +66,17 @@ def time_columns(frame: pandas.DataFrame) -> list[str]:
     return [c for c in frame.columns if isinstance(frame[c].dtype, pd.DatetimeTZDtype)]
 
 
-def as_datetime(value: Any) -> datetime | None:
-    """A UTC datetime from epoch seconds or a pandas Timestamp; None for missing."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if hasattr(value, "to_pydatetime"):
-        if value != value:  # NaT
-            return None
-        return value.to_pydatetime(warn=False)
-    return datetime.fromtimestamp(float(value), tz=timezone.utc)
-
-
 def local_time(value: Any) -> str:
-    moment = as_datetime(value)
-    return EMPTY if moment is None else moment.astimezone().strftime(TIME_FORMAT)
+    """A time for a table cell: local, to the second; ``-`` for missing."""
+    return formatting.local_time(value) or EMPTY
 
 
-def iso(value: Any) -> str | None:
-    moment = as_datetime(value)
-    return None if moment is None else moment.isoformat()
-
-
-def json_value(value: Any) -> Any:
-    """A JSON-safe value: NaN, infinities and NaT become null, times ISO 8601, numpy scalars Python."""
-    if value is None:
-        return None
-    if hasattr(value, "to_pydatetime"):
-        return iso(value)
-    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def jsonable(details: Any, key: str | None = None) -> Any:
-    """``run_details`` for JSON: epoch-second fields as ISO 8601, JSON text columns parsed."""
-    if isinstance(details, dict):
-        return {k: jsonable(v, k) for k, v in details.items()}
-    if isinstance(details, list):
-        return [jsonable(v) for v in details]
-    if key in TIME_KEYS and isinstance(details, (int, float)):
-        return iso(details)
-    if key == "variables" and isinstance(details, str):
-        try:
-            return json.loads(details)
-        except ValueError:
-            return details
-    return json_value(details)
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
-        return EMPTY
-    if seconds < 60:
-        return f"{seconds:.2f} s"
-    minutes, rest = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {rest:02d} s"
-
-
-def size(size: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size} B"  # pragma: no cover
+def duration(seconds: Any) -> str:
+    return formatting.duration(seconds) or EMPTY
 
 
 def number(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return EMPTY
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
+    return formatting.number(value, digits=6) or EMPTY
 
 
 def mapping_lines(title: str, mapping: dict[str, Any], render=str) -> list[str]:
@@ -157,24 +95,28 @@ def table_lines(title: str, rows: list[list[str]], header: list[str]) -> list[st
 
 
 def stage_lines(stages: list[dict[str, Any]]) -> list[str]:
-    with_errors = any(s.get("error") for s in stages)
+    """Every attempt of the stages that ran, in lifecycle order, each with its stage's ``state`` (the
+    latest attempt of a stale stage says ``stale``, as the widget and the sidebar do)."""
+    attempts = [(s, a) for s in stages for a in s["attempts"]]
+    with_errors = any(a.get("error") for _, a in attempts)
     header = ["stage", "attempt", "status", "duration", *(["error"] if with_errors else [])]
     rows = []
-    for s in stages:
-        row = [s["stage"], str(s["attempt"]), s["status"], duration(s["duration"])]
+    for stage, a in attempts:
+        latest = a is stage["attempts"][-1]
+        row = [stage["stage"], str(a["attempt"]), stage["state"] if latest else a["status"], duration(a["duration"])]
         if with_errors:
-            row.append((s.get("error") or "").splitlines()[-1] if s.get("error") else "")
+            row.append((a.get("error") or "").splitlines()[-1] if a.get("error") else "")
         rows.append(row)
     return table_lines("stages", rows, header)
 
 
 def render_run(d: dict[str, Any]) -> str:
-    """The text of ``mlops-nb show``: a header, then one block per kind of record."""
+    """The text of ``mlops-nb show`` for a :func:`~mlops_nb.tracking.views.run_view`: a header, then
+    one block per kind of record."""
     lines = [f"run {d['id']}  {d['name']}  ({d['kind']} run in project {d['project']})  {d['status']}"]
-    took = None if d.get("end_time") is None else d["end_time"] - d["start_time"]
     timing = f"  started {local_time(d['start_time'])}"
-    if took is not None:
-        timing += f", took {duration(took)}"
+    if d["duration"] is not None:
+        timing += f", took {duration(d['duration'])}"
     lines.append(timing)
     if d.get("parent_id"):
         lines.append(f"  parent run {d['parent_id']}")
@@ -194,15 +136,13 @@ def render_run(d: dict[str, Any]) -> str:
         mapping_lines("params", d["params"], number),
         mapping_lines("metrics", d["metrics"], number),
         mapping_lines("tags", d["tags"], lambda v: EMPTY if v is None else v),
-        table_lines("artifacts", [[a["name"], a["kind"], size(a["size"]), a["sha256"][:12]]
+        table_lines("artifacts", [[a["name"], a["kind"], formatting.size(a["size"]), a["sha256"][:12]]
                                    for a in d["artifacts"]], ["name", "kind", "size", "sha256"]),
         stage_lines(d["stages"]),
     ]
     requirement = d.get("requirement")
     if requirement:
-        text = f"{requirement['metric']} {requirement['op']} {number(requirement['threshold'])}"
-        if requirement.get("target"):
-            text += f", target {requirement['target']}"
+        text = requirement_text(requirement)
         if requirement.get("notes"):
             text += f" ({requirement['notes']})"
         blocks.append([f"requirement: {text}"])
@@ -219,6 +159,13 @@ def render_run(d: dict[str, Any]) -> str:
         [[w["kind"], w.get("stage") or EMPTY, w["message"]] for w in d["warnings"]],
         ["kind", "stage", "message"],
     ))
+    if d.get("retraining"):
+        blocks.append(table_lines(
+            "retraining",
+            [[str(c["id"]), c["status"], local_time(c["start_time"]), duration(c["duration"]), c["decision"] or EMPTY]
+             for c in d["retraining"]],
+            ["run", "status", "started", "duration", "decision"],
+        ))
     if d.get("drift"):  # a retraining run: its drift check, column by column
         blocks.append(table_lines(
             "drift",

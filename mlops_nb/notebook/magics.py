@@ -9,7 +9,6 @@ and to explain an unknown stage name.
 
 from __future__ import annotations
 
-import math
 import os
 import shlex
 from typing import Any
@@ -104,10 +103,12 @@ def _status(magics, args):
         if run_id is None:
             print("mlops: no run yet; start one with `%mlops start PROJECT` or run a `%%stage data` cell")
             return
+        from mlops_nb.notebook.widgets.text import status_text
         from mlops_nb.store import open_store
+        from mlops_nb.tracking.views import run_view
 
-        store = session.run.store if session.run else open_store(session.store)
-        print(format_status(store.run_details(run_id)))
+        store = session.run.store if session.run else open_store(session.store, readonly=True)
+        print(status_text(run_view(store, run_id)))
         return
     from IPython.display import display
 
@@ -238,32 +239,6 @@ def _mlops_help() -> str:
     for func in SUBCOMMANDS.values():
         parts.append(func.parser.format_help())
     return "\n".join(parts)
-
-
-def format_status(run: dict[str, Any]) -> str:
-    """A compact text summary of a run: one line per stage, then the gate and the warnings."""
-    lines = [f"run {run['id']} ({run['name']}) of '{run['project']}': {run['status']}"]
-    latest: dict[str, dict] = {}
-    for attempt in run["stages"]:
-        latest[attempt["stage"]] = attempt
-    stale = {w["stage"] for w in run["warnings"] if w["kind"] == "stale"}
-    for stage in STAGES:
-        attempt = latest.get(stage)
-        if attempt is None:
-            continue
-        state = "stale" if stage in stale else attempt["status"]
-        duration = attempt["duration"]
-        took = "" if duration is None or math.isnan(duration) else f" {duration:.2f}s"
-        lines.append(f"  {stage:<12} {state:<6} attempt {attempt['attempt']}{took}")
-    requirement = run["requirement"]
-    if requirement:
-        text = f"{requirement['metric']} {requirement['op']} {requirement['threshold']:g}"
-        gate = run["gates"][-1] if run["gates"] else None
-        verdict = "not evaluated yet" if gate is None else (
-            f"{'passed' if gate['passed'] else 'FAILED'} ({gate['value']:.3f})")
-        lines.append(f"  requirement {text}: {verdict}")
-    lines.extend(f"  warning: {w['message']}" for w in run["warnings"])
-    return "\n".join(lines)
 
 
 @magics_class

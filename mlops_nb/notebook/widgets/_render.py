@@ -1,4 +1,5 @@
-"""HTML and SVG the widgets show: formatting, state colours, tables and two small charts. Pure: stdlib only.
+"""HTML and SVG the widgets show: state colours, badges, tables and two small charts. Pure: stdlib only
+(values are written by :mod:`mlops_nb.format`, as in every front end).
 
 Everything here returns text. Styles are inline (the widgets ship no CSS and no JavaScript); colours
 are chosen to read on JupyterLab's light and dark themes alike (each badge has its own background).
@@ -9,9 +10,10 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
 from html import escape
 from typing import Any
+
+from mlops_nb.format import is_missing, number
 
 FONT = "font-family:var(--jp-ui-font-family,system-ui,-apple-system,'Segoe UI',sans-serif);line-height:1.45;"
 MONO = "font-family:var(--jp-code-font-family,ui-monospace,SFMono-Regular,Menlo,monospace);"
@@ -47,70 +49,6 @@ def badge(text: str, state: str | None = None, *, title: str | None = None) -> s
     return (f'<span{tip} style="display:inline-block;padding:0 7px;border-radius:10px;font-size:11px;'
             f'line-height:18px;font-weight:600;color:{fg};background:{bg};border:1px solid {fg}33;'
             f'white-space:nowrap">{esc(text)}</span>')
-
-
-def is_missing(value: Any) -> bool:
-    """None, NaN and pandas' NA/NaT (without importing pandas)."""
-    if value is None:
-        return True
-    try:
-        return bool(value != value)  # NaN, NaT and NA compare unequal to themselves
-    except (TypeError, ValueError):
-        return False
-
-
-def number(value: Any, digits: int = 4) -> str:
-    """A metric or param for a table cell: numbers with ``digits`` significant digits."""
-    if is_missing(value):
-        return ""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}" if abs(value) >= 10_000 else str(value)
-    if isinstance(value, float):
-        if math.isinf(value):
-            return "∞" if value > 0 else "-∞"
-        if value.is_integer() and abs(value) < 1e15:
-            return str(int(value))
-        return f"{value:.{digits}g}"
-    return str(value)
-
-
-def duration(seconds: Any) -> str:
-    """``0.12 s``, ``3.4 s``, ``2m 05s``, ``1h 02m``; empty for missing."""
-    if is_missing(seconds):
-        return ""
-    seconds = float(seconds)
-    if seconds < 0.005:
-        return "<0.01 s"
-    if seconds < 10:
-        return f"{seconds:.2f} s"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m {int(seconds % 60):02d}s"
-    return f"{int(seconds // 3600)}h {int(seconds % 3600 // 60):02d}m"
-
-
-def moment(epoch: Any) -> str:
-    """Epoch seconds (or a datetime) as local ``YYYY-MM-DD HH:MM``."""
-    if is_missing(epoch):
-        return ""
-    if hasattr(epoch, "timestamp"):
-        epoch = epoch.timestamp()
-    return datetime.fromtimestamp(float(epoch), tz=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M")
-
-
-def moment_short(epoch: Any) -> str:
-    """Local ``Nov 26 16:13`` (``2025-11-26`` for another year); empty for missing."""
-    if is_missing(epoch):
-        return ""
-    if hasattr(epoch, "timestamp"):
-        epoch = epoch.timestamp()
-    local = datetime.fromtimestamp(float(epoch), tz=timezone.utc).astimezone()
-    if local.year != datetime.now().astimezone().year:
-        return local.strftime("%Y-%m-%d")
-    return local.strftime("%b %d %H:%M")
 
 
 def short_class(path: Any) -> str:

@@ -1,10 +1,9 @@
 """The compare widget: a sortable, filterable, paginated runs table; a diff of the selected runs;
 charts; the table as a DataFrame or a CSV download.
 
-Built for 10,000 runs: the store is queried once (:meth:`Store.runs_frame` and the one-query
-:meth:`Store.runs_overview`); sorting and paging happen in pandas on that frame, filtering asks the
-store for the matching run ids (so the ``where`` language means exactly what it means in
-``mnb.runs``), and only the current page is rendered. The widget's state is its traits; the
+The data (load, sort, filter, pages, selection, diff, chart data) is the table model
+:class:`~mlops_nb.notebook.widgets.runs_table.RunsTable`; this module renders it, only the current
+page, and wires the controls to it. The widget's state is its traits (mirroring the model's); the
 controls and the seams (:meth:`~CompareWidget.sort_by`, :meth:`~CompareWidget.filter`,
 :meth:`~CompareWidget.page`, :meth:`~CompareWidget.select`) drive the same state.
 """
@@ -12,7 +11,6 @@ controls and the seams (:meth:`~CompareWidget.sort_by`, :meth:`~CompareWidget.fi
 from __future__ import annotations
 
 import base64
-import difflib
 import math
 import os
 import re
@@ -23,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 import traitlets
 
-from mlops_nb.errors import FilterError, InvalidValue
+from mlops_nb.format import MINUTES_FORMAT, duration, is_missing, local_time, number, short_time
+from mlops_nb.notebook.session import current_session
 from mlops_nb.notebook.widgets._render import (
     BORDER,
     FONT,
@@ -31,65 +30,32 @@ from mlops_nb.notebook.widgets._render import (
     MUTED,
     STATE_COLOURS,
     badge,
-    duration,
     esc,
-    is_missing,
     line_chart,
-    moment,
-    moment_short,
-    number,
     placeholder,
     scatter_chart,
     section,
     table,
     unified_diff_html,
 )
-from mlops_nb.notebook.widgets.status import HOW_TO_START, current_session
+from mlops_nb.notebook.widgets.runs_table import LABELS, PAGE_SIZE, RunsTable, namespace
+from mlops_nb.notebook.widgets.status import HOW_TO_START
 from mlops_nb.stages import STAGES
 from mlops_nb.store import Store, open_store
 
 if TYPE_CHECKING:
-    import numpy
     import pandas
 
-#: Run columns the table can show, in their order; metric, param and tag columns follow.
-BASE_COLUMNS = ("name", "project", "kind", "status", "start_time", "duration", "stages", "gate", "registry")
-LABELS = {"name": "run", "start_time": "start", "stages": "stages reached", "registry": "registry"}
 WIDTHS = {"name": 150, "project": 100, "kind": 84, "status": 90, "start_time": 104, "duration": 72, "stages": 140,
           "gate": 92, "registry": 150}
 NAMESPACE_WIDTHS = {"metrics": 86, "params": 92, "tags": 104}
 #: Header colours: run columns, metrics, params, tags.
 HEADER_COLOURS = {None: "#eaeef2", "metrics": "#ddf4ff", "params": "#fff8c5", "tags": "#fbefff"}
-#: Extra frame columns exported with a visible one.
-COMPANIONS = {"stages": ("reached",), "gate": ("gate_value",)}
-PAGE_SIZE = 25
 MAX_SCATTER_POINTS = 2000
 CHECK_WIDTH = 30
-_LOWER_IS_BETTER = re.compile(r"(loss|error|err|mse|mae|rmse|mape|logloss|latency|time|duration)", re.I)
-
-
-def _namespace(column: str) -> str | None:
-    head, dot, _ = column.partition(".")
-    return head if dot and head in ("params", "metrics", "tags") else None
-
-
-def lower_is_better(metric: str, requirement_op: str | None = None) -> bool:
-    """Whether a smaller ``metric`` is better: the requirement's direction when there is one
-    (``rmse <= 3``), else the name (loss, error, mse, mae, rmse, time...)."""
-    if requirement_op in ("<", "<="):
-        return True
-    if requirement_op in (">", ">=", "=", "=="):
-        return False
-    return bool(_LOWER_IS_BETTER.search(metric))
-
-
-def _plain(value: Any) -> Any:
-    """A frame value as a plain Python value (NaN and NA as None)."""
-    if is_missing(value):
-        return None
-    if hasattr(value, "item") and not hasattr(value, "tzinfo"):
-        return value.item()
-    return value
+#: The table model's state the widget mirrors as traits.
+MIRRORED = ("project", "where", "error", "sort_column", "ascending", "current_page", "page_size", "columns", "selected",
+            "history_metric", "scatter_param", "scatter_metric")
 
 
 class CompareWidget(widgets.VBox):
@@ -111,253 +77,130 @@ class CompareWidget(widgets.VBox):
 
     def __init__(self, project: str | None = None, *, where: str | None = None,
                  store: Store | str | os.PathLike | None = None, page_size: int = PAGE_SIZE):
-        self._store = open_store(store)
         self._busy = False
-        self._keys: dict[str, Any] = {}
-        self._diff: dict | None = None
-        self._diff_for: tuple | None = None
-        self._histories: dict | None = None
-        self._histories_for: tuple | None = None
         self._row_ids: list[int] = []
+        self.table = RunsTable(open_store(store), project, page_size=page_size)
         super().__init__()
         self.add_class("mnb-compare")
-        with self._quiet():
-            self.project = project
-            self.page_size = max(1, int(page_size))
-        self._load()
+        self._sync()
         self._build()
         self._start_over()
         if where:
             self.filter(where)
 
-    def _start_over(self) -> None:
-        """Default columns, charts and order for the loaded frame; no filter, no selection."""
+    def _sync(self) -> None:
+        """The table model's state into the traits, without their observers redrawing."""
         with self._quiet():
-            self.columns = self._default_columns()
-            self.history_metric, self.scatter_param, self.scatter_metric = self._default_charts()
-            self.sort_column, self.ascending, self.current_page = "start_time", False, 1
-            self.where, self.error, self.selected = "", "", []
+            for name in MIRRORED:
+                setattr(self, name, getattr(self.table, name))
+
+    def _start_over(self) -> None:
+        """Default columns, charts and order for the loaded runs; no filter, no selection."""
+        self.table.start_over()
+        self._sync()
+        with self._quiet():
             self._filter_box.value = ""
-        self._diff_for = self._histories_for = None
         self._build_chooser_options()
-        self._apply_order()
         self._render_all()
 
     def __repr__(self) -> str:
         scope = f"project {self.project!r}" if self.project else "every project"
         where = f", where {self.where!r}" if self.where else ""
-        return (f"<CompareWidget {scope}: {self.total} of {len(self._frame)} runs{where}, sorted by "
+        return (f"<CompareWidget {scope}: {self.total} of {len(self.table.frame)} runs{where}, sorted by "
                 f"{self.sort_column} {'ascending' if self.ascending else 'descending'}, page {self.current_page}"
                 f" of {self.pages}, selected {self.selected}>")
 
-    # -- data ------------------------------------------------------------------------------------
-
-    def _load(self) -> None:
-        """Query the store once: every run of the project with its params, metrics, tags and overview."""
-        frame = self._store.runs_frame(self.project)
-        overview = self._store.runs_overview(self.project)
-        frame = frame.merge(overview, on="run_id", how="left")
-        frame["duration"] = (frame["end_time"] - frame["start_time"]).dt.total_seconds()
-        frame["stages"] = frame["stages"].fillna(0).astype("int64")
-        self._frame = frame
-        self._keys = {}
-        self._known = {ns: [c.split(".", 1)[1] for c in frame.columns if _namespace(c) == ns]
-                       for ns in ("params", "metrics", "tags")}
-        self._mask: numpy.ndarray | None = None
-        self._names = dict(zip(frame["run_id"].tolist(), frame["name"].tolist(), strict=True))
-        self._order = frame.index.to_numpy()
+    # -- derived views, from the table model -----------------------------------------------------
 
     @property
     def available_columns(self) -> list[str]:
         """Every column the table can show: the run columns, then ``metrics.*``, ``params.*``, ``tags.*``."""
-        frame = self._frame
-        base = [c for c in BASE_COLUMNS if c in frame.columns]
-        return [*base, *(c for ns in ("metrics", "params", "tags") for c in frame.columns if _namespace(c) == ns)]
-
-    def _default_columns(self) -> list[str]:
-        frame = self._frame
-        chosen = ["name", "status", "start_time", "duration", "stages", "gate"]
-        if self.project is None and frame["project"].nunique() > 1:
-            chosen.insert(1, "project")
-        if frame["registry"].notna().any():
-            chosen.append("registry")
-        wanted = frame["req_metric"].dropna().value_counts().index.tolist()
-        metrics = [f"metrics.{m}" for m in wanted if f"metrics.{m}" in frame.columns]
-        metrics += [c for c in frame.columns if _namespace(c) == "metrics" and c not in metrics]
-        params = [c for c in frame.columns if _namespace(c) == "params"]
-        varying = [c for c in params if frame[c].nunique(dropna=True) > 1]
-        params = varying + [c for c in params if c not in varying]
-        return chosen + metrics[:4] + params[:3]
-
-    def _default_charts(self) -> tuple[str | None, str | None, str | None]:
-        metrics = [c.split(".", 1)[1] for c in self.columns if _namespace(c) == "metrics"] or self._known["metrics"]
-        params = [c.split(".", 1)[1] for c in self.columns if _namespace(c) == "params"] or self._known["params"]
-        metric = metrics[0] if metrics else None
-        return metric, (params[0] if params else None), metric
-
-    def _sort_key(self, column: str) -> pandas.Series:
-        """A sortable version of ``column`` (cached): numbers as numbers, text case-insensitive."""
-        key = self._keys.get(column)
-        if key is not None:
-            return key
-        import pandas as pd
-
-        frame = self._frame
-        if column == "gate":
-            key = frame["gate_value"]
-        elif column in ("start_time", "duration", "stages", "run_id"):
-            key = frame[column]
-        else:
-            values = frame[column]
-            if values.dtype == object or pd.api.types.is_string_dtype(values):
-                numeric = pd.to_numeric(values, errors="coerce")
-                present = values.notna()
-                all_numbers = numeric[present].notna().all()
-                key = numeric if all_numbers else values.astype(str).str.lower().where(present)
-            else:
-                key = values
-        self._keys[column] = key
-        return key
-
-    def _apply_order(self) -> None:
-        """Filter mask + sort key -> the order of the filtered runs (frame positions)."""
-        key = self._sort_key(self.sort_column)
-        if self._mask is not None:
-            key = key[self._mask]
-        self._order = key.sort_values(ascending=self.ascending, na_position="last", kind="stable").index.to_numpy()
+        return self.table.available_columns
 
     @property
     def total(self) -> int:
         """How many runs pass the filter."""
-        return len(self._order)
+        return self.table.total
 
     @property
     def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.page_size))
-
-    def _page_positions(self) -> numpy.ndarray:
-        start = (self.current_page - 1) * self.page_size
-        return self._order[start:start + self.page_size]
+        return self.table.pages
 
     @property
     def rows(self) -> list[dict[str, Any]]:
         """The current page as shown: ``run_id``, then each shown column's value (plain Python values)."""
-        positions = self._page_positions()
-        part = self._frame.iloc[positions]
-        out = []
-        for record in part[["run_id", *self.columns]].to_dict("records"):
-            out.append({k: _plain(v) for k, v in record.items()})
-        return out
+        return self.table.rows
+
+    @property
+    def diff(self) -> dict[str, Any] | None:
+        """The comparison of the selected runs (see :attr:`RunsTable.diff`); None with fewer than two."""
+        return self.table.diff
+
+    @property
+    def chart_data(self) -> dict[str, Any]:
+        """What the charts draw (see :attr:`RunsTable.chart_data`)."""
+        return self.table.chart_data
 
     def to_dataframe(self) -> pandas.DataFrame:
         """What the table shows, every page: the filtered runs in the table's order, ``run_id`` and
         the shown columns (``stages`` comes with ``reached``, ``gate`` with ``gate_value``)."""
-        columns = ["run_id"]
-        for column in self.columns:
-            columns.append(column)
-            columns.extend(COMPANIONS.get(column, ()))
-        return self._frame[columns].iloc[self._order].reset_index(drop=True)
+        return self.table.to_dataframe()
 
     def to_csv(self) -> str:
         """:meth:`to_dataframe` as CSV text (times in ISO 8601, UTC)."""
-        return self.to_dataframe().to_csv(index=False)
+        return self.table.to_csv()
 
     # -- seams: the controls call these, and so can users and tests ------------------------------
 
     def sort_by(self, column: str, ascending: bool = True) -> None:
         """Sort the table by ``column`` (a column id such as ``metrics.f1``, or a key such as ``f1``
         when only one namespace has it); missing values go last either way."""
-        column = self._resolve(column)
-        with self._quiet():
-            self.sort_column = column
-            self.ascending = bool(ascending)
-            self.current_page = 1
-        self._apply_order()
+        self.table.sort_by(column, ascending)
+        self._sync()
         self._render_table()
 
     def filter(self, expression: str | None) -> bool:
         """Keep the runs that ``expression`` (the ``where`` language of ``mnb.runs``) selects; empty
         or None shows every run. A bad expression sets :attr:`error` (shown under the filter box) and
         keeps the last good result. Returns whether the filter was applied."""
-        import numpy as np
-
-        text = (expression or "").strip()
-        try:
-            ids = self._store.run_ids(self.project, text, known=self._known) if text else None
-        except FilterError as exc:
-            with self._quiet():
-                self.error = str(exc)
-                self._filter_box.value = text
-            self._render_error()
-            return False
+        applied = self.table.filter(expression)
+        self._sync()
         with self._quiet():
-            self.error = ""
-            self.where = text
-            self._filter_box.value = text
-            self.current_page = 1
-        self._mask = None if ids is None else np.isin(self._frame["run_id"].to_numpy(), np.asarray(ids))
-        self._apply_order()
+            self._filter_box.value = (expression or "").strip()
         self._render_error()
-        self._render_table()
-        self._render_scatter()
-        return True
+        if applied:
+            self._render_table()
+            self._render_scatter()
+        return applied
 
     def page(self, number: int) -> None:
         """Show page ``number`` (from 1; clamped to the pages there are)."""
-        with self._quiet():
-            self.current_page = min(max(1, int(number)), self.pages)
+        self.table.page(number)
+        self._sync()
         self._render_table()
 
     def select(self, run_ids: Iterable[int]) -> None:
         """Tick exactly ``run_ids`` (two or more show the diff). Ids must be runs of this comparison."""
-        ids = list(dict.fromkeys(int(r) for r in run_ids))
-        unknown = [r for r in ids if r not in self._names]
-        if unknown:
-            raise InvalidValue(
-                f"run {', '.join(map(str, unknown))} is not in this comparison"
-                f"{f' of project {self.project!r}' if self.project else ''}; pick ids from .to_dataframe()['run_id']")
-        with self._quiet():
-            self.selected = ids
+        self.table.select(run_ids)
+        self._sync()
         self._on_selection()
 
     def choose_columns(self, columns: Iterable[str]) -> None:
         """Show ``columns`` (ids or unambiguous keys), in the table's canonical order."""
-        wanted = {self._resolve(c) for c in columns}
-        with self._quiet():
-            self.columns = [c for c in self.available_columns if c in wanted]
+        self.table.choose_columns(columns)
+        self._sync()
         self._render_columns()
 
     def refresh(self) -> None:
         """Query the store again (new runs, new metrics), keeping the filter, sort and selection."""
-        was_empty = self._frame.empty
-        self._load()
-        if was_empty:  # nothing to keep: the columns and charts the new runs call for
+        if self.table.refresh():
             self._start_over()
             return
-        available = set(self.available_columns)
+        self._sync()
         with self._quiet():
-            self.columns = [c for c in self.columns if c in available] or self._default_columns()
-            if self.sort_column not in available and self.sort_column != "run_id":
-                self.sort_column, self.ascending = "start_time", False
-            self.selected = [r for r in self.selected if r in self._names]
-        self._diff_for = self._histories_for = None
+            self._filter_box.value = self.where
         self._build_chooser_options()
-        if not self.filter(self.where):
-            self.filter("")
         self._render_all()
-
-    def _resolve(self, column: str) -> str:
-        available = self.available_columns
-        if column in available or column == "run_id":
-            return column
-        reverse = {v: k for k, v in LABELS.items()}
-        if column in reverse:
-            return reverse[column]
-        matches = [c for c in available if _namespace(c) and c.split(".", 1)[1] == column]
-        if len(matches) == 1:
-            return matches[0]
-        hint = f"; it is ambiguous: {', '.join(matches)}" if matches else ""
-        raise InvalidValue(f"unknown column {column!r}{hint}; the columns are: {', '.join(available)}")
 
     @contextmanager
     def _quiet(self):
@@ -370,14 +213,15 @@ class CompareWidget(widgets.VBox):
 
     @traitlets.validate("sort_column")
     def _check_sort_column(self, proposal: Any) -> str:
-        if not hasattr(self, "_frame"):
+        if not hasattr(self, "table"):
             return proposal["value"]
-        return self._resolve(proposal["value"])
+        return self.table.resolve(proposal["value"])
 
     @traitlets.observe("project")
     def _project_changed(self, change: Any) -> None:
-        if not self._busy and hasattr(self, "_frame"):
-            self._load()
+        if not self._busy and hasattr(self, "table"):
+            self.table.project = change["new"]
+            self.table.load()
             self._start_over()
 
     @traitlets.observe("sort_column", "ascending")
@@ -390,6 +234,7 @@ class CompareWidget(widgets.VBox):
         if self._busy:
             return
         if change["name"] == "page_size":
+            self.table.page_size = max(1, int(change["new"]))
             self._make_rows()
         self.page(self.current_page)
 
@@ -412,6 +257,7 @@ class CompareWidget(widgets.VBox):
     def _charts_changed(self, change: Any) -> None:
         if self._busy or not hasattr(self, "_history_pick"):
             return
+        setattr(self.table, change["name"], change["new"])
         with self._quiet():
             self._history_pick.value = self.history_metric
             self._param_pick.value = self.scatter_param
@@ -421,100 +267,6 @@ class CompareWidget(widgets.VBox):
         else:
             self._render_scatter()
 
-    # -- derived: diff and charts ----------------------------------------------------------------
-
-    @property
-    def diff(self) -> dict[str, Any] | None:
-        """The comparison of the selected runs (None with fewer than two), in selection order:
-
-        ``runs`` (ids), ``names``; ``params``: ``{"key", "values": {id: value}, "differs"}``;
-        ``metrics``: ``{"key", "values", "best": [ids], "lower_is_better"}``; ``sources``: per stage,
-        ``{"stage", "same", "diffs": {id: unified diff against the first run}}``; ``data``:
-        ``{"match": bool | None, "frames": {name: {id: fingerprint}}, "differ": [names]}``.
-        """
-        ids = tuple(self.selected)
-        if len(ids) < 2:
-            return None
-        if self._diff_for != ids:
-            self._diff = self._compute_diff(list(ids))
-            self._diff_for = ids
-        return self._diff
-
-    def _compute_diff(self, ids: list[int]) -> dict[str, Any]:
-        frame = self._frame.set_index("run_id").loc[ids]
-        names = {r: self._names[r] for r in ids}
-        params = []
-        for column in (c for c in frame.columns if _namespace(c) == "params"):
-            values = {r: _plain(frame.at[r, column]) for r in ids}
-            if all(v is None for v in values.values()):
-                continue
-            params.append({"key": column.split(".", 1)[1], "values": values,
-                           "differs": len({repr(v) for v in values.values()}) > 1})
-        metrics = []
-        for column in (c for c in frame.columns if _namespace(c) == "metrics"):
-            key = column.split(".", 1)[1]
-            values = {r: _plain(frame.at[r, column]) for r in ids}
-            if all(v is None for v in values.values()):
-                continue
-            ops = {frame.at[r, "req_op"] for r in ids if frame.at[r, "req_metric"] == key}
-            lower = lower_is_better(key, next(iter(ops)) if len(ops) == 1 else None)
-            finite = {r: v for r, v in values.items() if isinstance(v, (int, float)) and math.isfinite(v)}
-            best: list[int] = []
-            if len(finite) > 1:
-                target = (min if lower else max)(finite.values())
-                best = [r for r, v in finite.items() if v == target]
-            metrics.append({"key": key, "values": values, "best": best, "lower_is_better": lower})
-        sources = []
-        stage_rows = self._store.stage_sources(ids)
-        base = ids[0]
-        for stage in STAGES:
-            texts = {r: stage_rows.get(r, {}).get(stage, {}).get("source") for r in ids}
-            if all(t is None for t in texts.values()):
-                continue
-            diffs = {}
-            for other in ids[1:]:
-                diffs[other] = "".join(difflib.unified_diff(
-                    (texts[base] or "").splitlines(keepends=True), (texts[other] or "").splitlines(keepends=True),
-                    fromfile=f"{names[base]} ({'not run' if texts[base] is None else stage})",
-                    tofile=f"{names[other]} ({'not run' if texts[other] is None else stage})", lineterm="\n"))
-            sources.append({"stage": stage, "same": not any(diffs.values()), "diffs": diffs})
-        prints = self._store.data_fingerprints(ids)
-        frames: dict[str, dict[int, str | None]] = {}
-        for r in ids:
-            for name, fp in prints.get(r, {}).items():
-                frames.setdefault(name, {})[r] = fp
-        differ = [n for n, fps in frames.items() if len(fps) < len(ids) or len(set(fps.values())) > 1]
-        data = {"match": None if not frames else not differ, "frames": frames, "differ": differ}
-        return {"runs": ids, "names": names, "params": params, "metrics": metrics, "sources": sources, "data": data}
-
-    @property
-    def chart_data(self) -> dict[str, Any]:
-        """What the charts draw: ``history`` ``{"metric", "runs": {id: [(step, value), ...]}}`` for the
-        selected runs; ``scatter`` ``{"param", "metric", "points": [(id, x, y), ...]}`` for the filtered
-        runs that have both values."""
-        return {"history": {"metric": self.history_metric, "runs": self._history_series()},
-                "scatter": self._scatter_points()}
-
-    def _history_series(self) -> dict[int, list[tuple[int, float]]]:
-        ids = tuple(self.selected)
-        if not ids or not self.history_metric:
-            return {}
-        key = (ids, self.history_metric)
-        if self._histories_for != key:
-            self._histories = self._store.metric_histories(ids, self.history_metric)
-            self._histories_for = key
-        return {r: self._histories[r] for r in ids if r in self._histories}
-
-    def _scatter_points(self) -> dict[str, Any]:
-        param, metric = self.scatter_param, self.scatter_metric
-        out: dict[str, Any] = {"param": param, "metric": metric, "points": []}
-        x_col, y_col = f"params.{param}", f"metrics.{metric}"
-        if not param or not metric or x_col not in self._frame.columns or y_col not in self._frame.columns:
-            return out
-        part = self._frame[["run_id", x_col, y_col]].iloc[self._order].dropna()
-        out["points"] = [(int(r), _plain(x), float(y)) for r, x, y in part.itertuples(index=False)
-                         if math.isfinite(float(y))]
-        return out
 
     # -- widgets ---------------------------------------------------------------------------------
 
@@ -638,8 +390,8 @@ class CompareWidget(widgets.VBox):
         with self._quiet():
             self._chooser.options = [(self._label(c, full=True), c) for c in self.available_columns]
             self._chooser.value = tuple(c for c in self.columns if c in self.available_columns)
-            metrics = self._known["metrics"]
-            params = self._known["params"]
+            metrics = self.table.known["metrics"]
+            params = self.table.known["params"]
             self._history_pick.options = metrics
             self._metric_pick.options = metrics
             self._param_pick.options = params
@@ -648,17 +400,17 @@ class CompareWidget(widgets.VBox):
             self._param_pick.value = self.scatter_param if self.scatter_param in params else None
 
     def _label(self, column: str, *, full: bool = False) -> str:
-        namespace = _namespace(column)
-        if namespace is None:
+        space = namespace(column)
+        if space is None:
             return LABELS.get(column, column.replace("_", " "))
         key = column.split(".", 1)[1]
         if full:
-            return f"{namespace[:-1]}: {key}"
-        clash = sum(1 for ns in ("params", "metrics", "tags") if key in self._known[ns]) > 1
+            return f"{space[:-1]}: {key}"
+        clash = sum(1 for ns in ("params", "metrics", "tags") if key in self.table.known[ns]) > 1
         return column if clash else key
 
     def _width(self, column: str) -> int:
-        return WIDTHS.get(column) or NAMESPACE_WIDTHS.get(_namespace(column) or "", 96)
+        return WIDTHS.get(column) or NAMESPACE_WIDTHS.get(namespace(column) or "", 96)
 
     # -- events from the controls ----------------------------------------------------------------
 
@@ -696,14 +448,15 @@ class CompareWidget(widgets.VBox):
     # -- rendering -------------------------------------------------------------------------------
 
     def _render_all(self) -> None:
-        if self._frame.empty:
+        if self.table.frame.empty:
             where = f"in project <b>{esc(self.project)}</b>" if self.project else "in this store"
             self._empty.value = (
                 f'<div style="{FONT}border:1px dashed {BORDER};border-radius:8px;padding:18px 20px;max-width:760px">'
                 f'<div style="font-size:14px;font-weight:600">No runs {where} yet</div>'
                 f'<div style="font-size:12.5px;margin-top:6px">{HOW_TO_START} Then run '
                 f"<code>%mlops compare</code> again.</div>"
-                f'<div style="font-size:11px;color:{MUTED};margin-top:6px">store {esc(self._store.path)}</div></div>')
+                f'<div style="font-size:11px;color:{MUTED};margin-top:6px">'
+                f"store {esc(self.table.store.path)}</div></div>")
             self._render_title()
             self.children = [self._title, self._empty, self._reload]
             return
@@ -717,11 +470,11 @@ class CompareWidget(widgets.VBox):
 
     def _render_title(self) -> None:
         what = f"Runs of <b>{esc(self.project)}</b>" if self.project else "Runs"
-        n = len(self._frame)
+        n = len(self.table.frame)
         self._title.value = (
             f'<div style="{FONT}font-size:15px;font-weight:600">{what} '
             f'<span style="font-size:12px;font-weight:400;color:{MUTED}">{n:,} run{"s" if n != 1 else ""} · '
-            f"store {esc(self._store.path)}</span></div>")
+            f"store {esc(self.table.store.path)}</span></div>")
 
     def _render_error(self) -> None:
         if not self.error:
@@ -743,7 +496,7 @@ class CompareWidget(widgets.VBox):
                 tooltip=f"sort by {column}",
                 layout=widgets.Layout(width=f"{self._width(column)}px", height="30px", margin="0",
                                       padding="0 4px", flex="0 0 auto", border="0"))
-            button.style.button_color = HEADER_COLOURS[_namespace(column)]
+            button.style.button_color = HEADER_COLOURS[namespace(column)]
             button.style.text_color = "#24292f"  # the header colours are light on either theme
             button.add_class("mnb-sort")
             button.add_class("mnb-sort-" + re.sub(r"[^A-Za-z0-9_-]", "-", column))
@@ -768,8 +521,8 @@ class CompareWidget(widgets.VBox):
         self._download.value = ""
 
     def _render_rows(self) -> None:
-        positions = self._page_positions()
-        records = self._frame.iloc[positions].to_dict("records")
+        positions = self.table.page_positions()
+        records = self.table.frame.iloc[positions].to_dict("records")
         selected = set(self.selected)
         self._row_ids = [int(record["run_id"]) for record in records]
         with self._quiet():
@@ -793,7 +546,7 @@ class CompareWidget(widgets.VBox):
         background = "#ddf4ff" if selected else ("#ffffff" if i % 2 == 0 else "#f6f8fa")
         cells = []
         for column in self.columns:
-            align = "right" if column in ("duration",) or _namespace(column) == "metrics" else "left"
+            align = "right" if column in ("duration",) or namespace(column) == "metrics" else "left"
             content, title = self._cell(column, record)
             if isinstance(record.get(column), (int, float)) and not isinstance(record.get(column), bool):
                 align = "right" if column not in ("name", "stages", "gate") else align
@@ -816,7 +569,7 @@ class CompareWidget(widgets.VBox):
         if column == "status":
             return badge(str(value)), ""
         if column == "start_time":
-            return esc(moment_short(value)), moment(value)
+            return esc(short_time(value)), local_time(value, MINUTES_FORMAT)
         if column == "duration":
             return esc(duration(value)), ""
         if column == "stages":
@@ -841,7 +594,7 @@ class CompareWidget(widgets.VBox):
         return esc(text), text if len(text) > 12 else ""
 
     def _render_pager(self) -> None:
-        total, n = self.total, len(self._frame)
+        total, n = self.total, len(self.table.frame)
         first = (self.current_page - 1) * self.page_size + 1 if total else 0
         last = min(total, self.current_page * self.page_size)
         filtered = f" (filtered from {n:,})" if total != n else ""
@@ -938,20 +691,20 @@ class CompareWidget(widgets.VBox):
         if not metric:
             self._history_html.value = placeholder("no metrics logged")
             return
-        series = self._history_series()
+        series = self.table.history_series()
         if not self.selected:
             self._history_html.value = placeholder(f"tick runs to draw {metric} over steps")
             return
         if not series:
             self._history_html.value = placeholder(f"the ticked runs have no {metric}")
             return
-        names = [self._names[r] for r in self.selected]
+        names = [self.table.names[r] for r in self.selected]
         named = {(n if names.count(n) == 1 else f"{n} #{r}"): series.get(r, [])  # colours as in the scatter
                  for n, r in zip(names, self.selected, strict=True)}
         self._history_html.value = line_chart(named, title=f"{metric} over steps", y_title=metric)
 
     def _render_scatter(self) -> None:
-        points = self._scatter_points()
+        points = self.table.scatter_points()
         param, metric = points["param"], points["metric"]
         if not param or not metric:
             self._scatter_html.value = placeholder("log params and metrics to draw one against the other")
@@ -964,7 +717,7 @@ class CompareWidget(widgets.VBox):
             chosen = [p for i, p in enumerate(chosen) if i % step == 0 or p[0] in selected]
             note = f"every {step}th of {len(points['points']):,} runs"
         colour = {r: i for i, r in enumerate(self.selected)}  # as in the history chart
-        drawn = [(x, y, self._names.get(r, str(r)), colour.get(r)) for r, x, y in chosen]
+        drawn = [(x, y, self.table.names.get(r, str(r)), colour.get(r)) for r, x, y in chosen]
         self._scatter_html.value = scatter_chart(
             drawn, title=f"{metric} against {param}", x_title=param, y_title=metric, note=note)
 

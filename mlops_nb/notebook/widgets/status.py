@@ -8,33 +8,20 @@ running, then its outcome, without a new output per cell. Everything shown comes
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 import ipywidgets as widgets
 import traitlets
 
-from mlops_nb.notebook.widgets._render import (
-    BORDER,
-    FONT,
-    MONO,
-    MUTED,
-    STATE_COLOURS,
-    badge,
-    duration,
-    esc,
-    moment,
-    number,
-    section,
-    short_class,
-    table,
-)
-from mlops_nb.stages import STAGES
+from mlops_nb.format import MINUTES_FORMAT, duration, local_time, number
+from mlops_nb.notebook.session import current_session
+from mlops_nb.notebook.widgets._render import BORDER, FONT, MONO, MUTED, STATE_COLOURS, badge, esc, section, table
+from mlops_nb.notebook.widgets.text import status_text
 from mlops_nb.store import Store, open_store
+from mlops_nb.tracking.views import STATES, requirement_text, run_view, stage_states
 
-#: The states a stage can be in, as the timeline shows them.
-STATES = ("not run", "running", "ok", "error", "stale")
+__all__ = ["STATES", "StatusWidget", "lifecycle", "render", "status", "status_view"]
 _SYMBOL = {"ok": "✓", "error": "✗", "stale": "!", "running": "…", "not run": ""}
 
 HOW_TO_START = (
@@ -43,91 +30,10 @@ HOW_TO_START = (
 )
 
 
-def current_session() -> Any:
-    """The notebook session of the running IPython shell, when ``%load_ext mlops_nb`` was run."""
-    from mlops_nb.notebook.session import current_session as session
-
-    return session()
-
-
 def lifecycle(store: Store, run_id: int) -> dict[str, Any]:
-    """Everything the status widget shows about run ``run_id``, as plain data.
-
-    ``{"run", "stages", "requirement", "gate", "warnings", "retraining", "metrics"}``; ``stages``
-    has one entry per lifecycle stage, in order: ``stage``, ``state`` (one of :data:`STATES`),
-    ``attempts``, ``duration`` (of the latest attempt), ``error``, ``captured`` (short strings).
-    """
-    details = store.run_details(run_id)
-    captures: dict[int, list[dict]] = {}
-    for capture in store.stage_captures(run_id):
-        captures.setdefault(capture["stage_id"], []).append(capture)
-    stale = {w["stage"] for w in details["warnings"] if w["kind"] == "stale"}
-    attempts: dict[str, int] = {}
-    latest: dict[str, dict] = {}
-    for attempt in details["stages"]:
-        attempts[attempt["stage"]] = attempts.get(attempt["stage"], 0) + 1
-        latest[attempt["stage"]] = attempt
-    requirement = details["requirement"]
-    gate = details["gates"][-1] if details["gates"] else None
-    stages = []
-    for stage in STAGES:
-        attempt = latest.get(stage)
-        if attempt is None:
-            state = "not run"
-        elif attempt["status"] == "running":
-            state = "running"
-        elif attempt["status"] == "error":
-            state = "error"
-        else:
-            state = "stale" if stage in stale else "ok"
-        captured = _captured(stage, attempt, captures, details, requirement) if attempt else []
-        if stage == "requirements" and attempt is None and requirement:
-            captured = [_requirement_text(requirement)]
-        stages.append({
-            "stage": stage, "state": state, "attempts": attempts.get(stage, 0),
-            "duration": None if attempt is None else attempt["duration"],
-            "error": None if attempt is None else attempt["error"],
-            "execution_count": None if attempt is None else attempt["execution_count"],
-            "captured": captured,
-        })
-    run = {k: details[k] for k in ("id", "name", "project", "kind", "status", "start_time", "end_time", "error",
-                                   "notebook")}
-    return {
-        "run": run, "stages": stages, "requirement": requirement, "gate": gate,
-        "warnings": details["warnings"], "metrics": details["metrics"],
-        "retraining": store.child_runs(run_id, "retraining"), "store": str(store.path),
-    }
-
-
-def _requirement_text(requirement: dict) -> str:
-    target = f", target {requirement['target']}" if requirement.get("target") else ""
-    return f"{requirement['metric']} {requirement['op']} {requirement['threshold']:g}{target}"
-
-
-def _captured(stage: str, attempt: dict, captures: dict, details: dict, requirement: dict | None) -> list[str]:
-    out = []
-    for c in captures.get(attempt["id"], []):
-        if c["kind"] == "dataframe":
-            out.append(f"{c['name']} {number(c['rows'])}×{number(c['n_columns'])}")
-        elif c["kind"] == "series":
-            out.append(f"{c['name']} ({number(c['rows'])})")
-        elif c["kind"] == "estimator":
-            out.append(f"{c['name']}: {short_class(c['class'])}")
-        elif c["kind"] == "search":
-            best = "" if c["best_score"] is None else f", best {number(c['best_score'])}"
-            out.append(f"{c['name']}: {short_class(c['class'])}, {c['n_candidates']} candidates{best}")
-        if c.get("unloadable"):
-            out.append(f"⚠ {c['name']} {c['unloadable']}")
-    if stage == "validation":
-        try:
-            names = json.loads(attempt["variables"] or "[]")
-        except ValueError:
-            names = []
-        metrics = details["metrics"]
-        out.extend(f"{k} = {number(metrics[k])}" for k in names if k in metrics)
-    if stage == "requirements" and requirement:
-        out.insert(0, _requirement_text(requirement))
-    return out
+    """Everything the status widget shows about run ``run_id``: the run's one view
+    (:func:`mlops_nb.tracking.views.run_view`), the same data every front end renders."""
+    return run_view(store, run_id)
 
 
 # -- rendering -------------------------------------------------------------------------------------
@@ -146,7 +52,7 @@ def _stepper(stages: list[dict]) -> str:
                   'box-sizing:border-box;')
                + f'">{_SYMBOL[s["state"]]}</div>')
         took = duration(s["duration"]) if s["state"] not in ("not run", "running") else ""
-        tries = f" · {s['attempts']}×" if s["attempts"] > 1 else ""
+        tries = f" · {s['attempt_count']}×" if s["attempt_count"] > 1 else ""
         cells.append(
             f'<div title="{esc(s["stage"])}: {esc(s["state"])}" style="flex:1 1 0;min-width:66px;text-align:center">'
             f'<div style="display:flex;align-items:center">'
@@ -165,7 +71,7 @@ def _gate_line(requirement: dict | None, gate: dict | None) -> str:
     if requirement is None:
         return (f'<div style="font-size:12px;color:{MUTED};margin-top:6px">No requirement yet: state one with '
                 f'<code>%mlops require f1 &gt;= 0.85 --target y</code>.</div>')
-    text = esc(_requirement_text(requirement))
+    text = esc(requirement_text(requirement))
     if gate is None:
         verdict = badge("not evaluated yet", "pending")
         hint = f' <span style="color:{MUTED}">(a <code>%%stage validation</code> cell evaluates it)</span>'
@@ -187,7 +93,7 @@ def _details(stages: list[dict]) -> str:
             captured = (captured + "<br>" if captured else "") + (
                 f'<span style="color:{STATE_COLOURS["error"][0]};{MONO}font-size:11px">{esc(s["error"])}</span>')
         rows.append([
-            f"<b>{esc(s['stage'])}</b>", badge(s["state"]), esc(s["attempts"]), esc(duration(s["duration"])),
+            f"<b>{esc(s['stage'])}</b>", badge(s["state"]), esc(s["attempt_count"]), esc(duration(s["duration"])),
             captured or f'<span style="color:{MUTED}">nothing captured</span>',
         ])
     if not rows:
@@ -219,20 +125,18 @@ def _retraining(children: list[dict]) -> str:
                                      "</div>")
     rows = []
     for child in children:
-        took = None if child["end_time"] is None else child["end_time"] - child["start_time"]
-        decision = child["tags"].get("decision") or child["error"] or ""
         metrics = ", ".join(f"{k} {number(v)}" for k, v in list(child["metrics"].items())[:4])
-        rows.append([esc(child["name"]), badge(child["status"]), esc(moment(child["start_time"])),
-                     esc(duration(took)), esc(decision), esc(metrics)])
+        rows.append([esc(child["name"]), badge(child["status"]), esc(local_time(child["start_time"], MINUTES_FORMAT)),
+                     esc(duration(child["duration"])), esc(child["decision"]), esc(metrics)])
     return section("Retraining", table(["run", "status", "started", "duration", "decision", "metrics"], rows),
                    note=f"{len(children)} run{'s' if len(children) != 1 else ''}")
 
 
 def render(data: dict[str, Any]) -> str:
     """The widget's HTML for :func:`lifecycle` data."""
-    run = data["run"]
-    took = (run["end_time"] or 0) - run["start_time"] if run["end_time"] else None
-    when = moment(run["start_time"]) + (f" · took {duration(took)}" if took is not None else "")
+    run = data
+    took = run["duration"]
+    when = local_time(run["start_time"], MINUTES_FORMAT) + (f" · took {duration(took)}" if took is not None else "")
     header = (
         f'<div style="display:flex;align-items:baseline;gap:8px;flex-wrap:wrap">'
         f'<span style="font-size:15px;font-weight:600">{esc(run["name"])}</span>'
@@ -268,6 +172,7 @@ class StatusWidget(widgets.VBox):
     run_id = traitlets.Int(None, allow_none=True, help="the run shown (None: no run yet)")
     follow = traitlets.Bool(False, help="track the notebook session's current run")
     states = traitlets.Dict(help="each stage's state: not run, running, ok, error or stale")
+    html = traitlets.Unicode(help="what the widget shows, as HTML (read-only: refresh() sets it)")
 
     def __init__(self, run_id: int | None = None, *, store: Store | str | os.PathLike | None = None,
                  session: Any = None, follow: bool = False):
@@ -305,10 +210,11 @@ class StatusWidget(widgets.VBox):
         else:
             store = self._store()
             self._data = lifecycle(store, self.run_id)
-            self.states = {s["stage"]: s["state"] for s in self._data["stages"]}
+            self.states = stage_states(self._data)
             html = render(self._data)
-        if html != self._html.value:
+        if html != self.html:
             self._html.value = html
+            self.html = html
         return True
 
     @property
@@ -328,10 +234,8 @@ class StatusWidget(widgets.VBox):
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
         bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is not None and self.run_id is not None:
-            from mlops_nb.notebook.magics import format_status
-
-            bundle["text/plain"] = format_status(self._store().run_details(self.run_id))
+        if bundle is not None and self._data is not None:
+            bundle["text/plain"] = status_text(self._data)
         return bundle
 
 
