@@ -1,4 +1,4 @@
-"""capture.py: what a cell produced, as JSON-safe records. Real pandas and scikit-learn, small data."""
+"""capture: what a cell produced, as JSON-safe records. Real pandas and scikit-learn, small data."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ from mlops_nb.capture import (
     describe_search,
     dump_model,
     fingerprint,
+    fingerprints,
+    frames,
     json_safe,
     scalar_metrics,
     snapshot,
@@ -197,9 +199,9 @@ def test_fingerprint_of_object_column_with_unhashable_values():
 def test_fingerprint_of_large_frame_is_threaded_and_consistent(monkeypatch):
     df = pd.DataFrame(np.random.default_rng(1).random((20_000, 8)))
     threaded = fingerprint(df)
-    monkeypatch.setattr(capture, "_PARALLEL_BYTES", 1)
+    monkeypatch.setattr(fingerprints, "_PARALLEL_BYTES", 1)
     assert fingerprint(df) == threaded
-    monkeypatch.setattr(capture, "_PARALLEL_BYTES", 10**15)
+    monkeypatch.setattr(fingerprints, "_PARALLEL_BYTES", 10**15)
     assert fingerprint(df) == threaded
 
 
@@ -273,7 +275,7 @@ def test_profile_samples_large_frames_deterministically():
 
 def test_profile_off_and_too_large_frames(monkeypatch, wine):
     assert describe_dataframe("wine", wine, profile=False)["profile"] is None
-    monkeypatch.setattr(capture, "MAX_PROFILE_CELLS", 100)
+    monkeypatch.setattr(frames, "MAX_PROFILE_CELLS", 100)
     record = describe("wine", wine, profile=True)
     assert record["profile"] is None
     assert "cells" in record["profile_skipped"]
