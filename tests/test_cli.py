@@ -175,23 +175,23 @@ def test_show_prints_params_metrics_tags(recorded):
 def test_show_lifecycle_records(recorded):
     """Stages, requirement, gates and warnings as the lifecycle writers store them."""
     run_id = recorded[1]
-    opened = store_module.open_store()
+    from mlops_nb.store.writer import Writer
+
+    opened = Writer(store_module.open_store())
     now = time.time()
-    for seq, (stage, attempt, status, duration, error) in enumerate(
-        [("data", 1, "ok", 0.25, None), ("model", 1, "error", 75.0, "Traceback...\nValueError: bad X"),
-         ("model", 2, "ok", 3.5, None)], start=1,
-    ):
-        opened.insert("stages", {
-            "run_id": run_id, "seq": seq, "stage": stage, "attempt": attempt, "source": "x = 1",
-            "source_sha256": "0" * 64, "start_time": now, "duration": duration, "status": status,
-            "error": error,
-        })
-    opened.insert("requirements", {"run_id": run_id, "metric": "f1", "op": ">=", "threshold": 0.85,
-                                   "target": "churned", "notes": None, "time": now})
-    opened.insert("gates", {"run_id": run_id, "metric": "f1", "op": ">=", "threshold": 0.85, "value": 0.93,
-                            "passed": 1, "time": now})
-    opened.insert("warnings", {"run_id": run_id, "kind": "edited", "stage": "model",
-                               "message": "model was edited after it ran"})
+    with opened.transaction():
+        for stage, status, duration, error in [("data", "ok", 0.25, None),
+                                               ("model", "error", 75.0, "Traceback...\nValueError: bad X"),
+                                               ("model", "ok", 3.5, None)]:
+            stage_id = opened.begin_stage(run_id, stage, source="x = 1", source_sha256="0" * 64, cell_id=None,
+                                          execution_count=None, start_time=now)
+            gate = ({"metric": "f1", "op": ">=", "threshold": 0.85, "value": 0.93, "passed": 1}
+                    if (stage, status) == ("model", "ok") else None)
+            opened.finish_stage(run_id, stage_id, duration=duration, status=status, error=error, variables=[],
+                                captures=[], metrics={}, params={}, gate=gate)
+        opened.set_requirement(run_id, metric="f1", op=">=", threshold=0.85, target="churned", notes=None)
+        opened.replace_warnings(run_id, [{"kind": "edited", "stage": "model",
+                                          "message": "model was edited after it ran"}])
 
     out = invoke("show", str(run_id)).stdout
     assert "stages\n  stage  attempt  status  duration" in out

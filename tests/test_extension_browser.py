@@ -95,8 +95,10 @@ def experiments_notebook():
 
 
 def write_load_test_project(store: Path, n: int) -> None:
-    """A project of ``n`` finished runs, written through the store API."""
-    opened = store_module.open_store(store)
+    """A project of ``n`` finished runs, written through the store's writer (as tracking writes)."""
+    from mlops_nb.store.writer import Writer
+
+    opened = Writer(store_module.open_store(store))
     for first in range(0, n, 1000):
         with opened.transaction():
             for i in range(first, min(first + 1000, n)):

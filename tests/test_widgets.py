@@ -353,13 +353,15 @@ def test_to_dataframe_and_the_csv_download_hold_what_the_table_shows(store_path)
 
 def test_the_registry_champion_is_marked(store_path):
     ids = api_runs(store_path, 3)
-    store = open_store(store_path)
+    from mlops_nb.store.writer import Writer
+
+    store = Writer(open_store(store_path))
     with store.transaction():
-        for version, run_id in enumerate(ids[:2], 1):
-            store.insert("model_versions", {"name": "churn", "version": version, "run_id": run_id,
-                                            "created": 0.0})
-        store.insert("aliases", {"name": "churn", "alias": "champion", "version": 2})
-        store.insert("aliases", {"name": "churn", "alias": "previous", "version": 1})
+        for run_id in ids[:2]:
+            store.add_model_version("churn", run_id=run_id, artifact_id=None, capture_id=None, class_path=None,
+                                    description=None)
+        store.set_alias("churn", "champion", 2, by="test", run_id=None, reason=None)
+        store.set_alias("churn", "previous", 1, by="test", run_id=None, reason=None)
     widget = mnb.compare("api", store=store_path)
     assert "registry" in widget.columns
     registry = {r["run_id"]: r["registry"] for r in widget.rows}

@@ -144,7 +144,7 @@ def register(
         return _add(opened, name, run_id, _capture_for(opened, run_id, model_or_run), description, by)
     from mlops_nb import capture
 
-    if not capture._is_estimator(model_or_run):
+    if not capture.is_estimator(model_or_run):
         raise RegistryError(
             f"cannot register a {type(model_or_run).__name__}; give a fitted estimator, the name of a notebook "
             f"variable holding one, or a run")
