@@ -2,19 +2,25 @@
 
 Runs are recorded the way users record them: ``mnb.start`` for the API, ``%mlops`` and ``%%stage``
 cells run in a real IPython shell for the lifecycle. The widgets are then driven as the controls
-drive them (``sort_by``, ``filter``, ``page``, ``select``, button clicks) and read back through
-their traits and derived views (``rows``, ``diff``, ``chart_data``, ``to_dataframe``).
+drive them (``sort_by``, ``click_header``, ``filter``, ``page``, ``select``, ``tick``,
+``download_csv``, the traits) and read back through their traits, including what each panel shows
+(``header``, ``rows_html``, ``pager``, ``diff_html``, ``history_svg``...), and derived views (``rows``,
+``diff``, ``chart_data``, ``to_dataframe``). tests/test_widgets_browser.py checks that the real
+controls drive the same seams in JupyterLab.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 import mlops_nb as mnb
+from mlops_nb import store as store_module
 from mlops_nb.errors import InvalidValue, RunNotFound
 from mlops_nb.notebook.widgets import CompareWidget, StatusWidget
 from mlops_nb.store import open_store
@@ -120,17 +126,19 @@ def test_table_shows_a_page_of_runs_newest_first_with_the_run_columns_then_metri
     assert rows[0]["name"] == "r29" and rows[0]["status"] == "finished"
     assert rows[0]["metrics.f1"] == pytest.approx(0.5 + 0.29 + 0.2)  # the latest value of the metric
     assert rows[0]["stages"] == 0 and rows[0]["gate"] is None
-    # Rendered: one header button per column, one row of cells per run on the page.
-    assert [b.description.split(" ")[0] for b in widget._header.children[1:]][:2] == ["run", "status"]
-    assert sum(1 for child in widget._table.children if "mnb-row" in child._dom_classes) == 25
-    assert "r29" in widget._cells[0].value and "page <b>1</b> of 2" in widget._pager_label.value
+    # Shown: a header per column (the sorted one marked), one row of cells per run on the page.
+    assert widget.header[:3] == ["run", "status", "start ▼"] and len(widget.header) == len(widget.columns)
+    assert len(widget.rows_html) == 25
+    assert ">r29</b>" in widget.rows_html[0] and ">r28</b>" in widget.rows_html[1]
+    assert widget.pager == "page 1 of 2 · runs 1-25 of 30"
 
     widget.page(2)
     assert widget.current_page == 2
     assert [r["run_id"] for r in widget.rows] == ids[::-1][25:]
+    assert len(widget.rows_html) == 5 and ">r04</b>" in widget.rows_html[0]
     widget.page(99)  # clamped
     assert widget.current_page == 2
-    assert "runs 26-30 of 30" in widget._pager_label.value
+    assert widget.pager == "page 2 of 2 · runs 26-30 of 30"
 
 
 def test_sorting_by_any_column_numbers_as_numbers_missing_last_and_a_header_click_toggles(store_path):
@@ -153,14 +161,16 @@ def test_sorting_by_any_column_numbers_as_numbers_missing_last_and_a_header_clic
     widget.sort_by("params.model")
     assert [r["params.model"] for r in widget.rows] == sorted(r["params.model"] for r in widget.rows)
 
-    # The header is buttons: a click sorts by that column, a second click reverses it.
-    button = widget._sort_buttons["metrics.loss"]
-    button.click()
+    # A header click sorts by that column, a second click reverses it.
+    widget.click_header("metrics.loss")
     assert (widget.sort_column, widget.ascending) == ("metrics.loss", True)
-    assert button.description.endswith("▲") and button.style.font_weight == "bold"
-    button.click()
+    assert "loss ▲" in widget.header and "f1" in widget.header  # the arrow moved to the sorted column
+    widget.click_header("loss")
     assert (widget.sort_column, widget.ascending) == ("metrics.loss", False)
     assert [r["metrics.loss"] for r in widget.rows] == sorted(losses, reverse=True)
+    assert "loss ▼" in widget.header and ">r00</b>" in widget.rows_html[0]  # loss 1.0, the largest
+    widget.click_header("start_time")  # times start newest first
+    assert (widget.sort_column, widget.ascending) == ("start_time", False)
 
     # Setting the traits drives the same state.
     widget.sort_column = "name"
@@ -175,10 +185,11 @@ def test_column_chooser_and_selected_columns(store_path):
     widget.choose_columns(["params.C", "name", "f1"])
     assert widget.columns == ["name", "metrics.f1", "params.C"]  # canonical order
     assert list(widget.rows[0]) == ["run_id", "name", "metrics.f1", "params.C"]
-    assert [b.description.split(" ")[0] for b in widget._header.children[1:]] == ["run", "f1", "C"]
-    # The chooser control is the same state.
-    widget._chooser.value = ("name", "status", "metrics.loss")
-    assert widget.columns == ["name", "status", "metrics.loss"]
+    assert widget.header == ["run", "f1", "C"]
+    assert widget.rows_html[0].count("<div title=") + widget.rows_html[0].count("<div style=\"width") == 3
+    # Setting the trait is the same state (the chooser sets it too).
+    widget.columns = ["status", "name", "metrics.loss"]
+    assert widget.columns == ["name", "status", "metrics.loss"] and widget.header == ["run", "status", "loss"]
     assert "tags" not in " ".join(widget.available_columns)
 
 
@@ -191,13 +202,14 @@ def test_filter_uses_the_where_language_and_a_bad_one_keeps_the_last_good_result
     good = [r["run_id"] for r in widget.rows]
     assert widget.total == len(good) == 6  # r12, r15, ..., r27 (loss < 0.1 is i >= 10; rf is i % 3 == 0)
     assert all(r["params.model"] == "rf" and r["metrics.loss"] < 0.1 for r in widget.rows)
-    assert "filtered from 30" in widget._pager_label.value
+    assert widget.pager == "page 1 of 1 · runs 1-6 of 6 (filtered from 30)"
 
     assert not widget.filter("metrics.loss <")  # does not parse
     assert widget.error and "metrics.loss <" in widget.error
     assert widget.where == "metrics.loss < 0.1 and params.model = 'rf'"
     assert [r["run_id"] for r in widget.rows] == good
-    assert "Still showing the last good result" in widget._error_html.value
+    assert "Still showing the last good result: <code>metrics.loss &lt; 0.1 and params.model = &#x27;rf&#x27;" \
+           "</code>" in widget.error_html and "metrics.loss &lt;</pre>" not in widget.error_html
 
     assert not widget.filter("metrics.auc > 0.5")  # a column no run has: the message lists the columns
     assert "unknown column 'metrics.auc'" in widget.error
@@ -205,22 +217,23 @@ def test_filter_uses_the_where_language_and_a_bad_one_keeps_the_last_good_result
         assert column in widget.error
     assert [r["run_id"] for r in widget.rows] == good
 
-    # The filter box is the same control: typing and Enter applies it.
-    widget._filter_box.value = "params.C >= 2.5"
-    assert widget.error == "" and widget.total == 6
+    # Setting the trait is the same state (the filter box sets it too); a good filter clears the error.
+    widget.where = "params.C >= 2.5"
+    assert widget.error == "" and widget.error_html == "" and widget.total == 6
     widget.filter("metrics.f1 > 5")
-    assert widget.total == 0 and widget.rows == []
-    assert "No runs match" in widget._no_rows.value
+    assert widget.total == 0 and widget.rows == [] and widget.rows_html == []
+    assert "No runs match <code>metrics.f1 &gt; 5</code>" in widget.empty_html
     widget.filter("")
-    assert widget.total == 30 and widget.where == ""
+    assert widget.total == 30 and widget.where == "" and widget.empty_html == ""
 
 
 def test_filter_given_at_creation_and_by_the_magic(shell, store_path):
     api_runs(store_path, 5, project="churn")
     widget = mnb.compare("churn", where="params.model = 'lr'", store=store_path)
-    assert widget.total == 2 and widget._filter_box.value == "params.model = 'lr'"
+    assert widget.total == 2 and widget.where == "params.model = 'lr'"
     widget = mnb.compare("churn", where="params.model =", store=store_path)  # shown inline, not raised
     assert widget.error and widget.where == "" and widget.total == 5
+    assert "Still showing the last good result: every run" in widget.error_html
 
     published = []
     original = shell.display_pub.publish
@@ -243,7 +256,9 @@ def test_selecting_two_runs_diffs_params_metrics_stage_sources_and_data(shell, s
     second = record_notebook_run(shell, store_path, "stronger", C=0.01, max_iter=300)
     third = record_notebook_run(shell, store_path, "new-data", C=1.0, seed=7)
     widget = mnb.compare("churn", store=store_path)
-    assert widget.diff is None and "Tick two or more runs" in widget._diff_html.value
+    assert widget.diff is None and "Tick two or more runs" in widget.diff_html
+    widget.tick(first)
+    assert widget.diff is None and "(1 ticked: tick one more)" in widget.diff_html
 
     widget.select([first, second])
     assert widget.selected == [first, second]
@@ -267,27 +282,29 @@ def test_selecting_two_runs_diffs_params_metrics_stage_sources_and_data(shell, s
     assert diff["data"]["match"] is True and set(diff["data"]["frames"]) == {"df"}
 
     # Rendered: differing params highlighted, the best metric starred, the source diff coloured.
-    html = widget._diff_html.value
+    html = widget.diff_html
     assert "Diff of 2 runs" in html and "background:#fff8c5" in html and "clf.C" in html
     assert "★" in html and "LogisticRegression(C=0.01" in html and "data fingerprints match" in html
-    # The ticked rows are highlighted and their boxes ticked.
-    ticked = [widget._row_ids[i] for i, check in enumerate(widget._checks[:widget.total]) if check.value]
-    assert sorted(ticked) == sorted([first, second])
+    # The ticked rows are highlighted.
+    highlighted = [r["run_id"] for r, html in zip(widget.rows, widget.rows_html, strict=True)
+                   if "background:#ddf4ff" in html]
+    assert sorted(highlighted) == sorted([first, second])
 
     # Other data: the fingerprints differ, and so does the data cell.
     widget.select([first, third])
     assert widget.diff["data"]["match"] is False and widget.diff["data"]["differ"] == ["df"]
     assert "+rng = np.random.default_rng(7)" in widget.diff["sources"][0]["diffs"][third]
-    assert "data differs: df" in widget._diff_html.value
+    assert "data differs: df" in widget.diff_html
 
-    # Ticking boxes drives the same selection; three runs diff against the first ticked.
+    # Ticking boxes one by one drives the same selection; three runs diff against the first ticked.
     widget.select([])
-    by_id = {run_id: i for i, run_id in enumerate(widget._row_ids)}
+    assert "Tick two or more runs" in widget.diff_html and "background:#ddf4ff" not in "".join(widget.rows_html)
     for run_id in (second, first, third):
-        widget._checks[by_id[run_id]].value = True
+        widget.tick(run_id)
     assert widget.selected == [second, first, third]
     assert set(widget.diff["sources"][0]["diffs"]) == {first, third}
-    widget._checks[by_id[first]].value = False
+    assert "Diff of 3 runs" in widget.diff_html
+    widget.tick(first, False)
     assert widget.selected == [second, third]
 
     with pytest.raises(InvalidValue, match="run 999 is not in this comparison"):
@@ -299,7 +316,7 @@ def test_charts_draw_metric_history_of_the_selected_runs_and_param_against_metri
     widget = mnb.compare("api", store=store_path)
     assert widget.history_metric == "f1"
     assert widget.chart_data["history"] == {"metric": "f1", "runs": {}}
-    assert "tick runs to draw f1" in widget._history_html.value
+    assert "tick runs to draw f1" in widget.history_svg
 
     widget.select(ids[:2])
     history = widget.chart_data["history"]
@@ -307,7 +324,7 @@ def test_charts_draw_metric_history_of_the_selected_runs_and_param_against_metri
         ids[0]: [(0, 0.5), (1, 0.6), (2, 0.7)],
         ids[1]: [(0, 0.51), (1, 0.61), (2, 0.71)],
     }
-    svg = widget._history_html.value
+    svg = widget.history_svg
     assert svg.startswith("<svg") and svg.count("<polyline") == 2 and "r00" in svg and "r01" in svg
 
     widget.scatter_param, widget.scatter_metric = "C", "loss"
@@ -315,14 +332,15 @@ def test_charts_draw_metric_history_of_the_selected_runs_and_param_against_metri
     assert (scatter["param"], scatter["metric"]) == ("C", "loss")
     assert sorted(scatter["points"]) == sorted(
         (run_id, round(0.1 * (i + 1), 2), round(1.0 / (i + 1), 4)) for i, run_id in enumerate(ids))
-    assert widget._scatter_html.value.count("<circle") == 9
+    assert widget.scatter_svg.count("<circle") == 9 and "loss against C" in widget.scatter_svg
     widget.filter("params.model = 'rf'")  # the scatter follows the filter
     assert len(widget.chart_data["scatter"]["points"]) == 3
     widget.scatter_param = "model"  # a text param: categories on the x axis
     assert {p[1] for p in widget.chart_data["scatter"]["points"]} == {"rf"}
-    assert ">rf</text>" in widget._scatter_html.value
-    widget._history_pick.value = "loss"  # the dropdown is the same state
-    assert widget.history_metric == "loss" and widget.chart_data["history"]["runs"][ids[0]] == [(0, 1.0)]
+    assert ">rf</text>" in widget.scatter_svg and widget.scatter_svg.count("<circle") == 3
+    widget.history_metric = "loss"  # the trait is the same state (the dropdown sets it too)
+    assert widget.chart_data["history"]["runs"][ids[0]] == [(0, 1.0)]
+    assert "loss over steps" in widget.history_svg
 
 
 def test_to_dataframe_and_the_csv_download_hold_what_the_table_shows(store_path):
@@ -338,17 +356,18 @@ def test_to_dataframe_and_the_csv_download_hold_what_the_table_shows(store_path)
     assert frame["metrics.loss"].is_monotonic_increasing
     assert frame["run_id"].tolist()[:25] == [r["run_id"] for r in widget.rows]
 
-    assert widget._download.value == ""  # prepared on demand
-    widget._csv_button.click()
-    link = widget._download.value
+    assert widget.download_html == ""  # prepared on demand
+    widget.download_csv()
+    link = widget.download_html
     match = re.search(r'download="api-runs.csv" href="data:text/csv;charset=utf-8;base64,([^"]+)"', link)
     assert match, link
     text = base64.b64decode(match[1]).decode()
     assert text == widget.to_csv()
     assert text.splitlines()[0] == "run_id,name,stages,reached,metrics.loss,params.model"
     assert len(text.splitlines()) == 21
+    assert "20 rows" in link
     widget.sort_by("name")
-    assert widget._download.value == ""  # a stale link is not left behind
+    assert widget.download_html == ""  # a stale link is not left behind
 
 
 def test_the_registry_champion_is_marked(store_path):
@@ -366,9 +385,9 @@ def test_the_registry_champion_is_marked(store_path):
     assert "registry" in widget.columns
     registry = {r["run_id"]: r["registry"] for r in widget.rows}
     assert registry == {ids[0]: "churn@previous v1", ids[1]: "churn@champion v2", ids[2]: None}
-    champion_row = widget._cells[[r["run_id"] for r in widget.rows].index(ids[1])].value
-    assert "★" in champion_row
-    assert "★" not in widget._cells[[r["run_id"] for r in widget.rows].index(ids[0])].value
+    shown = dict(zip([r["run_id"] for r in widget.rows], widget.rows_html, strict=True))
+    assert "★" in shown[ids[1]]
+    assert "★" not in shown[ids[0]] and "★" not in shown[ids[2]]
 
 
 def test_lifecycle_columns_show_stages_reached_and_the_gate(shell, store_path):
@@ -392,24 +411,31 @@ def test_lifecycle_columns_show_stages_reached_and_the_gate(shell, store_path):
 
 
 def test_an_empty_store_or_project_says_how_to_record_a_run(store_path):
-    widget = mnb.compare(store=store_path)
-    (title, empty, reload) = widget.children
-    assert "No runs in this store yet" in empty.value
-    assert "%load_ext mlops_nb" in empty.value and "%%stage data" in empty.value
-    assert widget.rows == [] and widget.total == 0 and widget.diff is None
+    widget = mnb.compare(store=store_path)  # no store file yet: the widget reads, it creates none
+    assert not store_path.exists()
+    assert "No runs in this store yet" in widget.empty_html
+    assert "%load_ext mlops_nb" in widget.empty_html and "%%stage data" in widget.empty_html
+    assert widget.rows == [] and widget.total == 0 and widget.diff is None and widget.rows_html == []
     assert widget.to_dataframe().empty
+    assert widget.filter("metrics.f1 > 0.5") and widget.total == 0  # nothing to filter, nothing refused
+    widget.filter("")
 
     api_runs(store_path, 2, project="other")
-    reload.click()  # runs recorded since: the table appears
-    assert widget.total == 2 and widget._table in widget.children and "metrics.f1" in widget.columns
+    widget.refresh()  # runs recorded since (what Reload does): the table appears
+    assert widget.total == 2 and widget.empty_html == "" and "metrics.f1" in widget.columns
+    assert len(widget.rows_html) == 2 and widget.header[0] == "run"
     widget = mnb.compare("nothing-here", store=store_path)
-    assert "No runs in project <b>nothing-here</b> yet" in widget.children[1].value
+    assert "No runs in project <b>nothing-here</b> yet" in widget.empty_html
     widget.project = "other"  # another project: read again, from a clean slate
     assert widget.total == 2 and [r["name"] for r in widget.rows] == ["r01", "r00"]
+    assert widget.empty_html == "" and ">r01</b>" in widget.rows_html[0]
 
     status = mnb.status(store=open_store(store_path.parent / "empty.db"))
-    assert status.run_id is None and "There is no run in the store yet" in status._html.value
-    assert "%load_ext mlops_nb" in status._html.value
+    assert status.run_id is None and "There is no run in the store yet" in status.html
+    assert "%load_ext mlops_nb" in status.html
+    status = mnb.status(store=store_path.parent / "missing.db")
+    assert status.run_id is None and "There is no run in the store yet" in status.html
+    assert not (store_path.parent / "missing.db").exists()
 
 
 def test_runs_without_metrics_or_params_display(store_path):
@@ -421,11 +447,38 @@ def test_runs_without_metrics_or_params_display(store_path):
     assert widget.rows[0]["duration"] is None  # still running
     widget.select([bare[0].id, bare[1].id])
     assert widget.diff["params"] == [] and widget.diff["metrics"] == [] and widget.diff["data"]["match"] is None
-    assert "No param differs" in widget._diff_html.value and "No metrics logged" in widget._diff_html.value
+    assert "No param differs" in widget.diff_html and "No metrics logged" in widget.diff_html
     assert widget.chart_data["scatter"]["points"] == []
-    assert "no metrics logged" in widget._history_html.value
+    assert "no metrics logged" in widget.history_svg
     assert widget.filter("status = 'finished'") and widget.total == 1
     assert widget.to_csv().splitlines()[0] == "run_id,name,status,start_time,duration,stages,reached,gate,gate_value"
+
+
+def test_the_widgets_only_read_and_show_a_run_whose_process_is_gone_as_interrupted(store_path):
+    with mnb.start("churn", name="killed", store=store_path) as run:
+        run.log_metric("f1", 0.8)
+    mnb.start("churn", name="alive", store=store_path).end()
+    store_module.close_all()
+    with sqlite3.connect(store_path, isolation_level=None) as conn:  # as a kernel killed mid-run leaves it
+        conn.execute("UPDATE runs SET status = 'running', end_time = NULL, host = ?, pid = ?, pid_start = NULL"
+                     " WHERE id = ?", (store_module.HOST, 2**31 - 1, run.id))
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    before = hashlib.sha256(store_path.read_bytes()).hexdigest()
+
+    widget = mnb.compare("churn", store=store_path)
+    assert {r["name"]: r["status"] for r in widget.rows} == {"killed": "interrupted", "alive": "finished"}
+    assert "interrupted" in widget.rows_html[1] and ">killed</b>" in widget.rows_html[1]
+    widget.sort_by("f1")
+    widget.filter("metrics.f1 > 0.5")
+    widget.select([run.id, run.id + 1])
+    assert widget.diff["names"] == {run.id: "killed", run.id + 1: "alive"}
+    widget.refresh()
+    status = mnb.status(run.id, store=store_path)
+    assert status.states == dict.fromkeys(mnb.STAGES, "not run") and "interrupted" in status.html
+    assert mnb.status(store=store_path).run_id == run.id + 1
+    store_module.close_all()
+    assert hashlib.sha256(store_path.read_bytes()).hexdigest() == before
 
 
 def test_mixed_projects_show_the_project_column_and_refresh_reads_new_runs(store_path):

@@ -2,16 +2,21 @@
 charts; the table as a DataFrame or a CSV download.
 
 The data (load, sort, filter, pages, selection, diff, chart data) is the table model
-:class:`~mlops_nb.notebook.widgets.runs_table.RunsTable`; this module renders it, only the current
-page, and wires the controls to it. The widget's state is its traits (mirroring the model's); the
-controls and the seams (:meth:`~CompareWidget.sort_by`, :meth:`~CompareWidget.filter`,
-:meth:`~CompareWidget.page`, :meth:`~CompareWidget.select`) drive the same state.
+:class:`~mlops_nb.notebook.widgets.runs_table.RunsTable`; what each panel shows is written by
+:mod:`~mlops_nb.notebook.widgets.compare_render`. This module wires the controls to the model and
+puts the rendered text in the panels, only for the current page. The widget's state is its traits:
+the model's state (mirrored) and what each panel shows (``header``, ``rows_html``, ``pager``,
+``diff_html``...). The controls and the seams (:meth:`~CompareWidget.sort_by`,
+:meth:`~CompareWidget.click_header`, :meth:`~CompareWidget.filter`, :meth:`~CompareWidget.page`,
+:meth:`~CompareWidget.select`, :meth:`~CompareWidget.tick`, :meth:`~CompareWidget.download_csv`)
+drive the same state.
+
+The widget only reads: a store it opens itself is opened read-only (a store file that does not exist
+yet is not created; the widget says how to record a run, and Reload looks again).
 """
 
 from __future__ import annotations
 
-import base64
-import math
 import os
 import re
 from collections.abc import Iterable
@@ -21,41 +26,29 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 import traitlets
 
-from mlops_nb.format import MINUTES_FORMAT, duration, is_missing, local_time, number, short_time
 from mlops_nb.notebook.session import current_session
-from mlops_nb.notebook.widgets._render import (
-    BORDER,
-    FONT,
-    MONO,
-    MUTED,
-    STATE_COLOURS,
-    badge,
-    esc,
-    line_chart,
-    placeholder,
-    scatter_chart,
-    section,
-    table,
-    unified_diff_html,
-)
-from mlops_nb.notebook.widgets.runs_table import LABELS, PAGE_SIZE, RunsTable, namespace
-from mlops_nb.notebook.widgets.status import HOW_TO_START
-from mlops_nb.stages import STAGES
-from mlops_nb.store import Store, open_store
+from mlops_nb.notebook.widgets import compare_render as render
+from mlops_nb.notebook.widgets._render import BORDER
+from mlops_nb.notebook.widgets.runs_table import PAGE_SIZE, RunsTable, namespace
+from mlops_nb.store import Store, open_store, resolve_path
 
 if TYPE_CHECKING:
     import pandas
 
-WIDTHS = {"name": 150, "project": 100, "kind": 84, "status": 90, "start_time": 104, "duration": 72, "stages": 140,
-          "gate": 92, "registry": 150}
-NAMESPACE_WIDTHS = {"metrics": 86, "params": 92, "tags": 104}
-#: Header colours: run columns, metrics, params, tags.
-HEADER_COLOURS = {None: "#eaeef2", "metrics": "#ddf4ff", "params": "#fff8c5", "tags": "#fbefff"}
-MAX_SCATTER_POINTS = 2000
-CHECK_WIDTH = 30
 #: The table model's state the widget mirrors as traits.
 MIRRORED = ("project", "where", "error", "sort_column", "ascending", "current_page", "page_size", "columns", "selected",
             "history_metric", "scatter_param", "scatter_metric")
+#: Columns a first header click sorts descending (newest, longest first); the others ascending.
+DESCENDING_FIRST = ("start_time", "duration")
+
+
+def _read_only(store: Store | str | os.PathLike | None) -> Store | None:
+    """``store`` opened for reading (a :class:`Store` is used as given); None while no store file
+    exists there yet."""
+    if isinstance(store, Store):
+        return store
+    path = resolve_path(store)
+    return open_store(path, readonly=True) if path.exists() else None
 
 
 class CompareWidget(widgets.VBox):
@@ -75,11 +68,28 @@ class CompareWidget(widgets.VBox):
     scatter_param = traitlets.Unicode(None, allow_none=True, help="x of the param-against-metric chart")
     scatter_metric = traitlets.Unicode(None, allow_none=True, help="y of the param-against-metric chart")
 
+    # What the panels show (read-only: the widget sets them when it redraws). Observe them to follow
+    # the widget, or put one in a report (IPython.display.HTML(widget.diff_html)).
+    header = traitlets.List(traitlets.Unicode(), read_only=True,
+                            help="each shown column's header; the sorted one ends with ▲ (ascending) or ▼")
+    rows_html = traitlets.List(traitlets.Unicode(), read_only=True, help="the rows of the page shown, as HTML")
+    pager = traitlets.Unicode("", read_only=True, help="the pager: 'page 1 of 2 · runs 1-25 of 30'")
+    error_html = traitlets.Unicode("", read_only=True, help="under the filter box: why it was refused")
+    empty_html = traitlets.Unicode("", read_only=True,
+                                   help="why the table shows no row (no run recorded, or none matches the filter)")
+    diff_html = traitlets.Unicode("", read_only=True, help="the diff of the ticked runs (or how to get one)")
+    history_svg = traitlets.Unicode("", read_only=True, help="the chart of the history metric over steps")
+    scatter_svg = traitlets.Unicode("", read_only=True, help="the chart of the scatter param against its metric")
+    download_html = traitlets.Unicode("", read_only=True, help="the CSV download link ('' until Export CSV)")
+
     def __init__(self, project: str | None = None, *, where: str | None = None,
                  store: Store | str | os.PathLike | None = None, page_size: int = PAGE_SIZE):
         self._busy = False
         self._row_ids: list[int] = []
-        self.table = RunsTable(open_store(store), project, page_size=page_size)
+        self._store_arg = store
+        opened = _read_only(store)
+        self._store_path = opened.path if opened is not None else resolve_path(store)
+        self.table = RunsTable(opened, project, page_size=page_size)
         super().__init__()
         self.add_class("mnb-compare")
         self._sync()
@@ -159,6 +169,14 @@ class CompareWidget(widgets.VBox):
         self._sync()
         self._render_table()
 
+    def click_header(self, column: str) -> None:
+        """Sort as a click on ``column``'s header does: the other way round when the table is already
+        sorted by it; else ascending (descending for ``start_time`` and ``duration``: newest, longest
+        first)."""
+        column = self.table.resolve(column)
+        ascending = not self.ascending if column == self.sort_column else column not in DESCENDING_FIRST
+        self.sort_by(column, ascending)
+
     def filter(self, expression: str | None) -> bool:
         """Keep the runs that ``expression`` (the ``where`` language of ``mnb.runs``) selects; empty
         or None shows every run. A bad expression sets :attr:`error` (shown under the filter box) and
@@ -185,14 +203,30 @@ class CompareWidget(widgets.VBox):
         self._sync()
         self._on_selection()
 
+    def tick(self, run_id: int, ticked: bool = True) -> None:
+        """Tick (or untick) one run's box, as a click on it does: the selection keeps the order runs
+        were ticked in, and the diff compares against the first one."""
+        chosen = [r for r in self.selected if r != int(run_id)]
+        if ticked:
+            chosen.append(int(run_id))
+        self.select(chosen)
+
     def choose_columns(self, columns: Iterable[str]) -> None:
         """Show ``columns`` (ids or unambiguous keys), in the table's canonical order."""
         self.table.choose_columns(columns)
         self._sync()
         self._render_columns()
 
+    def download_csv(self) -> None:
+        """What Export CSV does: put a link that saves :meth:`to_csv` (every filtered run, in the
+        table's order) in :attr:`download_html`. The link goes when the table changes."""
+        text = self.to_csv()
+        self.set_trait("download_html", render.download_html(f"{self.project or 'runs'}-runs.csv", text, self.total))
+
     def refresh(self) -> None:
         """Query the store again (new runs, new metrics), keeping the filter, sort and selection."""
+        if self.table.store is None:  # no store file when the widget was made: look again
+            self.table.store = _read_only(self._store_arg)
         if self.table.refresh():
             self._start_over()
             return
@@ -267,8 +301,15 @@ class CompareWidget(widgets.VBox):
         else:
             self._render_scatter()
 
+    # -- the controls ----------------------------------------------------------------------------
 
-    # -- widgets ---------------------------------------------------------------------------------
+    def _panel(self, trait: str, css_class: str | None = None, **layout: str) -> widgets.HTML:
+        """An HTML widget that shows the trait ``trait``."""
+        panel = widgets.HTML(layout=widgets.Layout(**layout))
+        if css_class:
+            panel.add_class(css_class)
+        traitlets.dlink((self, trait), (panel, "value"))
+        return panel
 
     def _build(self) -> None:
         W, L = widgets, widgets.Layout
@@ -282,28 +323,22 @@ class CompareWidget(widgets.VBox):
         apply.on_click(lambda _: self.filter(self._filter_box.value))
         clear = W.Button(description="Clear", layout=L(width="70px"))
         clear.on_click(lambda _: self.filter(""))
-        reload = W.Button(description="Reload", icon="refresh", tooltip="read the store again",
-                          layout=L(width="90px"))
-        reload.on_click(lambda _: self.refresh())
-        self._reload = reload
-        self._error_html = W.HTML()
-        self._error_html.add_class("mnb-filter-error")
+        self._reload = W.Button(description="Reload", icon="refresh", tooltip="read the store again",
+                                layout=L(width="90px"))
+        self._reload.on_click(lambda _: self.refresh())
+        error = self._panel("error_html", "mnb-filter-error")
 
         self._chooser = W.SelectMultiple(rows=10, layout=L(width="360px"))
         self._chooser.observe(self._on_chooser, "value")
-        self._chooser_box = W.VBox([
-            W.HTML(f'<span style="{FONT}font-size:12px;color:{MUTED}">Ctrl/Shift-click to pick several; '
-                   "metrics, params and tags follow the run columns.</span>"),
-            self._chooser], layout=L(display="none", margin="4px 0"))
+        self._chooser_box = W.VBox([W.HTML(render.CHOOSER_HINT), self._chooser],
+                                   layout=L(display="none", margin="4px 0"))
         toggle = W.ToggleButton(description="Columns", icon="columns", layout=L(width="104px"))
         toggle.observe(lambda c: setattr(self._chooser_box.layout, "display", "flex" if c["new"] else "none"),
                        "value")
         csv_button = W.Button(description="Export CSV", icon="download", layout=L(width="116px"),
                               tooltip="prepare a CSV of every filtered run, in the table's order")
-        csv_button.on_click(lambda _: self._render_download())
-        self._csv_button = csv_button
-        self._download = W.HTML(layout=L(margin="0 0 0 6px"))
-        self._download.add_class("mnb-download")
+        csv_button.on_click(lambda _: self.download_csv())
+        download = self._panel("download_html", "mnb-download", margin="0 0 0 6px")
 
         def pager_button(icon: str, tip: str, target) -> widgets.Button:
             button = W.Button(icon=icon, tooltip=tip, layout=L(width="36px"))
@@ -323,15 +358,13 @@ class CompareWidget(widgets.VBox):
         self._sort_buttons: dict[str, widgets.Button] = {}
         self._header = W.HBox(layout=L(flex="0 0 auto", width="max-content"))
         self._header.add_class("mnb-header")
-        self._no_rows = W.HTML()
+        self._no_rows = self._panel("empty_html")
         self._table = W.VBox(layout=L(overflow="auto hidden", width="100%", border=f"1px solid {BORDER}",
                                       padding="0 0 2px 0"))
         self._table.add_class("mnb-table")
         self._row_boxes: list[widgets.HBox] = []
         self._make_rows()
 
-        self._diff_html = W.HTML()
-        self._diff_html.add_class("mnb-diff")
         pick = dict(layout=L(width="250px"), style={"description_width": "52px"})
         self._history_pick = W.Dropdown(description="metric", **pick)
         self._history_pick.observe(lambda c: self._pick("history_metric", c), "value")
@@ -339,26 +372,21 @@ class CompareWidget(widgets.VBox):
         self._param_pick.observe(lambda c: self._pick("scatter_param", c), "value")
         self._metric_pick = W.Dropdown(description="metric", **pick)
         self._metric_pick.observe(lambda c: self._pick("scatter_metric", c), "value")
-        self._history_html = W.HTML()
-        self._history_html.add_class("mnb-history-chart")
-        self._scatter_html = W.HTML()
-        self._scatter_html.add_class("mnb-scatter-chart")
         charts = W.HBox([
-            W.VBox([self._history_pick, self._history_html], layout=L(margin="0 16px 0 0")),
-            W.VBox([W.HBox([self._param_pick, self._metric_pick]), self._scatter_html]),
+            W.VBox([self._history_pick, self._panel("history_svg", "mnb-history-chart")],
+                   layout=L(margin="0 16px 0 0")),
+            W.VBox([W.HBox([self._param_pick, self._metric_pick]), self._panel("scatter_svg", "mnb-scatter-chart")]),
         ], layout=L(flex_flow="row wrap"))
-        self._empty = W.HTML()
+        self._empty = self._panel("empty_html")
         self._controls = [
-            W.HBox([self._filter_box, apply, clear, reload], layout=L(align_items="center")),
-            self._error_html,
-            W.HBox([toggle, csv_button, self._download, pager], layout=L(align_items="center", width="100%")),
+            W.HBox([self._filter_box, apply, clear, self._reload], layout=L(align_items="center")),
+            error,
+            W.HBox([toggle, csv_button, download, pager], layout=L(align_items="center", width="100%")),
             self._chooser_box,
             self._table,
-            W.HTML(f'<div style="{FONT}font-size:11px;color:{MUTED};margin:2px 0 0 2px">Click a header to sort '
-                   "(again to reverse). Tick two or more runs to compare them. ★ marks the registry's champion."
-                   "</div>"),
-            self._diff_html,
-            W.HTML(f'<div style="{FONT}margin:14px 0 4px 0;font-size:13px;font-weight:600">Charts</div>'),
+            W.HTML(render.HINT),
+            self._panel("diff_html", "mnb-diff"),
+            W.HTML(render.CHARTS_HEADING),
             charts,
         ]
         self._build_chooser_options()
@@ -370,7 +398,7 @@ class CompareWidget(widgets.VBox):
             box.close_all()
         self._row_boxes, self._checks, self._cells = [], [], []
         # Shared layouts and styles: a page of rows is three widgets per row, not eight.
-        check_layout = L(width=f"{CHECK_WIDTH}px", margin="0", flex="0 0 auto")
+        check_layout = L(width=f"{render.CHECK_WIDTH}px", margin="0", flex="0 0 auto")
         cell_layout = L(margin="0", flex="0 0 auto")
         row_layout = L(align_items="center", flex="0 0 auto", width="max-content")
         check_style, cell_style = W.Checkbox().style, W.HTML().style
@@ -387,30 +415,17 @@ class CompareWidget(widgets.VBox):
         self._shown_rows = -1
 
     def _build_chooser_options(self) -> None:
+        known = self.table.known
         with self._quiet():
-            self._chooser.options = [(self._label(c, full=True), c) for c in self.available_columns]
+            self._chooser.options = [(render.column_label(c, known, full=True), c) for c in self.available_columns]
             self._chooser.value = tuple(c for c in self.columns if c in self.available_columns)
-            metrics = self.table.known["metrics"]
-            params = self.table.known["params"]
+            metrics, params = known["metrics"], known["params"]
             self._history_pick.options = metrics
             self._metric_pick.options = metrics
             self._param_pick.options = params
             self._history_pick.value = self.history_metric if self.history_metric in metrics else None
             self._metric_pick.value = self.scatter_metric if self.scatter_metric in metrics else None
             self._param_pick.value = self.scatter_param if self.scatter_param in params else None
-
-    def _label(self, column: str, *, full: bool = False) -> str:
-        space = namespace(column)
-        if space is None:
-            return LABELS.get(column, column.replace("_", " "))
-        key = column.split(".", 1)[1]
-        if full:
-            return f"{space[:-1]}: {key}"
-        clash = sum(1 for ns in ("params", "metrics", "tags") if key in self.table.known[ns]) > 1
-        return column if clash else key
-
-    def _width(self, column: str) -> int:
-        return WIDTHS.get(column) or NAMESPACE_WIDTHS.get(namespace(column) or "", 96)
 
     # -- events from the controls ----------------------------------------------------------------
 
@@ -422,18 +437,9 @@ class CompareWidget(widgets.VBox):
         if not self._busy:
             self.choose_columns(change["new"])
 
-    def _on_header(self, column: str) -> None:
-        ascending = not self.ascending if column == self.sort_column else column not in ("start_time", "duration")
-        self.sort_by(column, ascending)
-
     def _on_check(self, i: int, change: Any) -> None:
-        if self._busy or i >= len(self._row_ids):
-            return
-        run_id = self._row_ids[i]
-        chosen = [r for r in self.selected if r != run_id]
-        if change["new"]:
-            chosen.append(run_id)
-        self.select(chosen)
+        if not self._busy and i < len(self._row_ids):
+            self.tick(self._row_ids[i], change["new"])
 
     def _pick(self, trait: str, change: Any) -> None:
         if not self._busy and change["new"] != getattr(self, trait):
@@ -445,62 +451,41 @@ class CompareWidget(widgets.VBox):
         self._render_history()
         self._render_scatter()
 
-    # -- rendering -------------------------------------------------------------------------------
+    # -- drawing: the rendered text into the traits and the controls -----------------------------
 
     def _render_all(self) -> None:
+        self._title.value = render.title_html(self.project, len(self.table.frame), self._store_path)
         if self.table.frame.empty:
-            where = f"in project <b>{esc(self.project)}</b>" if self.project else "in this store"
-            self._empty.value = (
-                f'<div style="{FONT}border:1px dashed {BORDER};border-radius:8px;padding:18px 20px;max-width:760px">'
-                f'<div style="font-size:14px;font-weight:600">No runs {where} yet</div>'
-                f'<div style="font-size:12.5px;margin-top:6px">{HOW_TO_START} Then run '
-                f"<code>%mlops compare</code> again.</div>"
-                f'<div style="font-size:11px;color:{MUTED};margin-top:6px">'
-                f"store {esc(self.table.store.path)}</div></div>")
-            self._render_title()
+            self.set_trait("header", [])
+            self.set_trait("rows_html", [])
+            self.set_trait("pager", "")
+            self.set_trait("empty_html", render.no_store_runs_html(self.project, self._store_path))
             self.children = [self._title, self._empty, self._reload]
             return
         self.children = [self._title, *self._controls]
-        self._render_title()
         self._render_error()
         self._render_columns()
         self._render_diff()
         self._render_history()
         self._render_scatter()
 
-    def _render_title(self) -> None:
-        what = f"Runs of <b>{esc(self.project)}</b>" if self.project else "Runs"
-        n = len(self.table.frame)
-        self._title.value = (
-            f'<div style="{FONT}font-size:15px;font-weight:600">{what} '
-            f'<span style="font-size:12px;font-weight:400;color:{MUTED}">{n:,} run{"s" if n != 1 else ""} · '
-            f"store {esc(self.table.store.path)}</span></div>")
-
     def _render_error(self) -> None:
-        if not self.error:
-            self._error_html.value = ""
-            return
-        kept = f"<code>{esc(self.where)}</code>" if self.where else "every run"
-        self._error_html.value = (
-            f'<div style="{FONT}border-left:3px solid {STATE_COLOURS["error"][0]};background:#ffebe9;'
-            f'padding:6px 10px;margin:4px 0;font-size:12px;max-width:1000px">'
-            f'<pre style="{MONO}margin:0;white-space:pre-wrap;color:#82071e;font-size:11.5px">{esc(self.error)}</pre>'
-            f'<div style="color:{MUTED};margin-top:4px">Still showing the last good result: {kept}.</div></div>')
+        self.set_trait("error_html", render.error_html(self.error, self.where))
 
     def _render_columns(self) -> None:
         """Header buttons for the shown columns, then the rows."""
-        buttons = [widgets.HTML(layout=widgets.Layout(width=f"{CHECK_WIDTH}px", margin="0", flex="0 0 auto"))]
+        buttons = [widgets.HTML(layout=widgets.Layout(width=f"{render.CHECK_WIDTH}px", margin="0", flex="0 0 auto"))]
         self._sort_buttons = {}
         for column in self.columns:
             button = widgets.Button(
                 tooltip=f"sort by {column}",
-                layout=widgets.Layout(width=f"{self._width(column)}px", height="30px", margin="0",
+                layout=widgets.Layout(width=f"{render.column_width(column)}px", height="30px", margin="0",
                                       padding="0 4px", flex="0 0 auto", border="0"))
-            button.style.button_color = HEADER_COLOURS[namespace(column)]
+            button.style.button_color = render.HEADER_COLOURS[namespace(column)]
             button.style.text_color = "#24292f"  # the header colours are light on either theme
             button.add_class("mnb-sort")
             button.add_class("mnb-sort-" + re.sub(r"[^A-Za-z0-9_-]", "-", column))
-            button.on_click(lambda _, c=column: self._on_header(c))
+            button.on_click(lambda _, c=column: self.click_header(c))
             self._sort_buttons[column] = button
             buttons.append(button)
         old = self._header.children
@@ -512,214 +497,46 @@ class CompareWidget(widgets.VBox):
         self._render_table()
 
     def _render_table(self) -> None:
-        for column, button in self._sort_buttons.items():
-            arrow = (" ▲" if self.ascending else " ▼") if column == self.sort_column else ""
-            button.description = self._label(column) + arrow
+        if self.table.frame.empty:  # no table: the panel saying how to record a run stays
+            return
+        labels = render.header_labels(self.columns, self.table.known, self.sort_column, self.ascending)
+        self.set_trait("header", labels)
+        for (column, button), label in zip(self._sort_buttons.items(), labels, strict=True):
+            button.description = label
             button.style.font_weight = "bold" if column == self.sort_column else ""
         self._render_rows()
-        self._render_pager()
-        self._download.value = ""
+        pager = render.pager_text(self.current_page, self.pages, self.page_size, self.total, len(self.table.frame))
+        self.set_trait("pager", pager)
+        self._pager_label.value = render.pager_html(pager)
+        self.set_trait("download_html", "")  # a link to a CSV of another table is not left behind
 
     def _render_rows(self) -> None:
-        positions = self.table.page_positions()
-        records = self.table.frame.iloc[positions].to_dict("records")
+        records = self.table.frame.iloc[self.table.page_positions()].to_dict("records")
         selected = set(self.selected)
         self._row_ids = [int(record["run_id"]) for record in records]
+        shown = [render.row_html(record, self.columns, selected=run_id in selected, index=i)
+                 for i, (record, run_id) in enumerate(zip(records, self._row_ids, strict=True))]
+        self.set_trait("rows_html", shown)
         with self._quiet():
-            for i, record in enumerate(records):
-                run_id = self._row_ids[i]
-                self._checks[i].value = run_id in selected
-                html = self._row_html(record, run_id in selected, i)
+            for i, html in enumerate(shown):
+                self._checks[i].value = self._row_ids[i] in selected
                 if self._cells[i].value != html:
                     self._cells[i].value = html
         if self._shown_rows != len(records):
             self._shown_rows = len(records)
             self._table.children = [self._header, *self._row_boxes[:len(records)], self._no_rows]
-        if records:
-            self._no_rows.value = ""
-        else:
-            self._no_rows.value = (f'<div style="{FONT}padding:14px 12px;font-size:12.5px;color:{MUTED}">'
-                                   f"No runs match <code>{esc(self.where)}</code>. Change the filter or press "
-                                   "Clear.</div>")
-
-    def _row_html(self, record: dict, selected: bool, i: int) -> str:
-        background = "#ddf4ff" if selected else ("#ffffff" if i % 2 == 0 else "#f6f8fa")
-        cells = []
-        for column in self.columns:
-            align = "right" if column in ("duration",) or namespace(column) == "metrics" else "left"
-            content, title = self._cell(column, record)
-            if isinstance(record.get(column), (int, float)) and not isinstance(record.get(column), bool):
-                align = "right" if column not in ("name", "stages", "gate") else align
-            tip = f' title="{esc(title)}"' if title else ""
-            cells.append(f'<div{tip} style="width:{self._width(column)}px;flex:none;box-sizing:border-box;'
-                         f'padding:0 8px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;'
-                         f'text-align:{align}">{content}</div>')
-        return (f'<div class="mnb-cells" data-run="{record["run_id"]}" style="{FONT}display:flex;'
-                f'align-items:center;height:30px;font-size:12px;color:#24292f;background:{background};'
-                f'border-top:1px solid #eaeef2">{"".join(cells)}</div>')
-
-    def _cell(self, column: str, record: dict) -> tuple[str, str]:
-        value = record.get(column)
-        if column == "name":
-            registry = record.get("registry")
-            star = ""
-            if isinstance(registry, str) and "@champion" in registry:
-                star = f'<span title="{esc(registry)}" style="color:#bf8700;margin-right:3px">★</span>'
-            return f"{star}<b>{esc(value)}</b>", f"run {record['run_id']}: {value}"
-        if column == "status":
-            return badge(str(value)), ""
-        if column == "start_time":
-            return esc(short_time(value)), local_time(value, MINUTES_FORMAT)
-        if column == "duration":
-            return esc(duration(value)), ""
-        if column == "stages":
-            reached = record.get("reached")
-            if is_missing(reached):
-                return f'<span style="color:{MUTED}">-</span>', "no stage recorded"
-            n = int(value or 0)
-            bar = "".join(
-                f'<span style="display:inline-block;width:4px;height:10px;margin-right:1px;border-radius:1px;'
-                f'background:{"#1a7f37" if k < n else "#d0d7de"}"></span>' for k in range(len(STAGES)))
-            return (f'{bar}<span style="margin-left:6px">{esc(reached)}</span>',
-                    f"{n} of {len(STAGES)} stages ran ok; furthest: {reached}")
-        if column == "gate":
-            if value is None or is_missing(value):
-                return "", ""
-            requirement = f"{record.get('req_metric')} {record.get('req_op')} {number(record.get('req_threshold'))}"
-            if value == "pending":
-                return badge("pending", "pending"), f"{requirement}: not evaluated yet"
-            mark = "✓" if value == "passed" else "✗"
-            return badge(f"{mark} {number(record.get('gate_value'), 3)}", value), f"{requirement}: {value}"
-        text = number(value)
-        return esc(text), text if len(text) > 12 else ""
-
-    def _render_pager(self) -> None:
-        total, n = self.total, len(self.table.frame)
-        first = (self.current_page - 1) * self.page_size + 1 if total else 0
-        last = min(total, self.current_page * self.page_size)
-        filtered = f" (filtered from {n:,})" if total != n else ""
-        self._pager_label.value = (
-            f'<span style="{FONT}font-size:12px">page <b>{self.current_page}</b> of {self.pages} · '
-            f"runs {first:,}-{last:,} of {total:,}{filtered}</span>")
-
-    def _render_download(self) -> None:
-        text = self.to_csv()
-        data = base64.b64encode(text.encode("utf-8")).decode("ascii")
-        name = f"{self.project or 'runs'}-runs.csv"
-        self._download.value = (
-            f'<a download="{esc(name)}" href="data:text/csv;charset=utf-8;base64,{data}" '
-            f'style="{FONT}font-size:12px;color:#0969da;font-weight:600">⬇ {esc(name)}</a>'
-            f'<span style="{FONT}font-size:11px;color:{MUTED}"> {self.total:,} rows, {len(text) / 1024:,.0f} KB</span>')
+        self.set_trait("empty_html", "" if records else render.no_match_html(self.where))
 
     def _render_diff(self) -> None:
-        diff = self.diff
-        if diff is None:
-            n = len(self.selected)
-            more = "" if n == 0 else f" ({n} ticked: tick one more)"
-            self._diff_html.value = (f'<div style="{FONT}margin:14px 0 4px 0;font-size:13px;font-weight:600">Diff'
-                                     f'</div><div style="{FONT}font-size:12px;color:{MUTED}">Tick two or more runs '
-                                     f"to compare their params, metrics, stage sources and data{more}.</div>")
-            return
-        ids, names = diff["runs"], diff["names"]
-        heads = ["", *(f"{esc(names[r])} <span style='color:{MUTED};font-weight:400'>#{r}</span>" for r in ids)]
-        parts = []
-        differing = [p for p in diff["params"] if p["differs"]]
-        same = [p for p in diff["params"] if not p["differs"]]
-        missing = f'<span style="color:{MUTED}">–</span>'
-        if differing:
-            rows = [[f"<b>{esc(p['key'])}</b>", *(esc(number(p["values"][r])) or missing for r in ids)]
-                    for p in differing]
-            body = table(heads, rows, row_styles=["background:#fff8c5"] * len(rows))
-        else:
-            body = f'<div style="font-size:12px;color:{MUTED}">No param differs.</div>'
-        if same:
-            listed = ", ".join(f"{p['key']}={number(p['values'][ids[0]])}" for p in same[:12])
-            listed += ", …" if len(same) > 12 else ""
-            body += (f'<div style="font-size:11.5px;color:{MUTED};margin:2px 0 0 2px">{len(same)} identical: '
-                     f"{esc(listed)}</div>")
-        parts.append(section("Params", body, note=f"{len(differing)} differ"))
-        if diff["metrics"]:
-            rows = []
-            for m in diff["metrics"]:
-                cells = [f"<b>{esc(m['key'])}</b> <span style='color:{MUTED}'>"
-                         f"{'↓' if m['lower_is_better'] else '↑'}</span>"]
-                for r in ids:
-                    text = esc(number(m["values"][r])) or missing
-                    if r in m["best"]:
-                        text = f'<span style="color:#1a7f37;font-weight:700">★ {text}</span>'
-                    cells.append(text)
-                rows.append(cells)
-            parts.append(section("Metrics", table(heads, rows, align=["left", *["right"] * len(ids)]),
-                                 note="★ best (↑ higher is better, ↓ lower)"))
-        else:
-            parts.append(section("Metrics", f'<div style="font-size:12px;color:{MUTED}">No metrics logged.</div>'))
-        data = diff["data"]
-        if data["match"] is None:
-            verdict = f'<span style="color:{MUTED}">no data stage recorded in these runs</span>'
-            rows_html = ""
-        else:
-            verdict = (badge("✓ data fingerprints match", "passed") if data["match"]
-                       else badge("✗ data differs: " + ", ".join(data["differ"]), "failed"))
-            rows = [[f"<b>{esc(name)}</b>", *(f'<span style="{MONO}font-size:11px">{esc((fps.get(r) or "-")[:12])}'
-                                              "</span>" for r in ids)]
-                    for name, fps in data["frames"].items()]
-            rows_html = table(heads, rows)
-        parts.append(section("Data", f"<div>{verdict}</div>{rows_html}"))
-        blocks = []
-        for source in diff["sources"]:
-            if source["same"]:
-                blocks.append(f'<div style="font-size:12px;margin:3px 0"><b>{esc(source["stage"])}</b> '
-                              f'<span style="color:#1a7f37">identical</span></div>')
-                continue
-            for other, text in source["diffs"].items():
-                if not text:
-                    continue
-                blocks.append(f'<div style="font-size:12px;margin:8px 0 3px 0"><b>{esc(source["stage"])}</b> '
-                              f'<span style="color:{MUTED}">{esc(names[ids[0]])} → {esc(names[other])}</span></div>'
-                              + unified_diff_html(text))
-        parts.append(section("Stage sources", "".join(blocks) or
-                             f'<div style="font-size:12px;color:{MUTED}">No stage recorded in these runs.</div>',
-                             note=f"latest attempt of each stage, against {esc(names[ids[0]])}"))
-        self._diff_html.value = (f'<div style="{FONT}color:#24292f;background:#ffffff;max-width:1100px;'
-                                 f'border:1px solid {BORDER};border-radius:8px;padding:2px 14px 10px 14px;'
-                                 f'margin-top:10px">'
-                                 f'<div style="margin:14px 0 4px 0;font-size:14px;font-weight:600">Diff of '
-                                 f"{len(ids)} runs</div>{''.join(parts)}</div>")
+        self.set_trait("diff_html", render.diff_html(self.diff, len(self.selected)))
 
     def _render_history(self) -> None:
-        metric = self.history_metric
-        if not metric:
-            self._history_html.value = placeholder("no metrics logged")
-            return
         series = self.table.history_series()
-        if not self.selected:
-            self._history_html.value = placeholder(f"tick runs to draw {metric} over steps")
-            return
-        if not series:
-            self._history_html.value = placeholder(f"the ticked runs have no {metric}")
-            return
-        names = [self.table.names[r] for r in self.selected]
-        named = {(n if names.count(n) == 1 else f"{n} #{r}"): series.get(r, [])  # colours as in the scatter
-                 for n, r in zip(names, self.selected, strict=True)}
-        self._history_html.value = line_chart(named, title=f"{metric} over steps", y_title=metric)
+        self.set_trait("history_svg", render.history_svg(self.history_metric, self.selected, series, self.table.names))
 
     def _render_scatter(self) -> None:
-        points = self.table.scatter_points()
-        param, metric = points["param"], points["metric"]
-        if not param or not metric:
-            self._scatter_html.value = placeholder("log params and metrics to draw one against the other")
-            return
-        chosen = points["points"]
-        note = ""
-        if len(chosen) > MAX_SCATTER_POINTS:
-            step = math.ceil(len(chosen) / MAX_SCATTER_POINTS)
-            selected = set(self.selected)
-            chosen = [p for i, p in enumerate(chosen) if i % step == 0 or p[0] in selected]
-            note = f"every {step}th of {len(points['points']):,} runs"
-        colour = {r: i for i, r in enumerate(self.selected)}  # as in the history chart
-        drawn = [(x, y, self.table.names.get(r, str(r)), colour.get(r)) for r, x, y in chosen]
-        self._scatter_html.value = scatter_chart(
-            drawn, title=f"{metric} against {param}", x_title=param, y_title=metric, note=note)
+        svg = render.scatter_svg(self.table.scatter_points(), self.selected, self.table.names)
+        self.set_trait("scatter_svg", svg)
 
 
 def compare(project: str | None = None, *, where: str | None = None,
@@ -728,8 +545,10 @@ def compare(project: str | None = None, *, where: str | None = None,
 
     ``where``: a filter in the language of ``mnb.runs`` (``"metrics.f1 > 0.8"``), editable in the
     widget. ``store``: the store file (default: the notebook session's, else ``$MLOPS_NB_STORE`` or
-    ``./mlops.db``). Drive it from code with ``sort_by``, ``filter``, ``page`` and ``select``; read it
-    with ``rows``, ``diff``, ``chart_data`` and ``to_dataframe()``.
+    ``./mlops.db``), read only. Drive it from code with ``sort_by``, ``click_header``, ``filter``,
+    ``page``, ``select``, ``tick`` and ``download_csv``; read it with ``rows``, ``diff``,
+    ``chart_data`` and ``to_dataframe()``, and what it shows with its traits (``header``,
+    ``rows_html``, ``pager``, ``diff_html``, ``history_svg``, ``scatter_svg``...).
     """
     if store is None:
         session = current_session()

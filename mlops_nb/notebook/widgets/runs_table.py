@@ -6,6 +6,10 @@ Built for 10,000 runs: the store is queried once (:meth:`Store.runs_frame` and t
 :meth:`Store.runs_overview`); sorting and paging happen in pandas on that frame, filtering asks the
 store for the matching run ids (so the ``where`` language means exactly what it means in
 ``mnb.runs``).
+
+The store may not exist yet (``store`` None: a notebook that compares before its first run); the
+table then has no runs until the widget hands it the store and refreshes. Runs whose process is gone
+show as ``interrupted`` without a write, as in every reader.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from mlops_nb.errors import FilterError, InvalidValue
 from mlops_nb.format import is_missing
 from mlops_nb.stages import STAGES
-from mlops_nb.store import Store
+from mlops_nb.store import RUN_COLUMNS, Store, process_gone
 
 if TYPE_CHECKING:
     import numpy
@@ -27,6 +31,9 @@ if TYPE_CHECKING:
 #: Run columns the table can show, in their order; metric, param and tag columns follow.
 BASE_COLUMNS = ("name", "project", "kind", "status", "start_time", "duration", "stages", "gate", "registry")
 LABELS = {"name": "run", "start_time": "start", "stages": "stages reached", "registry": "registry"}
+#: The columns of :meth:`Store.runs_overview`, merged into the runs frame.
+OVERVIEW_COLUMNS = ("parent_id", "stages", "reached", "req_metric", "req_op", "req_threshold", "gate", "gate_value",
+                    "registry")
 #: Extra frame columns exported with a visible one.
 COMPANIONS = {"stages": ("reached",), "gate": ("gate_value",)}
 PAGE_SIZE = 25
@@ -48,6 +55,16 @@ def lower_is_better(metric: str, requirement_op: str | None = None) -> bool:
     return bool(_LOWER_IS_BETTER.search(metric))
 
 
+def _no_runs() -> pandas.DataFrame:
+    """The frame of a store that does not exist yet: the columns of the runs frame and its overview."""
+    import pandas as pd
+
+    frame = pd.DataFrame({c: pd.Series(dtype="object") for c in (*RUN_COLUMNS, *OVERVIEW_COLUMNS)})
+    for name in ("start_time", "end_time"):
+        frame[name] = pd.to_datetime(frame[name].astype("float64"), unit="s", utc=True)
+    return frame.astype({"run_id": "int64", "stages": "int64"})
+
+
 def plain(value: Any) -> Any:
     """A frame value as a plain Python value (NaN and NA as None)."""
     if is_missing(value):
@@ -57,12 +74,11 @@ def plain(value: Any) -> Any:
     return value
 
 
-
 class RunsTable:
     """The runs compared: state in plain attributes (the widget mirrors them as traits), derived views
     :attr:`rows`, :attr:`diff`, :attr:`chart_data` and :meth:`to_dataframe`."""
 
-    def __init__(self, store: Store, project: str | None = None, *, page_size: int = PAGE_SIZE):
+    def __init__(self, store: Store | None, project: str | None = None, *, page_size: int = PAGE_SIZE):
         self.store = store
         self.project = project
         self.page_size = max(1, int(page_size))
@@ -84,9 +100,13 @@ class RunsTable:
 
     def load(self) -> None:
         """Query the store once: every run of the project with its params, metrics, tags and overview."""
-        frame = self.store.runs_frame(self.project)
-        overview = self.store.runs_overview(self.project)
-        frame = frame.merge(overview, on="run_id", how="left")
+        if self.store is None:
+            frame = _no_runs()
+        else:
+            frame = self.store.runs_frame(self.project)
+            overview = self.store.runs_overview(self.project)
+            frame = frame.merge(overview, on="run_id", how="left")
+            self._show_interrupted(frame)
         frame["duration"] = (frame["end_time"] - frame["start_time"]).dt.total_seconds()
         frame["stages"] = frame["stages"].fillna(0).astype("int64")
         self.frame = frame
@@ -96,6 +116,13 @@ class RunsTable:
         self._mask: numpy.ndarray | None = None
         self.names = dict(zip(frame["run_id"].tolist(), frame["name"].tolist(), strict=True))
         self._order = frame.index.to_numpy()
+
+    def _show_interrupted(self, frame: pandas.DataFrame) -> None:
+        """``running`` runs whose process is gone read as ``interrupted`` (the next writing open records
+        it); only the running ones are looked up, one query each."""
+        for position in frame.index[frame["status"] == "running"]:
+            if process_gone(self.store.run(int(frame.at[position, "run_id"]))):
+                frame.at[position, "status"] = "interrupted"
 
     @property
     def available_columns(self) -> list[str]:
@@ -210,7 +237,12 @@ class RunsTable:
 
         text = (expression or "").strip()
         try:
-            ids = self.store.run_ids(self.project, text, known=self.known) if text else None
+            if not text:
+                ids = None
+            elif self.store is None:  # no store file yet: nothing to filter
+                ids = []
+            else:
+                ids = self.store.run_ids(self.project, text, known=self.known)
         except FilterError as exc:
             self.error = str(exc)
             return False
@@ -372,5 +404,3 @@ class RunsTable:
         out["points"] = [(int(r), plain(x), float(y)) for r, x, y in part.itertuples(index=False)
                          if math.isfinite(float(y))]
         return out
-
-    # -- widgets ---------------------------------------------------------------------------------

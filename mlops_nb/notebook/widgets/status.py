@@ -18,7 +18,7 @@ from mlops_nb.format import MINUTES_FORMAT, duration, local_time, number
 from mlops_nb.notebook.session import current_session
 from mlops_nb.notebook.widgets._render import BORDER, FONT, MONO, MUTED, STATE_COLOURS, badge, esc, section, table
 from mlops_nb.notebook.widgets.text import status_text
-from mlops_nb.store import Store, open_store
+from mlops_nb.store import Store, open_store, resolve_path
 from mlops_nb.tracking.views import STATES, requirement_text, run_view, stage_states
 
 __all__ = ["STATES", "StatusWidget", "lifecycle", "render", "status", "status_view"]
@@ -191,8 +191,8 @@ class StatusWidget(widgets.VBox):
             run = self._session.run
             if run is not None:
                 return run.store
-            return open_store(self._session.store if self._store_arg is None else self._store_arg)
-        return open_store(self._store_arg)
+            return open_store(self._session.store if self._store_arg is None else self._store_arg, readonly=True)
+        return open_store(self._store_arg, readonly=True)
 
     def refresh(self) -> bool:
         """Re-read the store and redraw when something changed. False once the widget is closed
@@ -255,14 +255,18 @@ def status_view(session: Any, run: Any = None, *, store: Store | str | os.PathLi
     run_id = getattr(run, "id", run)
     if store is None and hasattr(run, "store"):
         store = run.store
+    # The widget only reads: a store it opens itself is opened read-only (never created or migrated).
     if run_id is not None:
-        opened = open_store(store if store is not None or session is None else _session_store(session))
+        opened = open_store(store if store is not None or session is None else _session_store(session),
+                            readonly=True)
         opened.run(run_id)  # RunNotFound, with the fix, for a bad id
         widget = StatusWidget(int(run_id), store=opened, session=session)
     elif session is not None:
         widget = StatusWidget(None, store=store, session=session, follow=True)
+    elif not isinstance(store, Store) and not resolve_path(store).exists():
+        widget = StatusWidget(None, store=store)  # no store file yet: "no run in the store yet"
     else:
-        opened = open_store(store)
+        opened = open_store(store, readonly=True)
         widget = StatusWidget(opened.latest_run_id(), store=opened)
     if session is not None:
         session.watch(widget)
