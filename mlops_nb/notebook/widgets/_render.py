@@ -36,6 +36,12 @@ STATE_COLOURS: dict[str, tuple[str, str]] = {
 #: Line and point colours of chart series (colour-blind friendly, Okabe-Ito order).
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000")
 
+#: How to record a first run, for the widgets' empty states.
+HOW_TO_START = (
+    "Record one with <code>%load_ext mlops_nb</code>, then <code>%mlops start PROJECT</code> or a cell "
+    "whose first line is <code>%%stage data</code>."
+)
+
 
 def esc(value: Any) -> str:
     """``value`` as HTML text (None as an empty string)."""

@@ -18,6 +18,7 @@ from mlops_nb.format import MINUTES_FORMAT, duration, is_missing, local_time, nu
 from mlops_nb.notebook.widgets._render import (
     BORDER,
     FONT,
+    HOW_TO_START,
     MONO,
     MUTED,
     STATE_COLOURS,
@@ -31,7 +32,6 @@ from mlops_nb.notebook.widgets._render import (
     unified_diff_html,
 )
 from mlops_nb.notebook.widgets.runs_table import LABELS, namespace
-from mlops_nb.notebook.widgets.status import HOW_TO_START
 from mlops_nb.stages import STAGES
 
 WIDTHS = {"name": 150, "project": 100, "kind": 84, "status": 90, "start_time": 104, "duration": 72, "stages": 140,

@@ -16,7 +16,18 @@ import traitlets
 
 from mlops_nb.format import MINUTES_FORMAT, duration, local_time, number
 from mlops_nb.notebook.session import current_session
-from mlops_nb.notebook.widgets._render import BORDER, FONT, MONO, MUTED, STATE_COLOURS, badge, esc, section, table
+from mlops_nb.notebook.widgets._render import (
+    BORDER,
+    FONT,
+    HOW_TO_START,
+    MONO,
+    MUTED,
+    STATE_COLOURS,
+    badge,
+    esc,
+    section,
+    table,
+)
 from mlops_nb.notebook.widgets.text import status_text
 from mlops_nb.store import Store, open_store, resolve_path
 from mlops_nb.tracking.views import STATES, requirement_text, run_view, stage_states
@@ -24,10 +35,6 @@ from mlops_nb.tracking.views import STATES, requirement_text, run_view, stage_st
 __all__ = ["STATES", "StatusWidget", "lifecycle", "render", "status", "status_view"]
 _SYMBOL = {"ok": "✓", "error": "✗", "stale": "!", "running": "…", "not run": ""}
 
-HOW_TO_START = (
-    "Record one with <code>%load_ext mlops_nb</code>, then <code>%mlops start PROJECT</code> or a cell "
-    "whose first line is <code>%%stage data</code>."
-)
 
 
 def lifecycle(store: Store, run_id: int) -> dict[str, Any]:
