@@ -44,7 +44,7 @@ def replay(folder: Path) -> dict[str, Any]:
     warnings: list[str] = []
     table = X = None
     if binding is not None:
-        frames, X = _run_steps(folder / request["script"])
+        module, frames = _data_step(folder / request["script"])
         for name, frame in frames.items():
             expected = request["fingerprints"].get(name)
             if expected:
@@ -52,6 +52,7 @@ def replay(folder: Path) -> dict[str, Any]:
         table = bound_table(frames, {"data": {"binding": binding}, "target": target}).copy()
         schema["frames"] = {name: {"rows": int(len(f)), "columns": columns(f)} for name, f in frames.items()}
         schema["data"] = {"binding": binding, "rows": int(len(table)), "columns": columns(table)}
+        X = _features_step(module, frames)  # after the frames were measured: a step may change them in place
         if request.get("x_fingerprint"):
             reproduced[request["x_name"]] = fingerprint(X) == request["x_fingerprint"]
         different = [n for n, same in reproduced.items() if not same]
@@ -78,17 +79,21 @@ def replay(folder: Path) -> dict[str, Any]:
             "reproduced": reproduced, "warnings": warnings}
 
 
-def _run_steps(script: Path) -> tuple[dict[str, Any], Any]:
-    """The frames of the script's ``notebook_data`` and the X of its ``prepare``. What the cells
-    print goes nowhere: it belongs to retrain.py's log, not to the export."""
+def _data_step(script: Path) -> tuple[Any, dict[str, Any]]:
+    """The loaded script and the frames of its ``notebook_data``. What the cells print goes nowhere:
+    it belongs to retrain.py's log, not to the export."""
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             module = load_script_file(script)
-            frames = module.notebook_data()
+            return module, module.notebook_data()
     except Exception as exc:
         raise StepFailed(
             f"retrain.py could not run the notebook's data step outside the notebook ({type(exc).__name__}: "
             f"{exc}); make the data cell self-contained (its imports and paths) and re-run the stages") from None
+
+
+def _features_step(module: Any, frames: dict[str, Any]) -> Any:
+    """The model input X that the script's ``prepare`` makes of ``frames``."""
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             X, _ = module.prepare(frames)
@@ -96,7 +101,7 @@ def _run_steps(script: Path) -> tuple[dict[str, Any], Any]:
         raise StepFailed(
             f"retrain.py's feature steps failed outside the notebook ({type(exc).__name__}: {exc}); make the "
             f"features and selection cells self-contained and re-run the stages") from None
-    return frames, X
+    return X
 
 
 def _load_model(path: Path) -> Any:
