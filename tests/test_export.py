@@ -684,3 +684,109 @@ def test_clean_cell_strips_magics_shell_and_echoes_but_keeps_code_and_strings():
     assert clean_cell("%%bash\necho hi\n") == ("", ["dropped a %%bash cell, which is not Python"])
     indented = indent('q = """\nline\n"""\nx = 1')
     assert indented == '    q = """\nline\n"""\n    x = 1'
+
+
+def test_clean_cell_drops_ipython_forms_but_keeps_continuations_blocks_and_strings():
+    source = textwrap.dedent('''
+        %%stage data
+        ratio = (10
+        % 3)
+        total = 7 \\
+        % 4
+        for i in range(2):
+            %time fit(i)
+        result = %timeit -o fit(0)
+        df?
+        ??df.head
+        %config Completer.use_jedi=False \\
+            IPCompleter.greedy=True
+        note = "100% sure!"  # why?
+        text = """
+        !not a shell line
+        %not a magic
+        """
+    ''')
+    code, notes = clean_cell(source)
+    assert code == textwrap.dedent('''\
+        ratio = (10
+        % 3)
+        total = 7 \\
+        % 4
+        for i in range(2):
+            pass
+        note = "100% sure!"  # why?
+        text = """
+        !not a shell line
+        %not a magic
+        """
+    ''')
+    compile(code, "cell", "exec")
+    assert notes == [f"dropped notebook-only line: {line}" for line in (
+        "%time fit(i)", "result = %timeit -o fit(0)", "df?", "??df.head", "%config Completer.use_jedi=False \\")]
+    assert clean_cell("%%capture out\nprint(1)\n") == ("print(1)\n", [])
+    assert clean_cell("%%writefile x.py\nx = 1\n") == ("", ["dropped a %%writefile cell, which is not Python"])
+    assert clean_cell("  \n%%stage features\n\nx = 1\nx\n") == ("x = 1\n", [])
+    with pytest.raises(ExportError, match=r"does not parse as Python \(.*line 1\)"):
+        clean_cell("x = = 1\n")
+
+
+def test_export_runs_the_replayed_cells_in_a_subprocess_and_leaves_the_kernel_alone(shell, tmp_path, capsys):
+    data = DATA.replace("import numpy as np\n", "import os\nimport numpy as np\n") + (
+        'print("REPLAYED-DATA-CELL")\n'
+        'with open("pids.txt", "a") as f:\n'
+        '    f.write(f"{os.getpid()} {os.getcwd()}\\n")\n')
+    shell.run(f"%mlops start churn --store {shell.store}")
+    shell.run("%mlops require f1 >= 0.5 --target churned")
+    for cell in (data, FEATURES.replace("y = ", 'print("REPLAYED-FEATURES")\ny = '), MODEL.format(C=1.0), VALIDATION):
+        shell.run(cell)
+    mnb.register("clf", "churn")
+    capsys.readouterr()
+    before = os.getcwd()
+    result = mnb.export("churn", to=tmp_path / "pkg")
+    assert os.getcwd() == before
+    printed = capsys.readouterr()
+    assert "REPLAYED" not in printed.out + printed.err
+    (kernel_pid, kernel_cwd), (replay_pid, replay_cwd) = [
+        line.split(" ", 1) for line in (tmp_path / "pids.txt").read_text().splitlines()]
+    assert int(kernel_pid) == os.getpid() and int(replay_pid) != os.getpid()  # the replay ran in another process
+    assert kernel_cwd == replay_cwd == str(tmp_path)  # ... from the notebook's folder
+    assert result.warnings == [] and result.path == tmp_path / "pkg"
+
+
+def test_a_data_step_that_fails_outside_the_notebook_is_one_line_naming_the_fix(shell, tmp_path):
+    import pandas as pd
+
+    pd.DataFrame({"age": range(40), "income": range(40), "churned": [0, 1] * 20}).to_csv("train.csv", index=False)
+    shell.run(f"%mlops start churn --store {shell.store}")
+    shell.run("%mlops require f1 >= 0.5 --target churned")
+    shell.run("%%stage data\nimport pandas as pd\ndf = pd.read_csv('train.csv')")
+    for cell in (FEATURES, MODEL.format(C=1.0), VALIDATION):
+        shell.run(cell)
+    mnb.register("clf", "churn")
+    os.remove("train.csv")
+    with pytest.raises(ExportError) as raised:
+        mnb.export("churn", to=tmp_path / "pkg")
+    message = str(raised.value)
+    assert message.startswith("retrain.py could not run the notebook's data step outside the notebook "
+                              "(FileNotFoundError: ")
+    assert "make the data cell self-contained" in message and "\n" not in message and "Traceback" not in message
+    assert not (tmp_path / "pkg").exists()
+
+
+def test_retrain_py_and_mlops_nb_retrain_are_one_command(deployed):
+    script = deployed["package"] / "current" / "retrain.py"
+    done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    cli = CliRunner().invoke(main, ["retrain", "--help"])
+    assert cli.exit_code == 0
+
+    def options(text: str) -> list[str]:
+        return re.findall(r"^ {2}(-{1,2}[\w-]+(?:, --[\w-]+)?)", text.split("Options:")[1], re.M)
+
+    assert options(cli.output) == ["--data", "--query", "--force", "-h, --help"]
+    words = [" ".join(text.split("Options:")[1].split()) for text in (done.stdout, cli.output)]
+    assert words[0] == words[1]  # word for word (the wrapping follows the terminal's width)
+    assert "Usage: retrain.py [OPTIONS]" in done.stdout and "81 drift needs a person" in done.stdout
+    bad = subprocess.run([sys.executable, str(script), "--bogus"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == CliRunner().invoke(main, ["retrain", str(deployed["package"]), "--bogus"]).exit_code == 78
+    assert "No such option '--bogus'" in bad.stderr

@@ -87,4 +87,5 @@ def retrain_command(*, script_file: str | os.PathLike | None = None,
         def callback(data: str | None, query: str | None, force: bool) -> None:
             run(click.get_current_context(), None, data, query, force)
 
-    return RetrainCommand("retrain", params=params, callback=callback, help=help_text, short_help=SHORT_HELP)
+    return RetrainCommand("retrain", params=params, callback=callback, help=help_text, short_help=SHORT_HELP,
+                          context_settings={"help_option_names": ["-h", "--help"]})
