@@ -82,14 +82,15 @@ from mlops_nb.deploy.metrics import CLASSIFICATION_METRICS, LOWER_IS_BETTER, REG
 from mlops_nb.deploy.model import load_model, rebuild_estimator, untrusted_types
 from mlops_nb.deploy.reference import model_scores, read_reference
 from mlops_nb.deploy.retrain import records
+from mlops_nb.deploy.retrain.fresh_data import prepare_inputs, read_fresh
 from mlops_nb.deploy.retrain.new_version import version_files, version_manifest
 from mlops_nb.deploy.retrain.progress import Progress, last_line
-from mlops_nb.deploy.schema import bind, bound_table, check_frame, conform, read_schema
+from mlops_nb.deploy.schema import read_schema
 from mlops_nb.deploy.script.load import load_script
 from mlops_nb.deploy.settings import read_settings
-from mlops_nb.deploy.sources import describe_source, read_source
+from mlops_nb.deploy.sources import describe_source
 from mlops_nb.deploy.verify import read_manifest, verify, version_mismatches
-from mlops_nb.errors import ChecksumError, DataNotFound, PackageError, PackageLocked, SchemaMismatch
+from mlops_nb.errors import ChecksumError, PackageError, PackageLocked, SchemaMismatch
 
 
 @dataclass
@@ -249,69 +250,21 @@ class Job:
                                       f"library versions match; run {self.run_id} in {self.store.path}")
 
     def _load(self) -> tuple[Any, dict[str, Any], str]:
-        from mlops_nb.capture import fingerprint
-
-        schema = read_schema(self.current)
         source = self.data or self.manifest.get("data_source")
-        query = self.query or self.settings["query"]
-        if source:
-            table = read_source(source, query)
-            where = describe_source(source)
-            self.params["data_source"] = where
-            data_fp = fingerprint(table)
-            self.progress.step("data", f"read {len(table):,} rows x {table.shape[1]} columns from {where}")
-            try:
-                frames = bind(table, schema)
-            except SchemaMismatch as exc:
-                raise SchemaMismatch(f"{where}: {exc}", exc.problems) from None
-            table = bound_table(frames, schema)
-        else:
-            if self.notebook_data is None:
-                raise DataNotFound("no data source: pass --data SOURCE (the package was exported without one)")
-            try:
-                with contextlib.redirect_stdout(sys.stderr):
-                    frames = self.notebook_data()
-            except FileNotFoundError as exc:
-                raise DataNotFound(f"the notebook's data step found no data: {exc}") from None
-            self.params["data_source"] = "the notebook's data step"
-            problems = []
-            for name, frame in frames.items():
-                columns = (schema.get("frames", {}).get(name) or {}).get("columns")
-                if columns:
-                    problems += check_frame(frame, columns)[0]
-            if problems:
-                raise SchemaMismatch(f"the notebook's data step: {'; '.join(problems)}", problems)
-            table = bound_table(frames, schema)
-            data_fp = fingerprint(table)
-            self.progress.step("data", f"ran the notebook's data step: {len(table):,} rows x {table.shape[1]} columns")
-        if table is None or len(table) == 0:
-            raise DataNotFound("the fresh data holds no rows")
-        if len(table) < self.settings["min_rows"]:
-            raise DataNotFound(f"only {len(table)} rows of fresh data; retraining needs at least "
-                               f"{self.settings['min_rows']} (\"min_rows\" in settings.json)")
-        self.tags["data_fingerprint"] = data_fp
-        self.metrics["rows"] = len(table)
-        self.progress.step("validate", f"matches schema.json ({table.shape[1]} columns), fingerprint {data_fp[:12]}")
-        return table, frames, data_fp
+        if source:  # recorded even when the source then turns out to be empty or wrong
+            self.params["data_source"] = describe_source(source)
+        fresh = read_fresh(read_schema(self.current), source=source,
+                           query=self.query or self.settings["query"], notebook_data=self.notebook_data,
+                           min_rows=self.settings["min_rows"], step=self.progress.step)
+        self.params["data_source"] = fresh.source
+        self.tags["data_fingerprint"] = fresh.fingerprint
+        self.metrics["rows"] = len(fresh.table)
+        self.progress.step("validate", f"matches schema.json ({fresh.table.shape[1]} columns), "
+                                       f"fingerprint {fresh.fingerprint[:12]}")
+        return fresh.table, fresh.frames, fresh.fingerprint
 
     def _prepare(self, frames: dict[str, Any]) -> tuple[Any, Any]:
-        schema = read_schema(self.current)
-        try:
-            with contextlib.redirect_stdout(sys.stderr):
-                X, y = self.prepare(dict(frames))
-        except Exception as exc:
-            raise RuntimeError(f"retrain.py's features/selection steps failed on the fresh data: "
-                               f"{type(exc).__name__}: {exc}") from exc
-        X = conform(X, schema["input"]["columns"], what="the prepared model input")
-        if not hasattr(y, "isna") and len(y) == len(X):  # an array: a Series aligned with X
-            import numpy as np
-            import pandas as pd
-
-            y = pd.Series(np.asarray(y).ravel(), index=X.index, name=schema.get("target"))
-        if len(y) != len(X):
-            raise SchemaMismatch(f"the prepared X has {len(X)} rows but y has {len(y)}", [])
-        if hasattr(y, "isna") and bool(y.isna().any()):
-            raise SchemaMismatch(f"the target has {int(y.isna().sum())} missing values", [])
+        X, y = prepare_inputs(self.prepare, frames, read_schema(self.current))
         self.progress.step("prepare", f"X {X.shape[0]:,} rows x {X.shape[1]} columns, y {len(y):,} rows")
         return X, y
 
