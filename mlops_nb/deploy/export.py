@@ -19,7 +19,9 @@ holds (package format 1, DESIGN.md section 4)::
     requirements.txt       exact pins of the installed libraries the model needs
     input_example.json     a few rows of model input (pandas "split" orientation)
     retrain.py             the data, features and selection cells as plain functions, then a call
-                           into the retraining command (mlops_nb.deploy.runtime.main)
+                           into the retraining command (mlops_nb.deploy.runtime.main); export runs it
+                           once in a subprocess from the notebook's folder (mlops_nb.deploy.materialize)
+                           to build schema.json and the reference, never in the kernel
     crontab.txt            the cron line: absolute interpreter, cd into DIR, store path, current/retrain.py,
                            appending to DIR-retrain.log beside DIR
     airflow_dag.py         (airflow=True) BashOperator running retrain.py, max_active_runs=1, 99 skipped
