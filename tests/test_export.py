@@ -753,8 +753,12 @@ def test_export_runs_the_replayed_cells_in_a_subprocess_and_leaves_the_kernel_al
     assert result.warnings == [] and result.path == tmp_path / "pkg"
 
 
-def test_a_data_step_that_fails_outside_the_notebook_is_one_line_naming_the_fix(shell, tmp_path):
+@pytest.mark.parametrize("server", ["warm", "0"])
+def test_a_data_step_that_fails_outside_the_notebook_is_one_line_naming_the_fix(shell, tmp_path, monkeypatch, server):
     import pandas as pd
+
+    if server == "0":  # no warm server: a new interpreter replays (as where there is no fork)
+        monkeypatch.setenv("MLOPS_NB_REPLAY_SERVER", "0")
 
     pd.DataFrame({"age": range(40), "income": range(40), "churned": [0, 1] * 20}).to_csv("train.csv", index=False)
     shell.run(f"%mlops start churn --store {shell.store}")

@@ -1,4 +1,5 @@
-"""The process export runs its generated retrain.py in: ``python -m mlops_nb.deploy.replay FOLDER``.
+"""The process export runs its generated retrain.py in: ``python -m mlops_nb.deploy.replay FOLDER``,
+or a fork of the warm server ``python -m mlops_nb.deploy.replay --serve`` (:func:`serve`).
 
 It loads ``FOLDER/retrain.py`` (the very file that ships), runs its ``notebook_data`` and
 ``prepare`` from the notebook's folder, and writes back into ``FOLDER/out/`` what export needs:
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -112,8 +114,8 @@ def _load_model(path: Path) -> Any:
     return sio.load(path, trusted=sio.get_untrusted_types(file=path))
 
 
-def _main(argv: list[str]) -> int:
-    folder = Path(argv[0])
+def run_request(folder: Path) -> int:
+    """Replay the request in ``folder``; 0 with ``result.json`` written, 1 with ``error.json``."""
     try:
         result = replay(folder)
     except StepFailed as exc:
@@ -123,5 +125,60 @@ def _main(argv: list[str]) -> int:
     return 0
 
 
+#: Imported once by the warm server, before it forks a replay: most of a replay's time is these imports.
+PRELOAD = ("numpy", "pandas", "scipy.stats", "sklearn.base", "skops.io", "mlops_nb.drift")
+#: Libraries whose modules a replay used are imported by the server too, for the next replay.
+_LEARNED = ("numpy", "pandas", "scipy", "sklearn", "skops", "pyarrow")
+
+
+def serve() -> int:
+    """The warm replay server (``--serve``): import the heavy libraries once, then for each request
+    line on stdin (``{"folder", "cwd", "env"}``) fork a child that replays it as a fresh process
+    would (from ``cwd``, with ``env``, its output in ``folder``), and answer its exit status on
+    stdout. Ends when stdin closes (the kernel that started it is gone)."""
+    import importlib
+
+    for name in PRELOAD:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        folder = Path(request["folder"])
+        pid = os.fork()
+        if pid == 0:  # the replay: a copy of this warm process, set up like `python -m` in cwd
+            code = 70
+            try:
+                devnull = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(devnull, 0)  # the server's requests are not the replay's to read
+                os.close(devnull)
+                for fd, name in ((1, "stdout.txt"), (2, "stderr.txt")):
+                    out = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                    os.dup2(out, fd)
+                    os.close(out)
+                os.chdir(request["cwd"])
+                sys.path[0] = request["cwd"]
+                os.environ.clear()
+                os.environ.update(request["env"])
+                code = run_request(folder)
+                (folder / "modules.json").write_text(json.dumps(
+                    [m for m in sys.modules if m.split(".")[0] in _LEARNED]), encoding="utf-8")
+            except BaseException:
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status), flush=True)
+        with contextlib.suppress(Exception):
+            for name in json.loads((folder / "modules.json").read_text(encoding="utf-8")):
+                if name not in sys.modules:
+                    importlib.import_module(name)
+    return 0
+
+
 if __name__ == "__main__":
-    raise SystemExit(_main(sys.argv[1:]))
+    raise SystemExit(serve() if sys.argv[1:] == ["--serve"] else run_request(Path(sys.argv[1])))
