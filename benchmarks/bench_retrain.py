@@ -226,7 +226,7 @@ def _fit_seconds(store: Path) -> float:
 
 def bench_job_overhead(ctx: Context) -> list[Row]:
     """The retraining job on 100,000 x 20 rows: wall time minus the fit, as a fresh process and warm."""
-    from mlops_nb.deploy import retrain
+    from mlops_nb.deploy.retrain import run_package
 
     repeats = max(3, ctx.repeats // 2 + 1)
     with tempfile.TemporaryDirectory(prefix="bench-retrain-") as tmp:
@@ -254,7 +254,7 @@ def bench_job_overhead(ctx: Context) -> list[Row]:
         warm_totals, warm_fits = [], []
         for _ in range(repeats + 1):
             started = time.perf_counter()
-            code = retrain.run_package(root, argv=["--force"], out=io.StringIO(), store=store)
+            code = run_package(root, force=True, out=io.StringIO(), store=store)
             warm_totals.append(time.perf_counter() - started)
             warm_fits.append(_fit_seconds(store))
             assert code == 0, f"in-process job exited {code}"

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from test_retrain import build_package
 
-from mlops_nb.deploy import cron, package
+from mlops_nb.deploy import cron
+from mlops_nb.deploy.verify import read_manifest, verify
 from mlops_nb.errors import ExportError, MlopsError
 from mlops_nb.store import close_all
 
@@ -119,7 +120,7 @@ def test_real_cron_runs_the_exported_line(pkg, cron_daemon):
     assert f"[11/11] record: run {run_id} (promoted" in log
     assert "exit 0 (promoted): promoted churn version 2 (package v0002)" in log
     assert os.readlink(root / "current") == "versions/v0002"
-    package.verify(root)
+    verify(root)
 
 
 # -- the crontab bookkeeping, on a crontab file ---------------------------------------------------------
@@ -129,7 +130,7 @@ def test_install_list_remove_touch_only_mlops_lines(pkg, tmp_path):
     tab = tmp_path / "crontab"
     tab.write_text("MAILTO=ops@example.com\n15 4 * * * /usr/local/bin/backup.sh # nightly backup\n")
     entry = cron.install(pkg["root"], tabfile=tab, python="/opt/venv/bin/python")
-    manifest = package.read_manifest(pkg["root"])
+    manifest = read_manifest(pkg["root"])
     assert entry.schedule == manifest["schedule"] == "0 3 * * 1"
     assert entry.command == (f"cd {pkg['root']} && MLOPS_NB_STORE={pkg['store']} /opt/venv/bin/python "
                              f"current/retrain.py --data {pkg['folder'] / 'incoming' / 'fresh.csv'} "

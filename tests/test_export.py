@@ -26,7 +26,16 @@ from shell_helpers import DATA, FEATURES, MODEL, VALIDATION
 import mlops_nb as mnb
 from mlops_nb.cli import main
 from mlops_nb.deploy import export as export_module
-from mlops_nb.deploy import package
+from mlops_nb.deploy.exits import EXIT_KEPT, EXIT_NO_DATA, EXIT_PROMOTED
+from mlops_nb.deploy.layout import package_dir
+from mlops_nb.deploy.model import TRUSTED_TYPES, rebuild_estimator, untrusted_types
+from mlops_nb.deploy.pipeline import _encode, pipeline_spec
+from mlops_nb.deploy.schema import bind, check_frame, conform, read_schema
+from mlops_nb.deploy.script.clean import clean_cell
+from mlops_nb.deploy.script.load import load_script
+from mlops_nb.deploy.script.render import indent
+from mlops_nb.deploy.sources import read_table
+from mlops_nb.deploy.verify import read_manifest, reseal, verify, version_mismatches
 from mlops_nb.errors import ChecksumError, DataNotFound, ExportError, PackageError, SchemaMismatch, UntrustedTypes
 from mlops_nb.store import close_all, open_store
 
@@ -72,7 +81,7 @@ def deployed(tmp_path_factory):
 @pytest.fixture
 def damaged(deployed, tmp_path):
     """A copy of the package's current version (a package on its own) that a test may break."""
-    return Path(shutil.copytree(package.package_dir(deployed["package"]), tmp_path / "cancer"))
+    return Path(shutil.copytree(package_dir(deployed["package"]), tmp_path / "cancer"))
 
 
 def python(code: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
@@ -89,9 +98,9 @@ def test_export_writes_every_file_with_checksums_and_says_when_it_runs(deployed)
     assert len(runs) == 3 and all(re.fullmatch(r"\d{4}-\d\d-\d\d 02:30", r) for r in runs)
 
     assert os.readlink(pkg / "current") == "versions/v0001"  # a root of versions, and a link to the serving one
-    assert package.package_dir(pkg) == pkg / "versions" / "v0001"
+    assert package_dir(pkg) == pkg / "versions" / "v0001"
     assert json.loads((pkg / "settings.json").read_text())["drift"] == "report"
-    listed = package.verify(pkg)["files"]
+    listed = verify(pkg)["files"]
     expected = {"model.skops", "pipeline.json", "schema.json", "reference/profile.json", SAMPLE,
                 "metrics.json", "requirements.txt", "input_example.json", "retrain.py", "crontab.txt",
                 "airflow_dag.py", "cronjob.yaml"}
@@ -103,7 +112,7 @@ def test_export_writes_every_file_with_checksums_and_says_when_it_runs(deployed)
     for name, entry in listed.items():
         data = (version / name).read_bytes()
         assert entry == {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-    manifest = package.read_manifest(pkg)
+    manifest = read_manifest(pkg)
     assert manifest["format"] == 1 and manifest["run"]["id"] == 1 and manifest["package_version"] == 1
     assert manifest["model"]["name"] == "cancer" and manifest["model"]["version"] == 1
     assert manifest["model"]["variable"] == "clf" and manifest["model"]["stage"] == "model"
@@ -118,7 +127,7 @@ def test_export_writes_every_file_with_checksums_and_says_when_it_runs(deployed)
 
     for dist in ("scikit-learn", "numpy", "scipy", "pandas", "skops", "mlops-nb", *(["pyarrow"] if PARQUET else [])):
         assert pins[dist] == metadata.version(dist)
-    assert package.version_mismatches(pkg) == []
+    assert version_mismatches(pkg) == []
     metrics = json.loads((version / "metrics.json").read_text())
     assert metrics["gate"]["passed"] == 1 and metrics["metrics"]["f1"] > 0.9
     assert metrics["requirement"]["target"] == "target"
@@ -130,7 +139,7 @@ def test_export_is_recorded_as_the_runs_deployment_stage(deployed):
     deployment = [s for s in details["stages"] if s["stage"] == "deployment"]
     assert len(deployment) == 1 and deployment[0]["status"] == "ok"
     manifest = next(a for a in details["artifacts"] if a["kind"] == "manifest")
-    current = package.package_dir(deployed["package"])
+    current = package_dir(deployed["package"])
     assert manifest["sha256"] == hashlib.sha256((current / "MANIFEST.json").read_bytes()).hexdigest()
     summary = next(c for c in store.captures(1) if c["kind"] == "deployment")["summary"]
     assert summary["path"] == str(deployed["package"]) and summary["schedule"] == SCHEDULE
@@ -167,15 +176,15 @@ def test_a_flipped_byte_in_any_listed_file_refuses_to_load(damaged):
         path.write_bytes(original)
     mnb.load_model(damaged)
     (damaged / "requirements.txt").write_text("scikit-learn==0.1\nnot-a-real-dist==1.0\n")
-    assert package.version_mismatches(damaged) == [
+    assert version_mismatches(damaged) == [
         f"scikit-learn==0.1 is pinned, {_installed('scikit-learn')} is installed",
         "not-a-real-dist==1.0 is pinned, nothing is installed",
     ]
     (damaged / "metrics.json").unlink()
     with pytest.raises(ChecksumError, match=r"metrics.json \(missing\)"):
-        package.verify(damaged)
+        verify(damaged)
     result = CliRunner().invoke(main, ["predict", str(damaged), str(damaged.parent / "none.csv")])
-    assert result.exit_code == package.EXIT_NO_DATA
+    assert result.exit_code == EXIT_NO_DATA
 
 
 def test_a_model_with_a_type_outside_the_allow_list_is_refused_by_name(damaged, tmp_path, monkeypatch):
@@ -202,7 +211,7 @@ def test_a_model_with_a_type_outside_the_allow_list_is_refused_by_name(damaged, 
     frame = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
     model = make_pipeline(Doubler(), LogisticRegression()).fit(frame, [0, 1, 0, 1])
     (damaged / "model.skops").write_bytes(sio.dumps(model))
-    package.reseal(damaged, ["model.skops"])
+    reseal(damaged, ["model.skops"])
     del sys.modules["evil_transformers"]
     with pytest.raises(UntrustedTypes, match=r"outside mlops-nb's allow-list: evil_transformers\.Doubler"):
         mnb.load_model(damaged)
@@ -220,16 +229,18 @@ def test_retrain_script_is_plain_python_that_reproduces_the_notebooks_frames(dep
                      "def notebook_data():", "def prepare(frames):"):
         assert function in script
     assert "import pandas as pd" in script  # from the unstaged cell the data step relied on
-    assert "mlops_nb.deploy.package.main(__file__, prepare=prepare, notebook_data=notebook_data)" in script
+    assert "mlops_nb.deploy.runtime.main(__file__, prepare=prepare, notebook_data=notebook_data)" in script
 
     # In a fresh process, on the same data file: the frames the notebook's stages recorded.
     result = python("""
         import json
-        from mlops_nb.deploy import package
         from mlops_nb.capture import fingerprint
+        from mlops_nb.deploy.schema import bind, read_schema
+        from mlops_nb.deploy.script.load import load_script
+        from mlops_nb.deploy.sources import read_table
 
-        script = package.load_script("deploy/cancer")
-        frames = package.bind(package.read_table("data.csv"), package.read_schema("deploy/cancer"))
+        script = load_script("deploy/cancer")
+        frames = bind(read_table("data.csv"), read_schema("deploy/cancer"))
         before = fingerprint(frames["df"])
         X, y = script.prepare(frames)
         again = script.notebook_data()
@@ -256,7 +267,7 @@ def test_retrain_script_runs_its_steps_under_crons_bare_environment(deployed):
     assert command == (f"cd {pkg} && MLOPS_NB_STORE={deployed['store']} {sys.executable} current/retrain.py "
                        f"--data {deployed['folder'] / 'data.csv'} >> {log} 2>&1")
     done = subprocess.run(["sh", "-c", command.replace("\\%", "%")], env={"PATH": "/usr/bin:/bin"}, timeout=300)
-    assert done.returncode in (package.EXIT_PROMOTED, package.EXIT_KEPT)
+    assert done.returncode in (EXIT_PROMOTED, EXIT_KEPT)
     text = log.read_text()
     assert "files verified" in text and "read 569 rows" in text and "X 569 rows x 8 columns" in text
     assert f"exit {done.returncode} (" in text.splitlines()[-1]
@@ -325,7 +336,7 @@ def test_schema_reference_and_pipeline_describe_the_training_data(deployed):
     from sklearn.base import clone
 
     pkg = deployed["package"]
-    schema = package.read_schema(pkg)
+    schema = read_schema(pkg)
     data = pd.read_csv(deployed["folder"] / "data.csv")
     assert schema["target"] == "target"
     assert schema["data"]["binding"] == {"mode": "frame", "frame": "df"}
@@ -335,7 +346,7 @@ def test_schema_reference_and_pipeline_describe_the_training_data(deployed):
     assert [c["name"] for c in schema["input"]["columns"]] == list(model.feature_names_in_)
     assert schema["input"]["name"] == "X" and schema["output"] == {"name": "y", "target": "target", "classes": [0, 1]}
 
-    current = package.package_dir(pkg)
+    current = package_dir(pkg)
     profile = json.loads((current / "reference/profile.json").read_text())
     radius = profile["columns"]["mean radius"]
     assert profile["n_rows"] == 569 and radius["n"] == 569 and radius["missing"] == 0
@@ -358,8 +369,8 @@ def test_schema_reference_and_pipeline_describe_the_training_data(deployed):
 
     spec = json.loads((current / "pipeline.json").read_text())
     assert spec["rebuildable"] and spec["class"] == "sklearn.pipeline.Pipeline"
-    rebuilt = package.rebuild_estimator(spec)
-    assert export_module.pipeline_spec(rebuilt) == {"class": spec["class"], "params": spec["params"]}
+    rebuilt = rebuild_estimator(spec)
+    assert pipeline_spec(rebuilt) == {"class": spec["class"], "params": spec["params"]}
     assert repr(rebuilt) == repr(clone(model))
     X, y = data[list(model.feature_names_in_)], data["target"]
     assert (rebuilt.fit(X, y).predict(X) == clone(model).fit(X, y).predict(X)).all()
@@ -381,7 +392,7 @@ def test_a_model_that_failed_its_gate_is_refused_until_forced(shell, tmp_path, c
 
     shell.run('%mlops export churn --to deploy --force "approved for the demo by Ana"')
     assert "forced (approved for the demo by Ana): failed its requirement" in capsys.readouterr().out
-    manifest = package.verify(tmp_path / "deploy")
+    manifest = verify(tmp_path / "deploy")
     assert manifest["forced"] == "approved for the demo by Ana"
     assert manifest["overridden"][0].startswith("failed its requirement")
     summary = next(c for c in open_store(shell.store).captures(run.id) if c["kind"] == "deployment")["summary"]
@@ -413,7 +424,7 @@ def test_never_validated_stale_and_no_data_stage_are_refused(shell, tmp_path):
         mnb.export("other", to=tmp_path / "b")
     result = mnb.export("other", to=tmp_path / "b", force="one-off export for a demo")
     assert result.overridden == [r for r in result.overridden if r.startswith("no data stage")]
-    assert package.read_schema(tmp_path / "b")["data"] is None
+    assert read_schema(tmp_path / "b")["data"] is None
     assert mnb.load_model(tmp_path / "b").predict(shell.shell.user_ns["X"]).shape == (200,)
     assert version.run_id != 1
 
@@ -459,12 +470,12 @@ def test_a_data_stage_split_into_X_and_y_binds_fresh_data_by_columns(shell, tmp_
     shell.run(VALIDATION)
     mnb.register("clf", "split")
     result = mnb.export("split", to=tmp_path / "pkg")
-    schema = package.read_schema(result.path)
+    schema = read_schema(result.path)
     assert schema["data"]["binding"] == {"mode": "split", "X": "X", "y": "y"}
     table = shell.shell.user_ns["X"].assign(target=shell.shell.user_ns["y"])
-    frames = package.bind(table, schema)
+    frames = bind(table, schema)
     assert list(frames) == ["X", "y"] and frames["y"].name == "target"
-    script = package.load_script(result.path)
+    script = load_script(result.path)
     X, y = script.prepare(frames)
     assert X.equals(shell.shell.user_ns["X"]) and y.equals(shell.shell.user_ns["y"])
 
@@ -473,24 +484,24 @@ def test_export_is_atomic_and_never_clobbers_a_foreign_folder(shell, tmp_path, m
     shell.lifecycle()
     mnb.register("clf", "churn")
     first = mnb.export("churn", to=tmp_path / "pkg")
-    before = (package.package_dir(first.path) / "MANIFEST.json").read_bytes()
+    before = (package_dir(first.path) / "MANIFEST.json").read_bytes()
 
-    def crash(tmp, target):
+    def crash(root, version):
         raise OSError("disk full")
 
-    monkeypatch.setattr(export_module, "_swap_into_place", crash)
+    monkeypatch.setattr(export_module, "switch_current", crash)
     with pytest.raises(OSError, match="disk full"):
         mnb.export("churn", to=tmp_path / "pkg", schedule="0 4 * * *")
-    assert (package.package_dir(first.path) / "MANIFEST.json").read_bytes() == before
+    assert (package_dir(first.path) / "MANIFEST.json").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".pkg")) == [".pkg.lock"]
     assert [p.name for p in (first.path / "versions").iterdir()] == ["v0001"]  # the failed version is gone
     monkeypatch.undo()
     monkeypatch.chdir(tmp_path)
 
     second = mnb.export("churn", to=tmp_path / "pkg", schedule="0 4 * * *")  # the next version, now current
-    assert package.read_manifest(second.path)["schedule"] == "0 4 * * *"
+    assert read_manifest(second.path)["schedule"] == "0 4 * * *"
     assert os.readlink(second.path / "current") == "versions/v0002"
-    package.verify(second.path)
+    verify(second.path)
 
     foreign = tmp_path / "notes"
     foreign.mkdir()
@@ -520,10 +531,10 @@ def test_cli_export_and_reseal(shell, tmp_path):
     with (target / "current" / "retrain.py").open("a") as f:
         f.write("# tuned by hand\n")
     with pytest.raises(ChecksumError, match="retrain.py"):
-        package.verify(target)
+        verify(target)
     result = runner.invoke(main, ["reseal", str(target)])
     assert result.exit_code == 0 and "re-sealed retrain.py" in result.output
-    assert package.verify(target)["resealed"]["files"] == ["retrain.py"]
+    assert verify(target)["resealed"]["files"] == ["retrain.py"]
 
     result = runner.invoke(main, ["--store", str(shell.store), "export", "churn", "--to", str(target),
                                   "--schedule", "61 * * * *"])
@@ -583,22 +594,22 @@ def test_common_models_load_with_the_allow_list_and_rebuild_from_their_spec(name
         warnings.simplefilter("ignore")
         model.fit(X, y)
     data = sio.dumps(model)
-    assert package.untrusted_types(data) == []
-    sio.loads(data, trusted=list(package.TRUSTED_TYPES))
-    spec = json.loads(json.dumps(export_module.pipeline_spec(model)))
-    rebuilt = package.rebuild_estimator(spec)
+    assert untrusted_types(data) == []
+    sio.loads(data, trusted=list(TRUSTED_TYPES))
+    spec = json.loads(json.dumps(pipeline_spec(model)))
+    rebuilt = rebuild_estimator(spec)
     assert type(rebuilt) is type(clone(model))
-    assert json.loads(json.dumps(export_module.pipeline_spec(rebuilt))) == spec
+    assert json.loads(json.dumps(pipeline_spec(rebuilt))) == spec
 
 
 def test_rebuild_refuses_modules_outside_its_list():
     spec = {"class": "os.system", "params": {}}
     with pytest.raises(PackageError, match="outside the modules mlops-nb rebuilds from"):
-        package.rebuild_estimator(spec)
-    lam = export_module._encode(lambda v: v)
+        rebuild_estimator(spec)
+    lam = _encode(lambda v: v)
     assert "unrebuildable" in lam
     with pytest.raises(PackageError, match="cannot rebuild"):
-        package.rebuild_estimator({"class": "sklearn.preprocessing.FunctionTransformer", "params": {"func": lam}})
+        rebuild_estimator({"class": "sklearn.preprocessing.FunctionTransformer", "params": {"func": lam}})
 
 
 def test_check_frame_kinds_nulls_and_categories():
@@ -610,18 +621,18 @@ def test_check_frame_kinds_nulls_and_categories():
         {"name": "d", "dtype": "datetime64[ns]", "kind": "datetime", "nullable": False},
     ]
     good = pd.DataFrame({"n": [1, 2], "c": ["a", None], "d": ["2026-01-01", "2026-01-02"], "z": [0, 0]})
-    problems, notes = package.check_frame(good, columns)
+    problems, notes = check_frame(good, columns)
     assert problems == [] and notes == ["ignoring 1 column not in the schema: z"]
-    assert pd.api.types.is_datetime64_any_dtype(package.conform(good, columns)["d"])
+    assert pd.api.types.is_datetime64_any_dtype(conform(good, columns)["d"])
     bad = pd.DataFrame({"n": [1.0, None], "c": [1, 2], "d": ["2026-01-01", "2026-01-03"]})
-    problems, _ = package.check_frame(bad, columns)
+    problems, _ = check_frame(bad, columns)
     assert problems == [
         "column 'n' has 1 missing value; the training data had none",
         "column 'c' has dtype int64 (numeric); the model expects str (categorical)",
     ]
     with pytest.raises(SchemaMismatch, match="column 'd' is missing"):
-        package.conform(good.drop(columns=["d"]), columns)
-    _, notes = package.check_frame(pd.DataFrame({"n": [1.0], "c": ["zzz"], "d": ["2026-01-01"]}), columns)
+        conform(good.drop(columns=["d"]), columns)
+    _, notes = check_frame(pd.DataFrame({"n": [1.0], "c": ["zzz"], "d": ["2026-01-01"]}), columns)
     assert notes == ["column 'c' has 1 value never seen in training: zzz"]
 
 
@@ -635,14 +646,14 @@ def test_read_table_formats_globs_and_missing_data(tmp_path):
         frame.to_parquet(tmp_path / "f.parquet")
     frame.to_json(tmp_path / "f.json", orient="records")
     frame.to_json(tmp_path / "f.jsonl", orient="records", lines=True)
-    assert len(package.read_table(tmp_path / "part*.csv")) == 4
+    assert len(read_table(tmp_path / "part*.csv")) == 4
     for name in (*(["f.parquet"] if PARQUET else []), "f.json", "f.jsonl"):
-        assert package.read_table(tmp_path / name)["a"].tolist() == [1, 2]
+        assert read_table(tmp_path / name)["a"].tolist() == [1, 2]
     with pytest.raises(DataNotFound, match="no file matches"):
-        package.read_table(tmp_path / "nothing-*.csv")
+        read_table(tmp_path / "nothing-*.csv")
     (tmp_path / "empty.csv").write_text("a,b\n")
     with pytest.raises(DataNotFound, match="holds no rows"):
-        package.read_table(tmp_path / "empty.csv")
+        read_table(tmp_path / "empty.csv")
 
 
 def test_clean_cell_strips_magics_shell_and_echoes_but_keeps_code_and_strings():
@@ -660,7 +671,7 @@ def test_clean_cell_strips_magics_shell_and_echoes_but_keeps_code_and_strings():
         df.head()
         df
     ''')
-    code, notes = export_module.clean_cell(source)
+    code, notes = clean_cell(source)
     assert code == textwrap.dedent('''\
         query = """
         %s is not a magic inside a string
@@ -669,7 +680,117 @@ def test_clean_cell_strips_magics_shell_and_echoes_but_keeps_code_and_strings():
         df.drop(columns=["y"], inplace=True)
     ''')
     assert len(notes) == 3
-    assert export_module.clean_cell("%%time\nx = 1\n")[0] == "x = 1\n"
-    assert export_module.clean_cell("%%bash\necho hi\n") == ("", ["dropped a %%bash cell, which is not Python"])
-    indented = export_module._indent('q = """\nline\n"""\nx = 1')
+    assert clean_cell("%%time\nx = 1\n")[0] == "x = 1\n"
+    assert clean_cell("%%bash\necho hi\n") == ("", ["dropped a %%bash cell, which is not Python"])
+    indented = indent('q = """\nline\n"""\nx = 1')
     assert indented == '    q = """\nline\n"""\n    x = 1'
+
+
+def test_clean_cell_drops_ipython_forms_but_keeps_continuations_blocks_and_strings():
+    source = textwrap.dedent('''
+        %%stage data
+        ratio = (10
+        % 3)
+        total = 7 \\
+        % 4
+        for i in range(2):
+            %time fit(i)
+        result = %timeit -o fit(0)
+        df?
+        ??df.head
+        %config Completer.use_jedi=False \\
+            IPCompleter.greedy=True
+        note = "100% sure!"  # why?
+        text = """
+        !not a shell line
+        %not a magic
+        """
+    ''')
+    code, notes = clean_cell(source)
+    assert code == textwrap.dedent('''\
+        ratio = (10
+        % 3)
+        total = 7 \\
+        % 4
+        for i in range(2):
+            pass
+        note = "100% sure!"  # why?
+        text = """
+        !not a shell line
+        %not a magic
+        """
+    ''')
+    compile(code, "cell", "exec")
+    assert notes == [f"dropped notebook-only line: {line}" for line in (
+        "%time fit(i)", "result = %timeit -o fit(0)", "df?", "??df.head", "%config Completer.use_jedi=False \\")]
+    assert clean_cell("%%capture out\nprint(1)\n") == ("print(1)\n", [])
+    assert clean_cell("%%writefile x.py\nx = 1\n") == ("", ["dropped a %%writefile cell, which is not Python"])
+    assert clean_cell("  \n%%stage features\n\nx = 1\nx\n") == ("x = 1\n", [])
+    with pytest.raises(ExportError, match=r"does not parse as Python \(.*line 1\)"):
+        clean_cell("x = = 1\n")
+
+
+def test_export_runs_the_replayed_cells_in_a_subprocess_and_leaves_the_kernel_alone(shell, tmp_path, capsys):
+    data = DATA.replace("import numpy as np\n", "import os\nimport numpy as np\n") + (
+        'print("REPLAYED-DATA-CELL")\n'
+        'with open("pids.txt", "a") as f:\n'
+        '    f.write(f"{os.getpid()} {os.getcwd()}\\n")\n')
+    shell.run(f"%mlops start churn --store {shell.store}")
+    shell.run("%mlops require f1 >= 0.5 --target churned")
+    for cell in (data, FEATURES.replace("y = ", 'print("REPLAYED-FEATURES")\ny = '), MODEL.format(C=1.0), VALIDATION):
+        shell.run(cell)
+    mnb.register("clf", "churn")
+    capsys.readouterr()
+    before = os.getcwd()
+    result = mnb.export("churn", to=tmp_path / "pkg")
+    assert os.getcwd() == before
+    printed = capsys.readouterr()
+    assert "REPLAYED" not in printed.out + printed.err
+    (kernel_pid, kernel_cwd), (replay_pid, replay_cwd) = [
+        line.split(" ", 1) for line in (tmp_path / "pids.txt").read_text().splitlines()]
+    assert int(kernel_pid) == os.getpid() and int(replay_pid) != os.getpid()  # the replay ran in another process
+    assert kernel_cwd == replay_cwd == str(tmp_path)  # ... from the notebook's folder
+    assert result.warnings == [] and result.path == tmp_path / "pkg"
+
+
+@pytest.mark.parametrize("server", ["warm", "0"])
+def test_a_data_step_that_fails_outside_the_notebook_is_one_line_naming_the_fix(shell, tmp_path, monkeypatch, server):
+    import pandas as pd
+
+    if server == "0":  # no warm server: a new interpreter replays (as where there is no fork)
+        monkeypatch.setenv("MLOPS_NB_REPLAY_SERVER", "0")
+
+    pd.DataFrame({"age": range(40), "income": range(40), "churned": [0, 1] * 20}).to_csv("train.csv", index=False)
+    shell.run(f"%mlops start churn --store {shell.store}")
+    shell.run("%mlops require f1 >= 0.5 --target churned")
+    shell.run("%%stage data\nimport pandas as pd\ndf = pd.read_csv('train.csv')")
+    for cell in (FEATURES, MODEL.format(C=1.0), VALIDATION):
+        shell.run(cell)
+    mnb.register("clf", "churn")
+    os.remove("train.csv")
+    with pytest.raises(ExportError) as raised:
+        mnb.export("churn", to=tmp_path / "pkg")
+    message = str(raised.value)
+    assert message.startswith("retrain.py could not run the notebook's data step outside the notebook "
+                              "(FileNotFoundError: ")
+    assert "make the data cell self-contained" in message and "\n" not in message and "Traceback" not in message
+    assert not (tmp_path / "pkg").exists()
+
+
+def test_retrain_py_and_mlops_nb_retrain_are_one_command(deployed):
+    script = deployed["package"] / "current" / "retrain.py"
+    done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    cli = CliRunner().invoke(main, ["retrain", "--help"])
+    assert cli.exit_code == 0
+
+    def options(text: str) -> list[str]:
+        return re.findall(r"^ {2}(-{1,2}[\w-]+(?:, --[\w-]+)?)", text.split("Options:")[1], re.M)
+
+    assert options(cli.output) == ["--data", "--query", "--force", "-h, --help"]
+    words = [" ".join(text.split("Options:")[1].split()) for text in (done.stdout, cli.output)]
+    assert words[0] == words[1]  # word for word (the wrapping follows the terminal's width)
+    assert "Usage: retrain.py [OPTIONS]" in done.stdout and "81 drift needs a person" in done.stdout
+    bad = subprocess.run([sys.executable, str(script), "--bogus"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == CliRunner().invoke(main, ["retrain", str(deployed["package"]), "--bogus"]).exit_code == 78
+    assert "No such option '--bogus'" in bad.stderr

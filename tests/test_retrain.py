@@ -29,7 +29,13 @@ from notebook_helpers import notebook, run_notebook
 
 import mlops_nb as mnb
 from mlops_nb.cli import main
-from mlops_nb.deploy import package, retrain
+from mlops_nb.deploy.exits import EXIT_KEPT
+from mlops_nb.deploy.layout import FAULT_DELAY_ENV, package_dir, versions
+from mlops_nb.deploy.metrics import evaluate, metric_key
+from mlops_nb.deploy.retrain.progress import STEPS
+from mlops_nb.deploy.settings import DEFAULT_SETTINGS, read_settings
+from mlops_nb.deploy.sources import describe_source, read_source
+from mlops_nb.deploy.verify import read_manifest, verify
 from mlops_nb.errors import DataNotFound, PackageError
 from mlops_nb.store import close_all, open_store
 
@@ -94,7 +100,7 @@ def pkg(tmp_path_factory):
 
 def env_for(pkg: dict, **extra: str) -> dict[str, str]:
     env = {**os.environ, "MLOPS_NB_STORE": str(pkg["store"]), **extra}
-    env.pop(package.FAULT_DELAY_ENV, None)
+    env.pop(FAULT_DELAY_ENV, None)
     env.update(extra)
     return env
 
@@ -133,7 +139,7 @@ def champion(pkg: dict) -> int:
 
 
 def set_settings(pkg: dict, **changes) -> None:
-    settings = {**retrain.DEFAULT_SETTINGS, **changes}
+    settings = {**DEFAULT_SETTINGS, **changes}
     (pkg["root"] / "settings.json").write_text(json.dumps(settings))
 
 
@@ -147,7 +153,7 @@ def test_better_data_is_promoted_and_the_run_is_recorded(pkg):
     result = job(pkg, "--data", str(pkg["better"]))
     assert result.returncode == 0, result.stdout + result.stderr
     steps = [line for line in result.stdout.splitlines() if "mlops-nb retrain churn: [" in line]
-    assert [line.split("] ")[1].split(":")[0] for line in steps] == list(retrain.STEPS)  # one line per step
+    assert [line.split("] ")[1].split(":")[0] for line in steps] == list(STEPS)  # one line per step
     assert "exit 0 (promoted): promoted churn version 2 (package v0002): candidate f1 0.85" in last_line(result)
 
     assert current_name(pkg) == "versions/v0002"
@@ -158,7 +164,7 @@ def test_better_data_is_promoted_and_the_run_is_recorded(pkg):
 
     better = pd.read_csv(pkg["better"])
     assert model.predict(better[FEATURES]).shape == (3000,)
-    manifest = package.read_manifest(pkg["root"])
+    manifest = read_manifest(pkg["root"])
     assert manifest["model"]["version"] == 2 and manifest["package_version"] == 2
     assert manifest["run"]["id"] == 1 and manifest["retrained"]["from_model_version"] == 1
 
@@ -199,7 +205,7 @@ def test_the_same_data_again_keeps_the_champion_with_a_progress_bar_at_a_termina
             break
         output += chunk
     os.close(leader)
-    assert proc.wait(timeout=300) == package.EXIT_KEPT
+    assert proc.wait(timeout=300) == EXIT_KEPT
     text = output.decode()
     assert "/11" in text and "\r" in text  # tqdm's bar, redrawn in place
     assert "[1/11] lock:" not in text  # no step lines at a terminal
@@ -274,14 +280,14 @@ def test_drift_is_recorded_per_column_and_acts_as_configured(pkg):
 
 
 def test_a_candidate_below_the_requirement_exits_80_and_the_champion_stays(pkg):
-    before = (package.package_dir(pkg["root"]) / "model.skops").read_bytes()
+    before = (package_dir(pkg["root"]) / "model.skops").read_bytes()
     result = job(pkg, "--data", str(pkg["random"]), "--force")  # even forced: the requirement is the floor
     assert result.returncode == 80, result.stdout + result.stderr
     line = last_line(result)
     assert "candidate below the requirement: f1 0.3" in line and "does not meet f1 >= 0.7" in line
     assert current_name(pkg) == "versions/v0003" and champion(pkg) == 3
-    assert (package.package_dir(pkg["root"]) / "model.skops").read_bytes() == before
-    package.verify(pkg["root"])
+    assert (package_dir(pkg["root"]) / "model.skops").read_bytes() == before
+    verify(pkg["root"])
     run = latest_run(pkg)
     assert run["tags"]["decision"] == "below requirement" and run["tags"]["gate"].startswith("f1 >= 0.7: failed")
 
@@ -307,7 +313,7 @@ def test_rollback_swaps_back_and_forth(pkg):
 def test_an_overlapping_run_exits_75_at_once(pkg):
     first = subprocess.Popen([sys.executable, "current/retrain.py", "--data", str(pkg["better"]), "--force"],
                              cwd=pkg["root"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             env=env_for(pkg, **{package.FAULT_DELAY_ENV: "2"}))
+                             env=env_for(pkg, **{FAULT_DELAY_ENV: "2"}))
     try:
         for line in first.stdout:
             if "fault point: fit" in line:
@@ -324,7 +330,7 @@ def test_an_overlapping_run_exits_75_at_once(pkg):
     assert "exit 75 (locked)" in last_line(second) and "retraining (pid" in last_line(second)
     run = latest_run(pkg)
     assert run["tags"]["decision"] == "locked" and run["parent_id"] == 1
-    package.verify(pkg["root"])
+    verify(pkg["root"])
 
 
 # -- 8: kill -9 at random moments ------------------------------------------------------------------------
@@ -340,7 +346,7 @@ def test_kill_9_at_random_moments_never_breaks_the_champion_or_the_store(pkg):
     for phase in phases:
         proc = subprocess.Popen([sys.executable, "current/retrain.py", "--data", str(pkg["better"]), "--force"],
                                 cwd=pkg["root"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=env_for(pkg, **{package.FAULT_DELAY_ENV: str(delay)}))
+                                env=env_for(pkg, **{FAULT_DELAY_ENV: str(delay)}))
         points = {"fit": ["fit"], "write": [f"write {n}" for n in ("model.skops", "metrics.json", "schema.json",
                                                                  "reference/profile.json", "retrain.py")],
                   "swap": ["swap", "swapped"], "record": ["record register", "record promote", "record end"]}[phase]
@@ -357,22 +363,22 @@ def test_kill_9_at_random_moments_never_breaks_the_champion_or_the_store(pkg):
         killed_runs.append(point)
         print(f"seed {seed}: killed at {point}")
 
-        package.verify(pkg["root"])  # the champion verifies and loads
+        verify(pkg["root"])  # the champion verifies and loads
         assert mnb.load_model(pkg["root"]).predict_proba(_rows(pkg)).shape == (5, 2)
         with contextlib.closing(sqlite3.connect(pkg["store"])) as conn:
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         after = job(pkg, "--data", str(pkg["better"]))
         assert after.returncode in (0, 99), f"after a kill at {point}:\n{after.stdout}{after.stderr}"
         # a kill between the swap and the registry's alias move is finished by the next run
-        assert champion(pkg) == package.read_manifest(pkg["root"])["model"]["version"], (seed, killed_runs)
+        assert champion(pkg) == read_manifest(pkg["root"])["model"]["version"], (seed, killed_runs)
 
     final = job(pkg, "--data", str(pkg["better"]), "--force")
     assert final.returncode == 0, final.stdout + final.stderr
     root = pkg["root"]
-    assert len(package.versions(root)) == 3  # the last three kept
+    assert len(versions(root)) == 3  # the last three kept
     assert not [p for p in (root / "versions").iterdir() if p.name.startswith(".")]  # no leftovers
     assert not list(root.glob(".current.tmp-*"))
-    manifest = package.read_manifest(root)
+    manifest = read_manifest(root)
     assert champion(pkg) == manifest["model"]["version"]  # registry and package agree
     statuses = [r["status"] for r in retraining_runs(pkg)]
     # every killed run ends "interrupted", except one killed just after its record was committed
@@ -390,18 +396,18 @@ def _rows(pkg: dict):
 
 
 def test_settings_are_checked_and_named(tmp_path):
-    assert retrain.read_settings(tmp_path) == retrain.DEFAULT_SETTINGS
+    assert read_settings(tmp_path) == DEFAULT_SETTINGS
     (tmp_path / "settings.json").write_text('{"drift": "panic"}')
     with pytest.raises(PackageError, match='"drift" is "panic"; it must be "report" or "retrain" or "block"'):
-        retrain.read_settings(tmp_path)
+        read_settings(tmp_path)
     (tmp_path / "settings.json").write_text('{"margins": 0.1}')
     with pytest.raises(PackageError, match="unknown setting margins"):
-        retrain.read_settings(tmp_path)
+        read_settings(tmp_path)
     (tmp_path / "settings.json").write_text('{"drift_config": {"psi_drift": 0.3, "psi_wrn": 1}}')
     with pytest.raises(PackageError, match="unknown drift threshold psi_wrn"):
-        retrain.read_settings(tmp_path)
+        read_settings(tmp_path)
     (tmp_path / "settings.json").write_text('{"margin": 0.01, "drift_config": {"psi_drift": 0.3}}')
-    assert retrain.read_settings(tmp_path)["margin"] == 0.01
+    assert read_settings(tmp_path)["margin"] == 0.01
 
 
 def test_metric_names_and_evaluation():
@@ -409,11 +415,11 @@ def test_metric_names_and_evaluation():
     import pandas as pd
     from sklearn.linear_model import LinearRegression, LogisticRegression
 
-    assert [retrain.metric_key(n) for n in ("f1", "val_f1", "test_f1_score", "AUC", "rmse", "cv_f1")] == [
+    assert [metric_key(n) for n in ("f1", "val_f1", "test_f1_score", "AUC", "rmse", "cv_f1")] == [
         "f1", "f1", "f1", "roc_auc", "rmse", None]
     X = pd.DataFrame({"a": np.linspace(0, 1, 40)})
     y = pd.Series(["no", "yes"] * 20)
-    scores = retrain.evaluate(LogisticRegression().fit(X, y), X, y, classifier=True)
+    scores = evaluate(LogisticRegression().fit(X, y), X, y, classifier=True)
     assert set(scores) == {"accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc", "log_loss"}
     from sklearn import metrics
     from sklearn.datasets import make_classification
@@ -423,14 +429,14 @@ def test_metric_names_and_evaluation():
         labels = np.array(["a", "b", "c"])[labels]
         model = LogisticRegression(max_iter=500).fit(features[:300], labels[:300])
         truth, predicted = labels[300:], model.predict(features[300:])
-        got = retrain.evaluate(model, features[300:], truth, classifier=True)
+        got = evaluate(model, features[300:], truth, classifier=True)
         assert got["accuracy"] == pytest.approx(metrics.accuracy_score(truth, predicted))
         assert got["balanced_accuracy"] == pytest.approx(metrics.balanced_accuracy_score(truth, predicted))
         for name, score in (("f1", metrics.f1_score), ("precision", metrics.precision_score),
                             ("recall", metrics.recall_score)):
             assert got[name] == pytest.approx(score(truth, predicted, **average)), (n_classes, name)
     values = pd.Series(np.linspace(0, 2, 40))
-    scores = retrain.evaluate(LinearRegression().fit(X, values), X, values, classifier=False)
+    scores = evaluate(LinearRegression().fit(X, values), X, values, classifier=False)
     assert scores["r2"] == pytest.approx(1.0) and scores["rmse"] == pytest.approx(0, abs=1e-9)
 
 
@@ -441,11 +447,11 @@ def test_database_sources_read_through_sqlalchemy(tmp_path):
     with sqlite3.connect(database) as conn:
         pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]}).to_sql("batch", conn, index=False)
     url = f"sqlite:///{database}"
-    assert retrain.read_source(url, "SELECT * FROM batch WHERE a > 1")["b"].tolist() == ["y", "z"]
+    assert read_source(url, "SELECT * FROM batch WHERE a > 1")["b"].tolist() == ["y", "z"]
     with pytest.raises(PackageError, match="give the rows to read with --query"):
-        retrain.read_source(url)
+        read_source(url)
     with pytest.raises(DataNotFound, match="returned no rows"):
-        retrain.read_source(url, "SELECT * FROM batch WHERE a > 9")
+        read_source(url, "SELECT * FROM batch WHERE a > 9")
     with pytest.raises(DataNotFound, match="no such table: missing_table"):
-        retrain.read_source(url, "SELECT * FROM missing_table")
-    assert retrain.describe_source("postgresql://etl:secret@db/crm") == "postgresql://etl:***@db/crm"
+        read_source(url, "SELECT * FROM missing_table")
+    assert describe_source("postgresql://etl:secret@db/crm") == "postgresql://etl:***@db/crm"

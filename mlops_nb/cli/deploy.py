@@ -10,6 +10,7 @@ import click
 
 from mlops_nb.cli.main import _Group, main, open_existing
 from mlops_nb.cli.render import EMPTY, table_lines
+from mlops_nb.deploy.retrain.command import retrain_command
 
 
 @main.command(name="export", short_help="Write a model as a deployment package with retrain.py and cron line.")
@@ -69,21 +70,23 @@ def predict(package_dir: Path, input_path: Path, output: Path | None) -> None:
     Examples:
       mlops-nb predict deploy/churn new_customers.csv -o predictions.csv
     """
-    from mlops_nb.deploy import package
+    from mlops_nb.deploy.exits import EXIT_BAD_DATA, EXIT_INTEGRITY, EXIT_NO_DATA
+    from mlops_nb.deploy.predict import predict as predict_frame
+    from mlops_nb.deploy.sources import read_table
     from mlops_nb.errors import ChecksumError, DataNotFound, SchemaMismatch, UntrustedTypes
 
     try:
-        frame = package.read_table(input_path)
-        predictions = package.predict(package_dir, frame)
+        frame = read_table(input_path)
+        predictions = predict_frame(package_dir, frame)
     except SchemaMismatch as exc:
         click.echo(f"error: {exc}", err=True)
-        raise SystemExit(package.EXIT_BAD_DATA) from None
+        raise SystemExit(EXIT_BAD_DATA) from None
     except DataNotFound as exc:
         click.echo(f"error: {exc}", err=True)
-        raise SystemExit(package.EXIT_NO_DATA) from None
+        raise SystemExit(EXIT_NO_DATA) from None
     except (ChecksumError, UntrustedTypes) as exc:
         click.echo(f"error: {exc}", err=True)
-        raise SystemExit(package.EXIT_INTEGRITY) from None
+        raise SystemExit(EXIT_INTEGRITY) from None
     if output is None:
         click.echo(predictions.to_csv(index=False), nl=False)
     else:
@@ -102,48 +105,18 @@ def reseal(package_dir: Path, files: tuple[str, ...]) -> None:
     Examples:
       mlops-nb reseal deploy/churn
     """
-    from mlops_nb.deploy import package
+    from mlops_nb.deploy.layout import SCRIPT_FILE
+    from mlops_nb.deploy.verify import reseal as reseal_files
 
-    package.reseal(package_dir, files or (package.SCRIPT_FILE,))
-    click.echo(f"re-sealed {', '.join(files or (package.SCRIPT_FILE,))} in {package_dir}")
+    reseal_files(package_dir, files or (SCRIPT_FILE,))
+    click.echo(f"re-sealed {', '.join(files or (SCRIPT_FILE,))} in {package_dir}")
 
 
 # -- retraining, rollback, cron --------------------------------------------------------------
 
 
-@main.command(short_help="Retrain a package's model on fresh data; promote it only if it is better.")
-@click.argument("package_dir", metavar="PACKAGE", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--data", metavar="SOURCE",
-              help="CSV, Parquet or JSON path or glob, or a database URL (with --query). Default: the export's.")
-@click.option("--query", metavar="SQL", help="The SELECT reading fresh data from a database URL (needs SQLAlchemy).")
-@click.option("--force", is_flag=True,
-              help="Promote a candidate that passes the requirement even if it does not beat the champion by the "
-                   "margin, and go on despite drift that would block.")
-@click.pass_context
-def retrain(ctx: click.Context, package_dir: Path, data: str | None, query: str | None, force: bool) -> None:
-    """Run PACKAGE's retraining job now, as cron would: lock, verify, load and validate fresh data,
-    check drift, refit the recorded pipeline, compare candidate and champion on held-out rows,
-    promote the candidate only when it passes the requirement and beats the champion by the margin.
-    One line per step (a progress bar at a terminal), one last line saying why it ended. The run is
-    recorded as a `retraining` run of the notebook run the package came from.
-
-    \b
-    Exit status: 0 promoted, 99 champion kept, 65 bad data, 66 no data, 75 already running,
-    78 configuration or version mismatch, 80 below the requirement, 81 drift needs a person,
-    82 integrity check failed, 70 a bug.
-
-    \b
-    Examples:
-      mlops-nb retrain deploy/churn
-      mlops-nb retrain deploy/churn --data "incoming/2026-*.parquet"
-      mlops-nb retrain deploy/churn --data postgresql://etl@db/crm --query "SELECT * FROM churn_weekly"
-    """
-    from mlops_nb.deploy.retrain import run_package
-
-    argv = [*(["--data", data] if data else []), *(["--query", query] if query else [])]
-    argv += ["--force"] if force else []
-    code = run_package(package_dir, argv=argv, store=ctx.obj["store"])
-    ctx.exit(code)
+# The same click command as an exported retrain.py runs (options, help, exit statuses).
+main.add_command(retrain_command(), name="retrain")
 
 
 @main.command(short_help="Swap a package back to its previous version (and the registry's champion).")
@@ -162,7 +135,7 @@ def rollback(ctx: click.Context, target: str, to: str | None, reason: str | None
       mlops-nb rollback churn --reason "v4 misreads the new price column"
       mlops-nb rollback deploy/churn --to v0002
     """
-    from mlops_nb.deploy.retrain import rollback as do_rollback
+    from mlops_nb.deploy.rollback import rollback as do_rollback
 
     click.echo(str(do_rollback(target, to=to, reason=reason, store=ctx.obj["store"])))
 

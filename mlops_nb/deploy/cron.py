@@ -2,7 +2,7 @@
 
 Each package gets at most one line, tagged with the comment ``mlops-nb retrain <package root>`` so
 that mlops-nb finds its own lines and never touches anyone else's. The line is the one export
-writes to ``crontab.txt`` (:func:`mlops_nb.deploy.export.cron_command`): cron starts jobs with a bare
+writes to ``crontab.txt`` (:func:`mlops_nb.deploy.schedule.cron_command`): cron starts jobs with a bare
 environment (``PATH=/usr/bin:/bin``, no virtual environment, no ``MLOPS_NB_STORE``), so it changes
 into the package root, sets the store, runs ``current/retrain.py`` with this interpreter's absolute
 path, and appends everything the job prints to ``<package>-retrain.log`` beside the package.
@@ -17,7 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mlops_nb.deploy import package
+from mlops_nb.deploy.layout import package_root
+from mlops_nb.deploy.schedule import cron_command, next_run_times
+from mlops_nb.deploy.verify import read_manifest
 from mlops_nb.errors import MlopsError
 
 TAG = "mlops-nb retrain"
@@ -33,8 +35,6 @@ class CronEntry:
     enabled: bool
 
     def next_runs(self, count: int = 1) -> list[datetime]:
-        from mlops_nb.deploy.export import next_run_times
-
         return next_run_times(self.schedule, count)
 
     def __str__(self) -> str:
@@ -72,10 +72,8 @@ def job_line(package_path: str | os.PathLike, *, schedule: str | None = None, st
              python: str | None = None) -> tuple[Path, str, str]:
     """``(root, schedule, command)`` of the cron line for a package: the schedule given (validated)
     or the one chosen at export; the store given or the one the package was exported from."""
-    from mlops_nb.deploy.export import cron_command, next_run_times
-
-    root = package.package_root(package_path)
-    manifest = package.read_manifest(root)
+    root = package_root(package_path)
+    manifest = read_manifest(root)
     schedule = (schedule or manifest.get("schedule") or "").strip()
     next_run_times(schedule)  # ExportError names a bad schedule
     store_path = str(Path(store).expanduser().absolute()) if store else manifest["store"]
@@ -117,7 +115,7 @@ def remove(package_path: str | os.PathLike | None = None, *, tabfile: str | os.P
     else:
         path = Path(package_path).expanduser().absolute()
         try:
-            wanted = str(package.package_root(path))
+            wanted = str(package_root(path))
         except MlopsError:
             wanted = str(path)  # the package may be gone already: its line can still go
     gone = []

@@ -1,0 +1,101 @@
+"""Every store write of a retraining job, in one place: the run it records in, the drift rows, the
+candidate's model version, the registry's aliases, and the run's end.
+
+The semantics are those of the store and registry calls they wrap; tracking is to become the only
+writer, and then these are the calls that switch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from mlops_nb.deploy.layout import fault_point
+from mlops_nb.deploy.settings import is_number
+from mlops_nb.errors import PackageError, RunNotFound
+
+
+def open_job_store(explicit: str | os.PathLike | None, manifest: dict[str, Any]) -> Any:
+    """The store a job records in: ``--store``, else ``$MLOPS_NB_STORE``, else the package's own."""
+    from mlops_nb import store as store_module
+
+    return store_module.open_store(explicit or os.environ.get(store_module.ENV_VAR) or manifest.get("store"))
+
+
+def start_run(store: Any, manifest: dict[str, Any]) -> int:
+    """Start the job's ``retraining`` run, a child of the notebook run the package came from."""
+    from mlops_nb import tracking
+
+    run = manifest["run"]
+    try:
+        started = tracking.start(run["project"], name=f"retrain-{manifest['model']['name']}",
+                                 kind="retraining", parent=run["id"], store=store)
+    except RunNotFound:
+        raise PackageError(
+            f"the store {store.path} has no run {run['id']}, the notebook run this package comes from; "
+            f"record in the store it was exported from ({manifest.get('store')}): set MLOPS_NB_STORE to it "
+            f"or pass --store") from None
+    return started.id
+
+
+def finish_interrupted_promotion(store: Any, manifest: dict[str, Any], run_id: int) -> str | None:
+    """A job killed between swapping ``current`` and moving the registry's ``champion`` left the
+    registry behind the package: finish that alias move (only that one). Returns a note when it did."""
+    from mlops_nb.tracking import registry
+
+    name, version = manifest["model"]["name"], manifest["model"]["version"]
+    retrained = manifest.get("retrained") or {}
+    if not retrained.get("run_id") or store.aliases(name).get("champion") == version:
+        return None
+    run = next((r for r in store.child_runs(manifest["run"]["id"]) if r["id"] == retrained["run_id"]), None)
+    if run is None or run["status"] != "interrupted" or run["tags"].get("promoting") != str(version):
+        return None
+    later = [h for h in store.alias_history(name) if h["alias"] == "champion" and h["time"] > run["start_time"]]
+    if later:
+        return None  # someone moved the champion since: their choice stands
+    registry.promote(name, version, "champion", by="mlops-nb retrain", run=run_id, store=store,
+                     reason=f"completing the promotion of retraining run {run['id']}, which was interrupted")
+    return f"completed the interrupted promotion of {name} version {version} (run {run['id']})"
+
+
+def record_drift(store: Any, run_id: int, rows: list[dict[str, Any]], document: dict[str, Any]) -> None:
+    """The drift rows of every column (and the prediction) and the whole report as ``drift.json``."""
+    store.add_drift(run_id, rows)
+    store.add_artifact(run_id, "drift.json", store.put_bytes(json.dumps(document, separators=(",", ":")).encode()),
+                       kind="drift")
+
+
+def register_candidate(store: Any, run_id: int, name: str, model_bytes: bytes, *, class_path: str | None,
+                       description: str) -> int:
+    """Register the candidate as the next version of model ``name``, linked to the job's run."""
+    with store.transaction():
+        artifact = store.add_artifact(run_id, f"{name}.skops", store.put_bytes(model_bytes), kind="model")
+        version = store.add_model_version(name, run_id=run_id, artifact_id=artifact, capture_id=None,
+                                          class_path=class_path, description=description)
+    fault_point("record register")
+    return version
+
+
+def mark_promoting(store: Any, run_id: int, version: int) -> None:
+    """Note the version being promoted: the next job finishes the alias move if this one dies."""
+    store.set_tags(run_id, {"promoting": str(version)})
+
+
+def promote_champion(store: Any, name: str, version: int, run_id: int, reason: str) -> None:
+    """Move the registry's ``champion`` to ``version`` (the one it replaces becomes ``previous``)."""
+    from mlops_nb.tracking import registry
+
+    registry.promote(name, version, "champion", by="mlops-nb retrain", run=run_id, store=store, reason=reason)
+
+
+def record_end(store: Any, run_id: int, *, params: dict[str, Any], tags: dict[str, Any], metrics: dict[str, Any],
+               ok: bool, message: str) -> None:
+    """The run's params, tags and metrics, and its end (finished when ``ok``, else failed with
+    ``message``), in one transaction."""
+    with store.transaction():
+        store.log_params(run_id, {k: v for k, v in params.items() if v is not None})
+        store.set_tags(run_id, tags)
+        store.log_metrics([(run_id, k, 0, float(v)) for k, v in metrics.items() if is_number(v)])
+        fault_point("record end")
+        store.end_run(run_id, "finished" if ok else "failed", None if ok else message)
