@@ -42,8 +42,8 @@ _LAZY = {
     "promote": "mlops_nb.tracking.registry",
     "models": "mlops_nb.tracking.registry",
     "export": "mlops_nb.deploy.export",
-    "load_model": "mlops_nb.deploy.package",
-    "rollback": "mlops_nb.deploy.retrain",
+    "load_model": "mlops_nb.deploy.model",
+    "rollback": "mlops_nb.deploy.rollback",
     "status": "mlops_nb.notebook.widgets.status",
     "compare": "mlops_nb.notebook.widgets.compare",
 }

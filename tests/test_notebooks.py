@@ -231,7 +231,7 @@ def check_quickstart_run(nb, tmp_path: Path, store_path: Path) -> None:
 
     # Deployment: the tuned model is version 1 (champion) and its package verifies.
     package = tmp_path / "deploy" / "breast-cancer"
-    from mlops_nb.deploy.package import verify
+    from mlops_nb.deploy.verify import verify
 
     verify(package)
     assert [v["version"] for v in store.rows("SELECT * FROM model_versions")] == [1]

@@ -79,13 +79,6 @@ __all__ = [
     "untrusted_reason",
 ]
 
-# Old private names, still imported by other layers until the merge moves them to the public ones:
-# ``deploy/export.py`` (_class_path, _column_kind, _is_estimator), ``deploy/package.py`` (_column_kind),
-# ``tracking/registry.py`` (capture._is_estimator). Delete these aliases once those call sites are renamed.
-_class_path = class_path
-_column_kind = column_kind
-_is_estimator = is_estimator
-
 
 def describe(name: str, obj: object, *, profile: bool = False) -> dict | None:
     """Describe whatever ``obj`` is, or return ``None`` when it is nothing mlops-nb records.

@@ -89,7 +89,7 @@ def fresh_data(path: Path, *, rows: int = 800, seed: int = 7) -> Path:
 
 def retrain_once(folder: Path, data: Path, store: Path) -> int:
     """Run the exported job exactly as cron would: its own interpreter, in the package folder."""
-    from mlops_nb.deploy.package import retrain_script
+    from mlops_nb.deploy.layout import retrain_script
 
     script = retrain_script(folder / PACKAGE)
     env = {**os.environ, "MLOPS_NB_STORE": str(store)}

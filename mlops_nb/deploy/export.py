@@ -84,7 +84,7 @@ from mlops_nb.deploy.settings import keep_versions, write_default_settings
 from mlops_nb.errors import ExportError, PackageLocked
 from mlops_nb.stages import STAGE_INDEX
 from mlops_nb.store import Store
-from mlops_nb.tracking import integrity, registry
+from mlops_nb.tracking import deployments, integrity, registry
 from mlops_nb.tracking.context import current
 
 
@@ -242,9 +242,9 @@ def export_package(
         "files": len(listed), "forced": force, "overridden": manifest["overridden"],
         "reproduced": built.reproduced, "warnings": warnings,
     }
-    opened.record_deployment(
+    deployments.record_deployment(
         chosen.run_id, source=command or _api_command(name, to, version, schedule, data, force),
-        start_time=started, duration=seconds, summary=summary, manifest=opened.put_bytes(manifest_bytes),
+        start_time=started, duration=seconds, summary=summary, manifest=manifest_bytes, store=opened,
     )
     return ExportResult(
         target, chosen.name, chosen.version, chosen.aliases, chosen.run_id, listed, schedule, next_runs,

@@ -11,7 +11,7 @@ import re
 import sys
 from typing import Any
 
-from mlops_nb.capture import _class_path, _is_estimator, json_safe
+from mlops_nb.capture import class_path, is_estimator, json_safe
 from mlops_nb.deploy.layout import FORMAT_VERSION
 
 #: Always pinned in requirements.txt, with the distributions of any other library the model uses.
@@ -22,7 +22,7 @@ def pipeline_spec(est: Any) -> dict[str, Any]:
     """``{"class", "params"}`` of an estimator with every parameter encoded so that
     :func:`mlops_nb.deploy.model.rebuild_estimator` rebuilds the same unfitted estimator: nested
     estimators as ``{"estimator": spec}``, tuples, arrays, types and functions tagged."""
-    return {"class": _class_path(est), "params": {k: _encode(v) for k, v in est.get_params(deep=False).items()}}
+    return {"class": class_path(est), "params": {k: _encode(v) for k, v in est.get_params(deep=False).items()}}
 
 
 def _encode(value: Any) -> Any:
@@ -40,7 +40,7 @@ def _encode(value: Any) -> Any:
         return value if math.isfinite(value) else {"float": repr(value)}
     if isinstance(value, np.ndarray):
         return {"ndarray": {"data": value.tolist(), "dtype": str(value.dtype)}}
-    if _is_estimator(value):
+    if is_estimator(value):
         return {"estimator": pipeline_spec(value)}
     if isinstance(value, tuple):
         return {"tuple": [_encode(v) for v in value]}
@@ -49,7 +49,7 @@ def _encode(value: Any) -> Any:
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         return {"dict": {k: _encode(v) for k, v in value.items()}}
     if isinstance(value, type):
-        return {"type": _class_path(value)}
+        return {"type": class_path(value)}
     if isinstance(value, functools.partial):
         return {"partial": {"func": _callable_path(value.func), "args": [_encode(a) for a in value.args],
                             "keywords": {k: _encode(v) for k, v in value.keywords.items()}}}
@@ -57,7 +57,7 @@ def _encode(value: Any) -> Any:
         return {"callable": _callable_path(value)}
     params = _init_params(value)
     if params is not None:  # an object rebuilt from its constructor arguments: make_column_selector, KFold
-        return {"object": {"class": _class_path(value), "params": params}}
+        return {"object": {"class": class_path(value), "params": params}}
     return {"unrebuildable": json_safe(value) if not callable(value) else repr(value)[:200]}
 
 

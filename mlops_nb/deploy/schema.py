@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlops_nb.capture import _column_kind, json_safe
+from mlops_nb.capture import column_kind, json_safe
 from mlops_nb.deploy.layout import SCHEMA_FILE, read_json
 from mlops_nb.errors import PackageError, SchemaMismatch
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 #: Category domains longer than this are not recorded in schema.json.
 MAX_CATEGORIES = 1_000
-#: Column kinds a schema column accepts (``capture._column_kind`` of the fresh column's dtype).
+#: Column kinds a schema column accepts (``capture.column_kind`` of the fresh column's dtype).
 _COMPATIBLE = {
     "numeric": {"numeric", "boolean"},
     "boolean": {"boolean", "numeric"},
@@ -37,7 +37,7 @@ def columns(frame: Any) -> list[dict[str, Any]]:
     out = []
     for name in frame.columns:
         values = frame[name]
-        kind = _column_kind(values.dtype)
+        kind = column_kind(values.dtype)
         entry = {"name": str(name), "dtype": str(values.dtype), "kind": kind, "nullable": bool(values.isna().any())}
         if kind in ("categorical", "boolean"):
             unique = values.dropna().unique()
@@ -54,7 +54,7 @@ def check_frame(frame: pandas.DataFrame, columns: Sequence[Mapping[str, Any]]) -
     missing values in a column that had none in the training data. Notes (not errors): extra
     columns, which are dropped, and category values never seen in training.
     """
-    from mlops_nb.capture import _column_kind
+    from mlops_nb.capture import column_kind
 
     problems, notes = [], []
     expected = {c["name"] for c in columns}
@@ -65,7 +65,7 @@ def check_frame(frame: pandas.DataFrame, columns: Sequence[Mapping[str, Any]]) -
             continue
         values = frame[name]
         missing = int(values.isna().sum())
-        kind = _column_kind(values.dtype)
+        kind = column_kind(values.dtype)
         dates_as_text = column["kind"] == "datetime" and kind == "categorical" and _parses_as_dates(values)
         accepted = _COMPATIBLE.get(column["kind"], {column["kind"]})
         if missing < len(values) and kind not in accepted and not dates_as_text:

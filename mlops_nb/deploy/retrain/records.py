@@ -1,8 +1,8 @@
 """Every store write of a retraining job, in one place: the run it records in, the drift rows, the
 candidate's model version, the registry's aliases, and the run's end.
 
-The semantics are those of the store and registry calls they wrap; tracking is to become the only
-writer, and then these are the calls that switch.
+Tracking is the only writer: each of these hands the job's facts to :mod:`mlops_nb.tracking`
+(``tracking.retraining``, ``tracking.registry``), which knows how they are stored.
 """
 
 from __future__ import annotations
@@ -61,25 +61,27 @@ def finish_interrupted_promotion(store: Any, manifest: dict[str, Any], run_id: i
 
 def record_drift(store: Any, run_id: int, rows: list[dict[str, Any]], document: dict[str, Any]) -> None:
     """The drift rows of every column (and the prediction) and the whole report as ``drift.json``."""
-    store.add_drift(run_id, rows)
-    store.add_artifact(run_id, "drift.json", store.put_bytes(json.dumps(document, separators=(",", ":")).encode()),
-                       kind="drift")
+    from mlops_nb.tracking import retraining
+
+    retraining.record_drift(run_id, rows, json.dumps(document, separators=(",", ":")).encode(), store=store)
 
 
 def register_candidate(store: Any, run_id: int, name: str, model_bytes: bytes, *, class_path: str | None,
                        description: str) -> int:
     """Register the candidate as the next version of model ``name``, linked to the job's run."""
-    with store.transaction():
-        artifact = store.add_artifact(run_id, f"{name}.skops", store.put_bytes(model_bytes), kind="model")
-        version = store.add_model_version(name, run_id=run_id, artifact_id=artifact, capture_id=None,
-                                          class_path=class_path, description=description)
+    from mlops_nb.tracking import retraining
+
+    version = retraining.register_candidate(run_id, name, model_bytes, class_path=class_path,
+                                            description=description, store=store)
     fault_point("record register")
     return version
 
 
 def mark_promoting(store: Any, run_id: int, version: int) -> None:
     """Note the version being promoted: the next job finishes the alias move if this one dies."""
-    store.set_tags(run_id, {"promoting": str(version)})
+    from mlops_nb.tracking import retraining
+
+    retraining.mark_promoting(run_id, version, store=store)
 
 
 def promote_champion(store: Any, name: str, version: int, run_id: int, reason: str) -> None:
@@ -93,9 +95,8 @@ def record_end(store: Any, run_id: int, *, params: dict[str, Any], tags: dict[st
                ok: bool, message: str) -> None:
     """The run's params, tags and metrics, and its end (finished when ``ok``, else failed with
     ``message``), in one transaction."""
-    with store.transaction():
-        store.log_params(run_id, {k: v for k, v in params.items() if v is not None})
-        store.set_tags(run_id, tags)
-        store.log_metrics([(run_id, k, 0, float(v)) for k, v in metrics.items() if is_number(v)])
-        fault_point("record end")
-        store.end_run(run_id, "finished" if ok else "failed", None if ok else message)
+    from mlops_nb.tracking import retraining
+
+    retraining.finish_retraining(run_id, ok=ok, error=message, params=params, tags=tags,
+                                 metrics={k: v for k, v in metrics.items() if is_number(v)},
+                                 before_end=lambda: fault_point("record end"), store=store)

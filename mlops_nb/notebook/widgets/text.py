@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from mlops_nb.format import duration, number
-from mlops_nb.tracking.views import requirement_text
 
 
 def status_text(view: dict[str, Any]) -> str:
@@ -24,6 +23,7 @@ def status_text(view: dict[str, Any]) -> str:
         gate = view["gate"]
         verdict = "not evaluated yet" if gate is None else (
             f"{'passed' if gate['passed'] else 'FAILED'} ({number(gate['value'])})")
-        lines.append(f"  requirement {requirement_text(requirement)}: {verdict}")
+        rule = f"{requirement['metric']} {requirement['op']} {requirement['threshold']:g}"
+        lines.append(f"  requirement {rule}: {verdict}")
     lines.extend(f"  warning: {w['message']}" for w in view["warnings"])
     return "\n".join(lines)
