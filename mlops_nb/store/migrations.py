@@ -295,3 +295,39 @@ def m005_end_reason(db) -> None:
     """Why a run ended: ``explicit`` (end() or %mlops end), ``kernel exit`` (its notebook's kernel shut
     down; a restarted kernel resumes it), ``process gone`` (marked interrupted later)."""
     db.execute("ALTER TABLE runs ADD COLUMN end_reason TEXT")
+
+
+@migrations()
+def m006_trust_and_registry(db) -> None:
+    """The trust anchor and what a model version came from.
+
+    ``manifests``: every MANIFEST.json a package version ever gets (export, promotion by retraining,
+    reseal), with its SHA-256 and, when signed, its ed25519 signature and the signing key's
+    fingerprint. Verification compares a package on disk with these rows before anything in it is
+    loaded or run. ``model_versions`` learns the stage attempt a version came from, that attempt's
+    gate (1 passed, 0 failed, NULL none) and, for a version registered despite a refusal, the reason.
+    """
+    _script(
+        db,
+        """
+        CREATE TABLE manifests (
+            id INTEGER PRIMARY KEY,
+            package TEXT NOT NULL,
+            version_dir TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            artifact_id INTEGER REFERENCES artifacts(id),
+            signature TEXT,
+            key_id TEXT,
+            reason TEXT NOT NULL,
+            model_name TEXT,
+            model_version INTEGER,
+            run_id INTEGER REFERENCES runs(id),
+            time REAL NOT NULL
+        );
+        CREATE INDEX manifests_package ON manifests(package, version_dir);
+        CREATE INDEX manifests_sha256 ON manifests(sha256);
+        ALTER TABLE model_versions ADD COLUMN stage_id INTEGER;
+        ALTER TABLE model_versions ADD COLUMN gate_passed INTEGER;
+        ALTER TABLE model_versions ADD COLUMN forced TEXT;
+        """,
+    )
