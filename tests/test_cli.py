@@ -345,6 +345,13 @@ def test_console_script_help_and_demo(tmp_path):
     store = folder / "mlops.db"
     assert f"Store: {store}" in demo.stdout
     assert "exit 0 (promoted)" in demo.stdout or "exit 99" in demo.stdout, demo.stdout
+    # Nothing alarming that does not concern the user, and the closing hint is a command that runs from here.
+    assert "WARNING" not in demo.stdout + demo.stderr and "Traceback" not in demo.stdout + demo.stderr
+    hint = re.search(r"Look further: `(\S+) --store (\S+) show 1`", demo.stdout)
+    assert hint, demo.stdout
+    shown = subprocess.run([hint[1], "--store", hint[2], "show", "1"], capture_output=True, text=True, env=env,
+                           cwd=tmp_path)
+    assert shown.returncode == 0 and "quickstart" in shown.stdout, shown.stderr
 
     frame = mnb.runs(store=store)
     notebook_run, retraining_run = frame.to_dict("records")

@@ -11,6 +11,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,23 +44,33 @@ def run_notebook(path: Path, store: Path, *, timeout: int = 600) -> None:
 
     nb = nbformat.read(path, as_version=4)
     os.environ["MLOPS_NB_STORE"] = str(store)
-    client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
-        kernel_manager_class=this_python_kernel_manager(),
-    )
-    try:
-        client.execute()
-    finally:
-        nbformat.write(nb, path)
+    with tempfile.TemporaryDirectory(prefix="mlops-nb-kernel-") as sockets:
+        # Unix sockets where there are any: the kernel then has no TCP port to warn about, and nothing
+        # else on the machine can connect to it. The socket path is absolute because the kernel runs
+        # in the notebook's folder, not in ours.
+        client = NotebookClient(
+            nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
+            kernel_manager_class=this_python_kernel_manager(sockets if os.name == "posix" else None),
+        )
+        try:
+            client.execute()
+        finally:
+            nbformat.write(nb, path)
 
 
-def this_python_kernel_manager() -> type:
+def this_python_kernel_manager(sockets: str | None = None) -> type:
     """A kernel manager whose kernel is this interpreter, whatever kernelspecs the machine has (a
-    user-level ``python3`` spec may point at another Python, without mlops-nb)."""
+    user-level ``python3`` spec may point at another Python, without mlops-nb). With ``sockets`` (a
+    folder), the kernel listens on Unix sockets there instead of TCP ports."""
     from jupyter_client.kernelspec import KernelSpec
     from jupyter_client.manager import AsyncKernelManager
 
     class ThisPythonKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            if sockets is not None:
+                kwargs = {"transport": "ipc", "ip": os.path.join(sockets, "kernel"), **kwargs}
+            super().__init__(**kwargs)
+
         @property
         def kernel_spec(self) -> KernelSpec:
             return KernelSpec(
@@ -122,6 +133,18 @@ def run(folder: Path, echo: Callable[[str], None] = print) -> int:
     return code
 
 
+def command_name() -> str:
+    """How to type ``mlops-nb`` again from here: the bare name when it is on PATH (an activated
+    virtual environment), else the script beside this interpreter (``.venv/bin/mlops-nb``)."""
+    beside = Path(sys.executable).parent / "mlops-nb"
+    if shutil.which("mlops-nb") == str(beside) or not beside.exists():
+        return "mlops-nb"
+    try:
+        return str(beside.relative_to(Path.cwd()))
+    except ValueError:
+        return str(beside)
+
+
 # -- the command ------------------------------------------------------------------------------
 
 @main.command(short_help="The main job: the quickstart notebook, its export, and one retraining run.")
@@ -132,12 +155,14 @@ def run(folder: Path, echo: Callable[[str], None] = print) -> int:
 def demo(ctx: click.Context, folder: Path) -> None:
     """Run the whole lifecycle once, as a data scientist and then cron would.
 
-    1. Executes the quickstart notebook headless in a fresh kernel: requirements, data, eda,
-       features, selection, model, tuning (a small grid search), validation against f1 >= 0.95,
-       then registers the tuned model and exports it as a deployment package.
-    2. Writes a week of fresh data (resampled from scikit-learn's bundled breast cancer data).
-    3. Runs the package's retrain.py on it, exactly as the cron line would: drift check, retrain,
-       gate, champion against candidate, promote or keep.
+    \b
+    1. Executes the quickstart notebook headless in a fresh kernel: requirements,
+       data, eda, features, selection, model, tuning (a small grid search),
+       validation against f1 >= 0.95; registers the tuned model and exports it.
+    2. Writes a week of fresh data (resampled from scikit-learn's bundled breast
+       cancer data).
+    3. Retrains on it exactly as the cron line would: drift check, retrain, gate,
+       champion against candidate, promote or keep.
 
     Everything is recorded in DIR/mlops.db; the executed notebook stays in DIR.
 
@@ -154,7 +179,7 @@ def demo(ctx: click.Context, folder: Path) -> None:
     emit_frame(tracking.runs(store=store)[["run_id", "project", "name", "kind", "status", "metrics.f1"]], "table")
     click.echo()
     click.echo(f"Store: {store}")
-    prefix = f"mlops-nb --store {shlex.quote(str(store))}"
+    prefix = f"{shlex.quote(command_name())} --store {shlex.quote(str(store))}"
     click.echo(f"Look further: `{prefix} show 1`, `{prefix} models`, or open {folder / 'quickstart.ipynb'}"
                " in JupyterLab and its MLOps sidebar.")
     if code not in (0, 99):
