@@ -150,6 +150,8 @@ def _runs(magics, args):
 @argument("variable", help="the notebook variable holding the fitted model (captured by a stage cell)")
 @argument("--name", required=True, help="the model's name in the registry, e.g. churn")
 @argument("--description", help="free text kept with the version")
+@argument("--force", metavar="REASON",
+          help="register despite a failed, missing or stale gate; recorded, and the version is never champion")
 def _register(magics, args):
     """Register the latest captured VARIABLE of this run as the next version of model NAME
     (`%mlops register clf --name churn`); the first version becomes the champion."""
@@ -158,8 +160,10 @@ def _register(magics, args):
     run, message = magics.session.ensure_run()
     if message:
         print(message)
-    version = register(args.variable, args.name, run=run, description=args.description, by="%mlops register")
+    version = register(args.variable, args.name, run=run, description=args.description, by="%mlops register",
+                       force=args.force)
     print(f"mlops: registered {version} from {args.variable} of run {run.id}"
+          + (f", forced ({version.forced})" if version.forced else "")
           + ("" if "champion" in version.aliases else
              f"; make it the champion with `%mlops promote {version.name} {version.version}`"))
 
