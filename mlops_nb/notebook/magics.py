@@ -193,6 +193,8 @@ def _promote(magics, args):
 @argument("--airflow", action="store_true", help="also write airflow_dag.py")
 @argument("--kubernetes", action="store_true", help="also write cronjob.yaml (a Kubernetes CronJob)")
 @argument("--force", metavar="REASON", help="export despite the refusals; the reason is recorded")
+@argument("--make-champion", dest="make_champion", action="store_true",
+          help="export a version that is not the champion into an existing package, and make it the champion")
 @argument("--X", dest="x_name", metavar="NAME", help="the frame holding the model's input, when ambiguous")
 @argument("--y", dest="y_name", metavar="NAME", help="the frame holding the target, when ambiguous")
 def _export(magics, args):
@@ -204,6 +206,7 @@ def _export(magics, args):
         args.name, version=args.version, to=args.to, schedule=args.schedule, data=args.data, force=args.force,
         airflow=args.airflow, kubernetes=args.kubernetes, X=args.x_name, y=args.y_name,
         store=run.store if run else magics.session.store, command=_command_line("export", args),
+        make_champion=args.make_champion,
     )
     print(result)
 
