@@ -178,6 +178,11 @@ def test_better_data_is_promoted_and_the_run_is_recorded(pkg):
     assert run["params"]["data_source"] == str(pkg["better"]) and run["params"]["metric"] == "f1"
     version = open_store(pkg["store"]).model_version("churn", 2)
     assert version["run_id"] == run["id"]  # the new model version is linked to the retraining run
+    assert version["gate_passed"] == 1 and version["forced"] is None
+    # the retrained champion exports without complaint, replaying the notebook run it came from
+    again = mnb.export("churn", to=pkg["folder"] / "again", store=pkg["store"], workdir=pkg["folder"])
+    assert (again.version, again.run_id, again.forced, again.overridden) == (2, 1, None, [])
+    assert verify(again.path)["model"]["version"] == 2
 
     frame = mnb.runs("churn", store=pkg["store"])
     row = frame[frame["run_id"] == run["id"]].iloc[0]
@@ -371,6 +376,8 @@ def test_kill_9_at_random_moments_never_breaks_the_champion_or_the_store(pkg):
         assert after.returncode in (0, 99), f"after a kill at {point}:\n{after.stdout}{after.stderr}"
         # a kill between the swap and the registry's alias move is finished by the next run
         assert champion(pkg) == read_manifest(pkg["root"])["model"]["version"], (seed, killed_runs)
+        # a kill before the package served its version leaves no registered version behind
+        assert orphan_versions(pkg) == [], (seed, killed_runs, after.stdout)
 
     final = job(pkg, "--data", str(pkg["better"]), "--force")
     assert final.returncode == 0, final.stdout + final.stderr
@@ -384,6 +391,14 @@ def test_kill_9_at_random_moments_never_breaks_the_champion_or_the_store(pkg):
     # every killed run ends "interrupted", except one killed just after its record was committed
     assert statuses.count("interrupted") >= sum(p != "record end" for p in killed_runs)
     assert "running" not in statuses
+
+
+def orphan_versions(pkg: dict) -> list[int]:
+    """Versions a retraining job registered that no alias ever named: a promotion that never served."""
+    store = open_store(pkg["store"])
+    named = {h["version"] for h in store.alias_history("churn")}
+    retraining = {r["id"] for r in retraining_runs(pkg)}
+    return [v["version"] for v in store.model_versions("churn") if v["run_id"] in retraining and v["version"] not in named]
 
 
 def _rows(pkg: dict):

@@ -312,7 +312,8 @@ def _source(store: Store, chosen: registry.ModelVersion) -> tuple[int, dict | No
     capture = None
     if origins:
         capture = next((c for c in store.captures(parent) if c["id"] == origins[-1]["capture_id"]), None)
-    return parent, capture, bool(chosen.gate_passed)
+    # None: the package states no requirement its job could check; it promoted only what passed the rest
+    return parent, capture, chosen.gate_passed is not False
 
 
 def _model_bytes(store: Store, chosen: registry.ModelVersion) -> bytes:

@@ -154,6 +154,7 @@ class Job:
         self.params: dict[str, Any] = {"forced": bool(force)}
         self.tags: dict[str, Any] = {}
         self.metrics: dict[str, float] = {}
+        self.gate_passed: bool | None = None  # the candidate's requirement, once checked
         self.started = time.time()
         self.clock = time.perf_counter()
 
@@ -234,7 +235,7 @@ class Job:
         self.settings = read_settings(self.root)
         self.params.update(drift_action=self.settings["drift"], margin=self.settings["margin"],
                            holdout=self.settings["holdout"], seed=self.settings["seed"])
-        note = records.finish_interrupted_promotion(self.store, self.manifest, self.run_id)
+        note = records.finish_interrupted_promotion(self.store, self.root, self.manifest, self.run_id)
         if note:
             self.progress.note(note)
         if self.prepare is None:
@@ -386,6 +387,7 @@ class Job:
                 self.tags["gate"] = f"{gate.describe()}: not checked"
             else:
                 passed = gate.passes(measured)
+                self.gate_passed = bool(passed)
                 self.tags["gate"] = f"{gate.describe()}: {'passed' if passed else 'failed'} ({_fmt(measured)})"
                 if not passed:
                     raise Stop(EXIT_BELOW_REQUIREMENT,
@@ -414,9 +416,13 @@ class Job:
         if refused:
             raise PackageError(f"the candidate needs types outside mlops-nb's allow-list ({', '.join(refused)}); "
                                f"nothing promoted")
+        # One recoverable step: the version is registered already marked "promoting"; a job killed
+        # anywhere from here to the alias move is completed (current serves it) or undone (it does
+        # not) by the next job, under the same lock (records.finish_interrupted_promotion).
         version = records.register_candidate(
             self.store, self.run_id, name, model_bytes, class_path=self.manifest["model"].get("class"),
-            description=f"retrained by run {self.run_id} on {self.params.get('data_source')}")
+            description=f"retrained by run {self.run_id} on {self.params.get('data_source')}",
+            gate_passed=self.gate_passed)
         files = version_files(self.current, self.manifest, model_bytes, candidate=candidate, table=table,
                               inputs=split["X_train"], run_id=self.run_id, metrics=self.metrics,
                               holdout_rows=len(split["X_test"]), primary_metric=self.metric)
@@ -424,7 +430,6 @@ class Job:
                                     data_source=self.params.get("data_source"), data_fingerprint=data_fp,
                                     forced=bool(self.force))
         folder, _ = write_version(self.root, files, manifest)
-        records.mark_promoting(self.store, self.run_id, version)
         switch_current(self.root, folder)
         fault_point("record promote")
         records.promote_champion(self.store, name, version, self.run_id, reason)
