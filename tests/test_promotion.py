@@ -80,3 +80,26 @@ def test_a_loop_of_loads_racing_promotions_and_prunes_never_fails(tmp_path):
     thread.join()
     assert not errors and loads >= 5
     assert len(versions(root)) == 1
+
+
+def test_missing_values_in_an_imputed_column_pass_up_to_max_missing():
+    import numpy as np
+    import pandas as pd
+
+    from mlops_nb.deploy.schema import allow_missing, check_frame, columns, imputes
+
+    train = pd.DataFrame({"age": np.arange(100.0), "income": np.arange(100.0)})
+    schema = {"data": {"columns": columns(train)}, "input": {"columns": columns(train)}}
+    fresh = train.copy()
+    fresh.loc[:4, "income"] = np.nan  # five NaNs: 5%
+    assert "income" in check_frame(fresh, schema["data"]["columns"])[0][0]  # no imputer: refused as before
+    pipeline = {"class": "sklearn.pipeline.Pipeline", "params": {"steps": [
+        ["impute", {"estimator": {"class": "sklearn.impute._base.SimpleImputer", "params": {}}}]]}}
+    assert imputes(pipeline) and not imputes({"class": "sklearn.linear_model.LogisticRegression"})
+    widened = allow_missing(schema, 0.05, imputes(pipeline))
+    assert check_frame(fresh, widened["data"]["columns"])[0] == []
+    assert check_frame(fresh, widened["input"]["columns"])[0] == []
+    fresh.loc[:9, "income"] = np.nan  # 10%: more than the imputer is trusted with
+    problems = check_frame(fresh, widened["data"]["columns"])[0]
+    assert problems == ["column 'income' has 10 missing values; more than the 5% the pipeline's imputer is trusted "
+                        "with (\"max_missing\" in settings.json)"]
