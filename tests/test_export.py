@@ -99,7 +99,7 @@ def test_export_writes_every_file_with_checksums_and_says_when_it_runs(deployed)
 
     assert os.readlink(pkg / "current") == "versions/v0001"  # a root of versions, and a link to the serving one
     assert package_dir(pkg) == pkg / "versions" / "v0001"
-    assert json.loads((pkg / "settings.json").read_text())["drift"] == "report"
+    assert json.loads((pkg / "settings.json").read_text())["on_drift"] == "hold"
     listed = verify(pkg)["files"]
     expected = {"model.skops", "pipeline.json", "schema.json", "reference/profile.json", SAMPLE,
                 "metrics.json", "requirements.txt", "input_example.json", "retrain.py", "crontab.txt",
