@@ -99,7 +99,7 @@ def test_export_writes_every_file_with_checksums_and_says_when_it_runs(deployed)
 
     assert os.readlink(pkg / "current") == "versions/v0001"  # a root of versions, and a link to the serving one
     assert package_dir(pkg) == pkg / "versions" / "v0001"
-    assert json.loads((pkg / "settings.json").read_text())["drift"] == "report"
+    assert json.loads((pkg / "settings.json").read_text())["on_drift"] == "hold"
     listed = verify(pkg)["files"]
     expected = {"model.skops", "pipeline.json", "schema.json", "reference/profile.json", SAMPLE,
                 "metrics.json", "requirements.txt", "input_example.json", "retrain.py", "crontab.txt",
@@ -381,20 +381,20 @@ def test_schema_reference_and_pipeline_describe_the_training_data(deployed):
 
 def test_a_model_that_failed_its_gate_is_refused_until_forced(shell, tmp_path, capsys):
     run = shell.lifecycle(threshold=0.999)
-    shell.run("%mlops register clf --name churn")
+    shell.run("%mlops register clf --name churn --force 'the demo needs a package'")
     with pytest.raises(UsageError) as refused:
         shell.run("%mlops export churn --to deploy")
     message = str(refused.value)
-    assert "export of churn version 1 (champion) (run 1) refused" in message
-    assert "failed its requirement: f1 >= 0.999 got 0." in message
+    assert "export of churn version 1 (challenger) (run 1) refused" in message
+    assert "gate failed: requirement f1 >= 0.999 got 0." in message
     assert '--force "REASON"' in message and "the reason is recorded" in message
     assert not (tmp_path / "deploy").exists()
 
     shell.run('%mlops export churn --to deploy --force "approved for the demo by Ana"')
-    assert "forced (approved for the demo by Ana): failed its requirement" in capsys.readouterr().out
+    assert "forced (approved for the demo by Ana): gate failed: requirement" in capsys.readouterr().out
     manifest = verify(tmp_path / "deploy")
     assert manifest["forced"] == "approved for the demo by Ana"
-    assert manifest["overridden"][0].startswith("failed its requirement")
+    assert manifest["overridden"][0].startswith("gate failed: requirement")
     summary = next(c for c in open_store(shell.store).captures(run.id) if c["kind"] == "deployment")["summary"]
     assert summary["forced"] == "approved for the demo by Ana" and summary["overridden"] == manifest["overridden"]
 
@@ -404,14 +404,14 @@ def test_never_validated_stale_and_no_data_stage_are_refused(shell, tmp_path):
     shell.run("%mlops require f1 >= 0.5 --target churned")
     for cell in (DATA, FEATURES, MODEL.format(C=1.0)):
         shell.run(cell)
-    mnb.register("clf", "churn")
-    with pytest.raises(ExportError, match="never validated: no validation stage measured f1 after the model"):
+    mnb.register("clf", "churn", force="registered before validation, to test export")
+    with pytest.raises(ExportError, match="no gate: no validation stage measured f1 after this model"):
         mnb.export("churn", to=tmp_path / "a")
 
     shell.run(VALIDATION)
     shell.run(FEATURES)  # the features ran again after the model: the model is stale
     with pytest.raises(ExportError, match="stale: model is stale: features ran again after it"):
-        mnb.export("churn", to=tmp_path / "a")
+        mnb.export("churn", version=1, to=tmp_path / "a")
     assert not (tmp_path / "a").exists()
 
     shell.run("%mlops start other")
@@ -427,6 +427,45 @@ def test_never_validated_stale_and_no_data_stage_are_refused(shell, tmp_path):
     assert read_schema(tmp_path / "b")["data"] is None
     assert mnb.load_model(tmp_path / "b").predict(shell.shell.user_ns["X"]).shape == (200,)
     assert version.run_id != 1
+
+
+def test_export_judges_the_versions_own_attempt_not_the_runs_latest_state(shell, tmp_path):
+    shell.lifecycle()
+    mnb.register("clf", "churn")  # version 1, validated
+    for cell in (FEATURES, MODEL.format(C=0.5), VALIDATION):  # everything again: the run is fine now...
+        shell.run(cell)
+    with pytest.raises(ExportError, match="stale: model is stale: features ran again after it"):
+        mnb.export("churn", version=1, to=tmp_path / "old")  # ...but version 1 was fitted on the old features
+    assert not (tmp_path / "old").exists()
+    mnb.register("clf", "churn")  # version 2, from the new attempt: a challenger
+    assert mnb.export("churn", version=2, to=tmp_path / "new").version == 2
+
+
+def test_export_of_a_non_champion_into_a_package_needs_make_champion(shell, tmp_path, capsys):
+    shell.lifecycle()
+    shell.run("%mlops register clf --name churn")
+    shell.run(MODEL.format(C=0.5))
+    shell.run(VALIDATION)
+    shell.run("%mlops register clf --name churn")
+    shell.run("%mlops export churn --to deploy")  # the champion, version 1
+    store = open_store(shell.store)
+    with pytest.raises(UsageError) as refused:
+        shell.run("%mlops export churn --version 2 --to deploy")
+    message = str(refused.value)
+    assert "whose champion is version 1" in message and "--make-champion" in message and "\n" not in message
+    assert read_manifest(tmp_path / "deploy")["model"]["version"] == 1 and store.aliases("churn")["champion"] == 1
+
+    shell.run("%mlops export churn --version 2 --to deploy --make-champion")
+    assert "exported churn version 2 (champion)" in capsys.readouterr().out
+    assert read_manifest(tmp_path / "deploy")["model"]["version"] == 2
+    assert store.aliases("churn") == {"champion": 2, "previous": 1}
+    moved = registry_history(store)[-3:]
+    assert [(h["alias"], h["version"]) for h in moved] == [("champion", 2), ("previous", 1), ("challenger", None)]
+    assert moved[0]["by"].startswith("%mlops export churn") and "exported to" in moved[0]["reason"]
+
+
+def registry_history(store):
+    return store.alias_history("churn")
 
 
 def test_a_lambda_model_is_refused_as_unloadable(shell, tmp_path):

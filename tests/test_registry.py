@@ -83,9 +83,53 @@ def test_register_from_python_by_object_by_run_and_by_name(shell):
     from sklearn.tree import DecisionTreeClassifier
 
     fresh = DecisionTreeClassifier(max_depth=2).fit(shell.shell.user_ns["X"], shell.shell.user_ns["y"])
-    other = mnb.register(fresh, "tree")
-    assert other.capture_id is None and other.run_id == run.id and other.aliases == ["champion"]
-    assert other.class_path.endswith("DecisionTreeClassifier")
+    with pytest.raises(RegistryError, match="no gate: no stage cell fitted this model"):
+        mnb.register(fresh, "tree")  # nothing ever validated it
+    other = mnb.register(fresh, "tree", force="a quick baseline")
+    assert other.capture_id is None and other.run_id == run.id and other.aliases == ["challenger"]
+    assert other.class_path.endswith("DecisionTreeClassifier") and other.forced == "a quick baseline"
+    assert by_object.stage_id is not None and by_object.gate_passed is True and by_object.forced is None
+
+
+def _version_count(shell) -> int:
+    return len(open_store(shell.store).model_versions())
+
+
+def test_register_refuses_a_model_whose_gate_failed_and_force_never_crowns_it(shell, capsys):
+    shell.lifecycle(threshold=0.99)  # requirement f1 >= 0.99: FAILED
+    assert "FAILED" in capsys.readouterr().out
+    with pytest.raises(UsageError) as refused:
+        shell.run("%mlops register clf --name churn")
+    message = str(refused.value)
+    assert "\n" not in message and "gate failed: requirement f1 >= 0.99 got" in message
+    assert '--force "REASON"' in message
+    assert _version_count(shell) == 0
+    shell.run("%mlops register clf --name churn --force 'demo for the team'")
+    assert "forced (demo for the team)" in capsys.readouterr().out
+    version = registry.get_version("churn", 1, store=shell.store)
+    assert version.aliases == ["challenger"] and version.gate_passed is False and version.forced == "demo for the team"
+    assert "champion" not in open_store(shell.store).aliases("churn")
+    with pytest.raises(RegistryError, match="force needs a reason"):
+        mnb.register("clf", "churn", force=" ", store=shell.store)
+
+
+def test_register_refuses_an_unvalidated_or_stale_model(shell):
+    shell.run(f"%mlops start churn --store {shell.store}")
+    shell.run("%mlops require f1 >= 0.5 --target churned")
+    from shell_helpers import DATA, FEATURES, MODEL, VALIDATION
+
+    for cell in (DATA, FEATURES, MODEL.format(C=1.0)):
+        shell.run(cell)
+    with pytest.raises(RegistryError, match="no gate: no validation stage measured f1 after this model"):
+        mnb.register("clf", "churn")
+    shell.run(VALIDATION)
+    shell.run(FEATURES)  # features again: the fitted clf no longer matches what retrain.py would replay
+    with pytest.raises(RegistryError, match="stale: model is stale: features ran again after it"):
+        mnb.register("clf", "churn")
+    assert _version_count(shell) == 0
+    for cell in (MODEL.format(C=0.5), VALIDATION):
+        shell.run(cell)
+    assert mnb.register("clf", "churn").aliases == ["champion"]
 
 
 def test_register_errors_name_the_fix(shell):

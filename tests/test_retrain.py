@@ -14,6 +14,7 @@ import json
 import os
 import pty
 import random
+import shutil
 import signal
 import sqlite3
 import struct
@@ -178,6 +179,12 @@ def test_better_data_is_promoted_and_the_run_is_recorded(pkg):
     assert run["params"]["data_source"] == str(pkg["better"]) and run["params"]["metric"] == "f1"
     version = open_store(pkg["store"]).model_version("churn", 2)
     assert version["run_id"] == run["id"]  # the new model version is linked to the retraining run
+    assert version["gate_passed"] == 1 and version["forced"] is None
+    # the retrained champion exports without complaint, replaying the notebook run it came from
+    again = mnb.export("churn", to=pkg["folder"] / "again", store=pkg["store"], workdir=pkg["folder"])
+    assert (again.version, again.run_id, again.forced, again.overridden) == (2, 1, None, [])
+    assert verify(again.path)["model"]["version"] == 2
+    shutil.rmtree(again.path)  # `rollback churn` below finds the package by its latest export
 
     frame = mnb.runs("churn", store=pkg["store"])
     row = frame[frame["run_id"] == run["id"]].iloc[0]
@@ -250,10 +257,11 @@ def test_missing_or_empty_data_exits_66(pkg, tmp_path):
 
 
 def test_drift_is_recorded_per_column_and_acts_as_configured(pkg):
-    set_settings(pkg, drift="block")
+    set_settings(pkg)  # the default: drift holds the candidate for a person
     result = job(pkg, "--data", str(pkg["shifted"]))
     assert result.returncode == 81, result.stdout + result.stderr
     assert "exit 81 (drift needs a person)" in last_line(result) and "--force" in last_line(result)
+    assert "drifted columns: f0, f1, f2, f3, f4, f5, f6, f7; candidate held" in last_line(result)
     run = latest_run(pkg)
     rows = {d["column_name"]: d for d in run["drift"]}
     assert set(rows) == {*FEATURES, "label", "prediction"}
@@ -262,18 +270,21 @@ def test_drift_is_recorded_per_column_and_acts_as_configured(pkg):
     assert rows["label"]["verdict"] == "ok" and rows["f0"]["value"] > 0.25
     assert run["tags"]["dataset_drift"] == "true" and current_name(pkg) == "versions/v0002"
 
-    set_settings(pkg, drift="retrain")  # retrain only when the data drifted
+    (pkg["root"] / "settings.json").write_text('{"drift": "retrain"}')  # an older package's key: only on drift
     result = job(pkg, "--data", str(pkg["better"]))
     assert result.returncode == 99 and "no drift found" in last_line(result)
     assert "fit" not in {line.split("] ")[1].split(":")[0] for line in result.stdout.splitlines() if "] " in line}
 
-    set_settings(pkg, drift="report")  # drift is recorded, the job goes on: the shifted world needs a new model
+    set_settings(pkg, on_drift="retrain")  # drift is recorded, the job goes on: the shifted world needs a new model
     result = job(pkg, "--data", str(pkg["shifted"]))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "drift in 8 of 9 columns" in result.stdout and "dataset drift" in result.stdout
     run = latest_run(pkg)
     assert run["tags"]["dataset_drift"] == "true" and run["tags"]["decision"] == "promoted"
     assert current_name(pkg) == "versions/v0003" and champion(pkg) == 3
+    # the reference stays the data stage's table, whatever the features cell adds to its frames
+    profile = json.loads((pkg["root"] / "current" / "reference" / "profile.json").read_text())
+    assert sorted(profile["columns"]) == sorted([*FEATURES, "label"])
 
 
 # -- 6: below the requirement; rollback ------------------------------------------------------------------
@@ -371,6 +382,8 @@ def test_kill_9_at_random_moments_never_breaks_the_champion_or_the_store(pkg):
         assert after.returncode in (0, 99), f"after a kill at {point}:\n{after.stdout}{after.stderr}"
         # a kill between the swap and the registry's alias move is finished by the next run
         assert champion(pkg) == read_manifest(pkg["root"])["model"]["version"], (seed, killed_runs)
+        # a kill before the package served its version leaves no registered version behind
+        assert orphan_versions(pkg) == [], (seed, killed_runs, after.stdout)
 
     final = job(pkg, "--data", str(pkg["better"]), "--force")
     assert final.returncode == 0, final.stdout + final.stderr
@@ -386,6 +399,15 @@ def test_kill_9_at_random_moments_never_breaks_the_champion_or_the_store(pkg):
     assert "running" not in statuses
 
 
+def orphan_versions(pkg: dict) -> list[int]:
+    """Versions a retraining job registered that no alias ever named: a promotion that never served."""
+    store = open_store(pkg["store"])
+    named = {h["version"] for h in store.alias_history("churn")}
+    retraining = {r["id"] for r in retraining_runs(pkg)}
+    return [v["version"] for v in store.model_versions("churn")
+            if v["run_id"] in retraining and v["version"] not in named]
+
+
 def _rows(pkg: dict):
     import pandas as pd
 
@@ -397,8 +419,18 @@ def _rows(pkg: dict):
 
 def test_settings_are_checked_and_named(tmp_path):
     assert read_settings(tmp_path) == DEFAULT_SETTINGS
+    assert DEFAULT_SETTINGS["on_drift"] == "hold" and DEFAULT_SETTINGS["max_missing"] == 0.05
+    (tmp_path / "settings.json").write_text('{"on_drift": "panic"}')
+    with pytest.raises(PackageError, match='"on_drift" is "panic"; it must be "hold" or "retrain" or "retrain_on_'):
+        read_settings(tmp_path)
     (tmp_path / "settings.json").write_text('{"drift": "panic"}')
-    with pytest.raises(PackageError, match='"drift" is "panic"; it must be "report" or "retrain" or "block"'):
+    with pytest.raises(PackageError, match='"drift" is "panic"; it must be "report" or "block" or "retrain"'):
+        read_settings(tmp_path)
+    for old, new in (("report", "retrain"), ("block", "hold"), ("retrain", "retrain_on_drift")):
+        (tmp_path / "settings.json").write_text(json.dumps({"drift": old}))
+        assert read_settings(tmp_path)["on_drift"] == new  # packages exported before on_drift keep working
+    (tmp_path / "settings.json").write_text('{"max_missing": 2}')
+    with pytest.raises(PackageError, match='"max_missing" is 2; it must be the share of missing values'):
         read_settings(tmp_path)
     (tmp_path / "settings.json").write_text('{"margins": 0.1}')
     with pytest.raises(PackageError, match="unknown setting margins"):

@@ -22,16 +22,19 @@ from mlops_nb.deploy.retrain.command import retrain_command
 @click.option("--airflow", is_flag=True, help="Also write airflow_dag.py.")
 @click.option("--kubernetes", is_flag=True, help="Also write cronjob.yaml (a Kubernetes CronJob).")
 @click.option("--force", metavar="REASON", help="Export despite the refusals; the reason is recorded.")
+@click.option("--make-champion", is_flag=True,
+              help="Export a version that is not the champion into an existing package, and make it the champion.")
 @click.option("--X", "x_name", metavar="NAME", help="The notebook frame holding the model's input, if ambiguous.")
 @click.option("--y", "y_name", metavar="NAME", help="The notebook frame holding the target, if ambiguous.")
 @click.pass_context
 def export_command(ctx: click.Context, name: str, to: str, version: str | None, schedule: str | None,
-                   data: str | None, airflow: bool, kubernetes: bool, force: str | None, x_name: str | None,
-                   y_name: str | None) -> None:
+                   data: str | None, airflow: bool, kubernetes: bool, force: str | None, make_champion: bool,
+                   x_name: str | None, y_name: str | None) -> None:
     """Export registered model NAME as a package: model.skops, schema, reference data, metrics, pinned
     requirements, a retrain.py generated from the notebook's data/features/selection cells, and
-    crontab.txt. Refuses a model that failed or skipped its gate, a stale model or a run with no data
-    stage, saying why; --force REASON overrides and is recorded.
+    crontab.txt. Refuses a version whose own stage attempt failed or skipped its gate or is stale, or a
+    run with no data stage, saying why; --force REASON overrides and is recorded. Into an existing
+    package, only the registry's champion is exported unless --make-champion.
 
     \b
     Examples:
@@ -50,6 +53,7 @@ def export_command(ctx: click.Context, name: str, to: str, version: str | None, 
     result = export_package(
         name, version=version, to=to, schedule=schedule, data=data, force=force, airflow=airflow,
         kubernetes=kubernetes, X=x_name, y=y_name, store=open_existing(ctx), command=" ".join(words),
+        make_champion=make_champion,
     )
     click.echo(str(result).removeprefix("mlops: "))
 

@@ -30,10 +30,14 @@ holds (package format 1, DESIGN.md section 4)::
 A version appears whole or not at all: its files are written and fsynced under a temporary name,
 renamed, and only then does ``current`` move to it (``os.replace`` of a new symlink); a new package
 root is built whole beside ``DIR`` and renamed into place. Export takes the package's lock, so it
-never races a retraining job. Export refuses, saying why and how to override with
-``force="reason"``, a model that failed or never passed its requirement gate, a stale model, a run
-with no ``data`` stage, and a model that cannot be loaded safely. The export is recorded as the
-run's ``deployment`` stage.
+never races a retraining job. Export judges the exported *version's own* stage attempt, not the
+run's latest state (:func:`mlops_nb.tracking.registry.judge_attempt`), and refuses, saying why and
+how to override with ``force="reason"``, a model whose gate failed or that no gate measured, a stale
+model, a run with no ``data`` stage before the model, and a model that cannot be loaded safely. A
+version retrained by a package's job is judged by the gate its job recorded, and exported with the
+notebook run it was retrained from. Export of a version other than the registry's ``champion`` into
+an existing package is refused unless ``make_champion=True``, which moves the alias too (with its
+history). The export is recorded as the notebook run's ``deployment`` stage.
 """
 
 from __future__ import annotations
@@ -82,7 +86,6 @@ from mlops_nb.deploy.script.plan import plan_script
 from mlops_nb.deploy.script.render import render_script
 from mlops_nb.deploy.settings import keep_versions, write_default_settings
 from mlops_nb.errors import ExportError, PackageLocked
-from mlops_nb.stages import STAGE_INDEX
 from mlops_nb.store import Store
 from mlops_nb.tracking import deployments, integrity, registry
 from mlops_nb.tracking.context import current
@@ -136,6 +139,7 @@ def export_package(
     store: str | os.PathLike | Store | None = None,
     command: str | None = None,
     workdir: str | os.PathLike | None = None,
+    make_champion: bool = False,
 ) -> ExportResult:
     """Write the deployment package of model ``name`` to folder ``to`` and record it.
 
@@ -149,6 +153,9 @@ def export_package(
     ``store``: the store (default: the notebook's, else ``$MLOPS_NB_STORE`` / ``./mlops.db``).
     ``command``: the command line to record. ``workdir``: the folder the notebook ran in (default:
     the current folder inside a kernel, else the notebook's folder or the store's).
+    ``make_champion``: export a version that is not the registry's champion into an existing package
+    and make it the champion (else refused: the package's ``current`` would serve a model the
+    registry does not call champion).
 
     Raises :class:`ExportError` saying why, with the fix; nothing is written then.
     """
@@ -159,19 +166,20 @@ def export_package(
     chosen = registry.get_version(name, version, store=opened)
     if chosen.run_id is None:
         raise ExportError(f"{chosen} is linked to no run; register a model from a notebook run to export it")
-    run = opened.run(chosen.run_id)
     schedule = (schedule or DEFAULT_SCHEDULE).strip()
     next_runs = next_run_times(schedule)
     target = Path(to).expanduser().absolute()
     _check_target(target)
+    _check_champion(opened, chosen, target, make_champion)
 
     model_bytes = _model_bytes(opened, chosen)
-    captures = opened.captures(chosen.run_id)
-    model_capture = next((c for c in captures if c["id"] == chosen.capture_id), None)
-    events = opened.events(chosen.run_id)
-    requirement = opened.requirement(chosen.run_id)
+    run_id, model_capture, gate_passed = _source(opened, chosen)
+    run = opened.run(run_id)
+    captures = opened.captures(run_id)
+    events = opened.events(run_id)
+    requirement = opened.requirement(run_id)
     model = _load_own_model(model_bytes)
-    refused = refusals(opened, chosen.run_id, events, model_capture, untrusted_types(model_bytes))
+    refused = refusals(opened, run_id, events, model_capture, untrusted_types(model_bytes), gate_passed=gate_passed)
     if refused and force is None:
         listing = "\n".join(f"  - {reason}" for reason in refused)
         raise ExportError(
@@ -202,7 +210,7 @@ def export_package(
         PIPELINE_FILE: _json_bytes(pipeline_document(model, model_capture)),
         SCHEMA_FILE: _json_bytes(built.schema),
         **built.reference,
-        "metrics.json": _json_bytes(_metrics(opened, chosen.run_id, requirement)),
+        "metrics.json": _json_bytes(_metrics(opened, run_id, requirement)),
         "requirements.txt": requirements_txt(model, sample_parquet=any(n.endswith(".parquet") for n in built.reference)
                                              ).encode(),
         "input_example.json": built.input_example.encode(),
@@ -234,6 +242,9 @@ def export_package(
         "overridden": refused if force is not None else [],
     }
     listed = write_package(target, files, manifest)
+    if make_champion and chosen.version != opened.aliases(chosen.name).get("champion"):
+        registry.promote(chosen.name, chosen.version, "champion", by=command or "mnb.export", store=opened,
+                         reason=f"exported to {target} as its current version")
     manifest_bytes = (package_dir(target) / MANIFEST).read_bytes()
     seconds = time.perf_counter() - clock
     summary = {
@@ -243,11 +254,12 @@ def export_package(
         "reproduced": built.reproduced, "warnings": warnings,
     }
     deployments.record_deployment(
-        chosen.run_id, source=command or _api_command(name, to, version, schedule, data, force),
+        run_id, source=command or _api_command(name, to, version, schedule, data, force),
         start_time=started, duration=seconds, summary=summary, manifest=manifest_bytes, store=opened,
     )
     return ExportResult(
-        target, chosen.name, chosen.version, chosen.aliases, chosen.run_id, listed, schedule, next_runs,
+        target, chosen.name, chosen.version, registry.get_version(name, chosen.version, store=opened).aliases,
+        run_id, listed, schedule, next_runs,
         seconds, warnings, force, manifest["overridden"],
     )
 
@@ -272,6 +284,38 @@ def _check_target(target: Path) -> None:
             f"choose a new or empty folder with --to")
 
 
+def _check_champion(store: Store, chosen: registry.ModelVersion, target: Path, make_champion: bool) -> None:
+    """An existing package serves the registry's champion: refuse to point its ``current`` at another
+    version unless the caller asked to make that version the champion."""
+    champion = store.aliases(chosen.name).get("champion")
+    if make_champion or chosen.version == champion or not (target / VERSIONS_DIR).is_dir():
+        return
+    holder = f"version {champion}" if champion is not None else "no version"
+    raise ExportError(
+        f"{target} is a package of {chosen.name}, whose champion is {holder}: exporting {chosen} there would serve "
+        f"a model the registry does not call champion. Export the champion, or add --make-champion "
+        f"(make_champion=True) to make version {chosen.version} the champion as well")
+
+
+def _source(store: Store, chosen: registry.ModelVersion) -> tuple[int, dict | None, bool | None]:
+    """The notebook run whose stages the package replays, the capture of the model's stage attempt,
+    and, for a version retrained by a package's job, the gate that job recorded (else None: the
+    attempt is judged). A retrained version replays the notebook run its job was a child of, with
+    the capture of that run's latest version of the model registered before it."""
+    run = store.run(chosen.run_id)
+    if chosen.capture_id is not None or run.get("kind") != "retraining" or run.get("parent_id") is None:
+        capture = next((c for c in store.captures(chosen.run_id) if c["id"] == chosen.capture_id), None)
+        return chosen.run_id, capture, None
+    parent = run["parent_id"]
+    origins = [v for v in store.model_versions(chosen.name)
+               if v["run_id"] == parent and v["capture_id"] is not None and v["version"] < chosen.version]
+    capture = None
+    if origins:
+        capture = next((c for c in store.captures(parent) if c["id"] == origins[-1]["capture_id"]), None)
+    # None: the package states no requirement its job could check; it promoted only what passed the rest
+    return parent, capture, chosen.gate_passed is not False
+
+
 def _model_bytes(store: Store, chosen: registry.ModelVersion) -> bytes:
     artifact = store.artifact(chosen.artifact_id)
     path = store.artifact_path(artifact["path"]) if artifact else None
@@ -294,31 +338,20 @@ def _load_own_model(data: bytes) -> Any:
 
 
 def refusals(store: Store, run_id: int, events: list[dict], model_capture: dict | None,
-             untrusted: list[str]) -> list[str]:
-    """Why the model of ``run_id`` should not be exported (empty when it may be), one line each."""
-    reasons = []
-    model_seq = model_capture["seq"] if model_capture else None
-    gates = [g for g in store.gates(run_id) if model_seq is None or (g["seq"] or 0) > model_seq]
-    requirement = store.requirement(run_id)
-    if not gates:
-        if requirement is None:
-            reasons.append("never validated: the run states no requirement; add `%mlops require METRIC >= VALUE "
-                           "--target COLUMN` and run the validation stage")
-        else:
-            reasons.append(f"never validated: no validation stage measured {requirement['metric']} after the model "
-                           f"was fitted; run the validation stage")
-    elif not gates[-1]["passed"]:
-        gate = gates[-1]
-        value = "nothing" if gate["value"] is None else f"{gate['value']:.4g}"
-        reasons.append(f"failed its requirement: {gate['metric']} {gate['op']} {gate['threshold']:g} "
-                       f"got {value} in the validation stage")
-    model_stage = (model_capture or {}).get("stage") or "model"
-    depends = {s for s in integrity.UPSTREAM if STAGE_INDEX[s] <= STAGE_INDEX.get(model_stage, STAGE_INDEX["model"])}
-    stale = integrity.stale_stages(events) & depends
-    if stale:
-        messages = [w.message for w in integrity.check(events) if w.kind == "stale" and w.stage in stale]
-        reasons.append(f"stale: {'; '.join(messages)}")
-    if not any(e["kind"] == "stage" and e["stage"] == "data" and e["status"] == "ok" for e in events):
+             untrusted: list[str], *, gate_passed: bool | None = None) -> list[str]:
+    """Why the model of ``run_id`` captured as ``model_capture`` should not be exported (empty when
+    it may be), one line each. The model's own stage attempt is judged (its gate, whether it is
+    stale), not the run's latest state; ``gate_passed`` (a retrained version's recorded gate)
+    replaces the attempt's gate when given."""
+    attempt = registry.judge_attempt(store, run_id, model_capture)
+    reasons = list(attempt.problems)
+    if gate_passed is not None:
+        reasons = [r for r in reasons if not r.startswith(("no gate", "gate failed"))]
+        if not gate_passed:
+            reasons.append("gate failed: the retraining job that made it recorded no passed requirement")
+    model_seq = model_capture["seq"] if model_capture and model_capture.get("seq") is not None else None
+    if not any(e["kind"] == "stage" and e["stage"] == "data" and e["status"] == "ok"
+               and (model_seq is None or e["seq"] < model_seq) for e in events):
         reasons.append("no data stage: retraining needs to know which frames hold the data; load it in a "
                        "`%%stage data` cell and re-run the stages after it")
     unloadable = (model_capture or {}).get("summary", {}).get("unloadable")

@@ -52,6 +52,11 @@ TRUSTED_TYPES: tuple[str, ...] = (
 REBUILD_MODULES: tuple[str, ...] = ("sklearn", "numpy", "scipy")
 
 
+#: How many times :func:`load_model` follows ``current`` again when the version it resolved was
+#: pruned while it read it (each retry means a promotion happened meanwhile).
+LOAD_RETRIES = 5
+
+
 def load_model(package: str | os.PathLike, *, extra_trusted: Sequence[str] = (), verify_files: bool = True) -> Any:
     """Load the fitted model of an exported package, safely.
 
@@ -59,10 +64,35 @@ def load_model(package: str | os.PathLike, *, extra_trusted: Sequence[str] = (),
     changed), then loads ``model.skops`` with skops trusting only :data:`TRUSTED_TYPES` plus
     ``extra_trusted`` (type names your own code vouches for; never taken from the package). A
     model needing any other type is refused with :class:`UntrustedTypes` naming it.
+
+    Given a package root (or its ``current``), the version ``current`` points at is resolved once;
+    when a promotion swaps ``current`` and prunes that version while it is being read (with
+    ``keep_versions`` 1), the load starts again on the new ``current``.
     """
+    for attempt in range(LOAD_RETRIES + 1):
+        folder = package_dir(package)
+        try:
+            return _load(folder, extra_trusted, verify_files)
+        except UntrustedTypes:
+            raise
+        except Exception:
+            if attempt == LOAD_RETRIES or not _moved_on(package, folder):
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _moved_on(package: str | os.PathLike, folder: Any) -> bool:
+    """True when ``package`` now resolves to another version than ``folder`` (a promotion swapped
+    ``current`` and may have pruned ``folder`` mid-read)."""
+    try:
+        return package_dir(package) != folder
+    except Exception:
+        return False
+
+
+def _load(folder: Any, extra_trusted: Sequence[str], verify_files: bool) -> Any:
     import skops.io as sio
 
-    folder = package_dir(package)
     if verify_files:
         verify(folder)
     path = folder / MODEL_FILE

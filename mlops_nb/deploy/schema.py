@@ -72,9 +72,12 @@ def check_frame(frame: pandas.DataFrame, columns: Sequence[Mapping[str, Any]]) -
             problems.append(f"column {name!r} has dtype {values.dtype} ({kind}); the model expects "
                             f"{column['dtype']} ({column['kind']})")
             continue
-        if missing and not column.get("nullable", True):
+        allowed = column.get("max_missing", 0.0)
+        if missing and not column.get("nullable", True) and missing > allowed * len(values):
             problems.append(f"column {name!r} has {missing} missing value{'s' if missing != 1 else ''}; "
-                            f"the training data had none")
+                            + ("the training data had none" if not allowed else
+                               f"more than the {allowed:.0%} the pipeline's imputer is trusted with "
+                               f"(\"max_missing\" in settings.json)"))
         domain = column.get("categories")
         if domain is not None and kind in ("categorical", "boolean"):
             unseen = set(values.dropna().astype(str).unique()) - {str(v) for v in domain}
@@ -87,6 +90,33 @@ def check_frame(frame: pandas.DataFrame, columns: Sequence[Mapping[str, Any]]) -
         notes.append(f"ignoring {len(extra)} column{'s' if len(extra) != 1 else ''} not in the schema: "
                      f"{', '.join(extra[:10])}")
     return problems, notes
+
+
+def imputes(pipeline: Mapping[str, Any]) -> bool:
+    """Whether a pipeline.json document fills missing values itself: an imputer step anywhere in it,
+    or an estimator that takes missing values natively (histogram gradient boosting)."""
+    import json
+
+    text = json.dumps(pipeline)
+    return "Imputer" in text or "HistGradientBoosting" in text
+
+
+def allow_missing(schema: dict[str, Any], rate: float, imputed: bool) -> dict[str, Any]:
+    """``schema`` with each column that had no missing values in training accepting up to ``rate``
+    of them when the pipeline ``imputed`` them (columns that had some accept them as before)."""
+    if not imputed or rate <= 0:
+        return schema
+
+    def widen(columns: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        return [{**c, "max_missing": rate} for c in columns]
+
+    out = dict(schema)
+    out["frames"] = {name: {**frame, "columns": widen(frame.get("columns") or [])}
+                     for name, frame in (schema.get("frames") or {}).items()}
+    for key in ("data", "input"):
+        if schema.get(key):
+            out[key] = {**schema[key], "columns": widen(schema[key].get("columns") or [])}
+    return out
 
 
 def _parses_as_dates(values: pandas.Series) -> bool:

@@ -13,10 +13,15 @@ from typing import Any
 from mlops_nb.deploy.layout import KEEP_VERSIONS, SETTINGS_FILE, write_synced
 from mlops_nb.errors import MlopsError, PackageError
 
-DRIFT_ACTIONS = ("report", "retrain", "block")
+#: What dataset (or prediction) drift does: ``hold`` the candidate for a person (exit 81), go on and
+#: ``retrain``, or ``retrain_on_drift`` only (no drift: champion kept, 99).
+DRIFT_ACTIONS = ("hold", "retrain", "retrain_on_drift")
+#: The ``drift`` key of packages exported before ``on_drift``, read as the new key.
+OLD_DRIFT_ACTIONS = {"report": "retrain", "block": "hold", "retrain": "retrain_on_drift"}
 #: ``settings.json`` of a new package. Every key is optional in the file; unknown keys are refused.
 DEFAULT_SETTINGS: dict[str, Any] = {
-    "drift": "report",
+    "on_drift": "hold",
+    "max_missing": 0.05,
     "margin": 0.005,
     "metric": None,
     "holdout": 0.25,
@@ -64,7 +69,14 @@ def read_settings(root: str | os.PathLike) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise PackageError(f"{path} is not valid JSON ({exc}); fix it or delete it to use the defaults") from None
     if not isinstance(given, dict):
-        raise PackageError(f"{path} must hold a JSON object such as {{\"drift\": \"block\"}}")
+        raise PackageError(f"{path} must hold a JSON object such as {{\"on_drift\": \"retrain\"}}")
+    if "drift" in given and "on_drift" not in given:  # a package exported before on_drift
+        old = given.pop("drift")
+        if old not in OLD_DRIFT_ACTIONS:
+            raise PackageError(f"{path}: \"drift\" is {json.dumps(old)}; it must be "
+                               + " or ".join(f'"{a}"' for a in OLD_DRIFT_ACTIONS)
+                               + " (or use \"on_drift\": " + " or ".join(f'"{a}"' for a in DRIFT_ACTIONS) + ")")
+        given["on_drift"] = OLD_DRIFT_ACTIONS[old]
     unknown = sorted(set(given) - set(DEFAULT_SETTINGS))
     if unknown:
         raise PackageError(f"{path}: unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
@@ -74,8 +86,11 @@ def read_settings(root: str | os.PathLike) -> dict[str, Any]:
     def bad(key: str, expected: str) -> PackageError:
         return PackageError(f"{path}: \"{key}\" is {json.dumps(settings[key])}; it must be {expected}")
 
-    if settings["drift"] not in DRIFT_ACTIONS:
-        raise bad("drift", " or ".join(f'"{a}"' for a in DRIFT_ACTIONS))
+    if settings["on_drift"] not in DRIFT_ACTIONS:
+        raise bad("on_drift", " or ".join(f'"{a}"' for a in DRIFT_ACTIONS))
+    if not is_number(settings["max_missing"]) or not 0 <= settings["max_missing"] <= 1:
+        raise bad("max_missing", "the share of missing values accepted in a column the pipeline imputes, "
+                                 "between 0 and 1 (0.05 is 5%)")
     if not is_number(settings["margin"]) or settings["margin"] < 0:
         raise bad("margin", "a number >= 0 (0.005 means half a point of the primary metric)")
     if not is_number(settings["holdout"]) or not 0.05 <= settings["holdout"] <= 0.9:

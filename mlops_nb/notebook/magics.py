@@ -150,6 +150,8 @@ def _runs(magics, args):
 @argument("variable", help="the notebook variable holding the fitted model (captured by a stage cell)")
 @argument("--name", required=True, help="the model's name in the registry, e.g. churn")
 @argument("--description", help="free text kept with the version")
+@argument("--force", metavar="REASON",
+          help="register despite a failed, missing or stale gate; recorded, and the version is never champion")
 def _register(magics, args):
     """Register the latest captured VARIABLE of this run as the next version of model NAME
     (`%mlops register clf --name churn`); the first version becomes the champion."""
@@ -158,8 +160,10 @@ def _register(magics, args):
     run, message = magics.session.ensure_run()
     if message:
         print(message)
-    version = register(args.variable, args.name, run=run, description=args.description, by="%mlops register")
+    version = register(args.variable, args.name, run=run, description=args.description, by="%mlops register",
+                       force=args.force)
     print(f"mlops: registered {version} from {args.variable} of run {run.id}"
+          + (f", forced ({version.forced})" if version.forced else "")
           + ("" if "champion" in version.aliases else
              f"; make it the champion with `%mlops promote {version.name} {version.version}`"))
 
@@ -189,6 +193,8 @@ def _promote(magics, args):
 @argument("--airflow", action="store_true", help="also write airflow_dag.py")
 @argument("--kubernetes", action="store_true", help="also write cronjob.yaml (a Kubernetes CronJob)")
 @argument("--force", metavar="REASON", help="export despite the refusals; the reason is recorded")
+@argument("--make-champion", dest="make_champion", action="store_true",
+          help="export a version that is not the champion into an existing package, and make it the champion")
 @argument("--X", dest="x_name", metavar="NAME", help="the frame holding the model's input, when ambiguous")
 @argument("--y", dest="y_name", metavar="NAME", help="the frame holding the target, when ambiguous")
 def _export(magics, args):
@@ -200,6 +206,7 @@ def _export(magics, args):
         args.name, version=args.version, to=args.to, schedule=args.schedule, data=args.data, force=args.force,
         airflow=args.airflow, kubernetes=args.kubernetes, X=args.x_name, y=args.y_name,
         store=run.store if run else magics.session.store, command=_command_line("export", args),
+        make_champion=args.make_champion,
     )
     print(result)
 

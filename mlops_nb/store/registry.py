@@ -23,7 +23,8 @@ class RegistryReads:
 
     _VERSIONS_SQL = (
         "SELECT mv.name, mv.version, mv.run_id, mv.artifact_id, mv.capture_id, mv.class, mv.created,"
-        " mv.description, (SELECT group_concat(alias, ',') FROM (SELECT alias FROM aliases"
+        " mv.description, mv.stage_id, mv.gate_passed, mv.forced,"
+        " (SELECT group_concat(alias, ',') FROM (SELECT alias FROM aliases"
         " WHERE aliases.name = mv.name AND aliases.version = mv.version ORDER BY alias)) AS aliases"
         " FROM model_versions AS mv"
     )

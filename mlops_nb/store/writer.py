@@ -314,17 +314,32 @@ class Writer:
 
     def add_model_version(
         self, name: str, *, run_id: int | None, artifact_id: int, capture_id: int | None, class_path: str | None,
-        description: str | None,
+        description: str | None, stage_id: int | None = None, gate_passed: bool | None = None,
+        forced: str | None = None,
     ) -> int:
-        """Register the next version of model ``name``; return its number (1, 2, ...)."""
+        """Register the next version of model ``name``; return its number (1, 2, ...). ``stage_id``:
+        the stage attempt the model came from; ``gate_passed``: that attempt's gate (None: none);
+        ``forced``: the reason it was registered despite a refusal."""
         with self.transaction():
             last = self.conn.execute("SELECT max(version) FROM model_versions WHERE name = ?", (name,)).fetchone()[0]
             version = (last or 0) + 1
             self._insert("model_versions", {
                 "name": name, "version": version, "run_id": run_id, "artifact_id": artifact_id,
                 "capture_id": capture_id, "class": class_path, "created": time.time(), "description": description,
+                "stage_id": stage_id, "gate_passed": None if gate_passed is None else int(bool(gate_passed)),
+                "forced": forced,
             })
         return version
+
+    def remove_model_version(self, name: str, version: int) -> None:
+        """Remove version ``version`` of model ``name`` that no alias ever named (a promotion that died
+        before its package existed); refuses, with :class:`ValueError`, a version an alias moved to."""
+        with self.transaction():
+            named = self.conn.execute(
+                "SELECT count(*) FROM alias_history WHERE name = ? AND version = ?", (name, version)).fetchone()[0]
+            if named:
+                raise ValueError(f"{name} version {version} was named by an alias; it stays in the registry")
+            self._write("DELETE FROM model_versions WHERE name = ? AND version = ?", (name, version))
 
     def set_alias(
         self, name: str, alias: str, version: int | None, *, by: str | None, run_id: int | None, reason: str | None,

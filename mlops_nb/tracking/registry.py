@@ -5,13 +5,19 @@ A version points at a run and at the skops artifact of a model that run captured
 capture of a notebook variable, or a model handed in directly). Aliases name versions:
 
 ``champion``
-    the version that serves and that retraining must beat; the first version registered gets it;
+    the version that serves and that retraining must beat; the first version registered gets it
+    (unless it was registered with ``force``: a forced version is never crowned automatically);
 ``challenger``
     a newer version waiting for promotion; every later registration gets it;
 ``previous``
     the champion before the current one; moving ``champion`` sets it, so a rollback is one promote.
 
 Every alias move is kept in ``alias_history`` with when, by which command, in which run and why.
+
+A version records the stage attempt its model came from (``stage_id``) and that attempt's
+requirement gate (``gate_passed``). Registering a model whose gate failed, that no gate measured,
+or whose stage is stale is refused (:func:`judge_attempt` says why) unless a reason is given with
+``force``; the reason is kept in ``forced``.
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_nb.errors import RegistryError
+from mlops_nb.stages import STAGE_INDEX
 from mlops_nb.store import Store, open_store
 from mlops_nb.store.writer import Writer
+from mlops_nb.tracking import integrity
 from mlops_nb.tracking.context import current
 
 ALIASES = ("champion", "challenger", "previous")
@@ -44,11 +52,16 @@ class ModelVersion:
     created: float
     description: str | None = None
     aliases: list[str] = field(default_factory=list)
+    stage_id: int | None = None
+    gate_passed: bool | None = None
+    forced: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ModelVersion:
+        gate = row.get("gate_passed")
         return cls(row["name"], row["version"], row["run_id"], row["artifact_id"], row["capture_id"], row["class"],
-                   row["created"], row["description"], list(row["aliases"]))
+                   row["created"], row["description"], list(row["aliases"]), row.get("stage_id"),
+                   None if gate is None else bool(gate), row.get("forced"))
 
     def __str__(self) -> str:
         tags = f" ({', '.join(self.aliases)})" if self.aliases else ""
@@ -98,6 +111,63 @@ def _capture_for(store: Store, run_id: int, variable: str) -> dict[str, Any]:
     return found[-1]
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """What a model's stage attempt says about it: the attempt (``stage_id``), its requirement gate
+    (``gate_passed``: True, False, or None when no gate measured it) and, one line each, why the
+    model should not be trusted (``problems``: empty when it may be)."""
+
+    stage_id: int | None
+    gate_passed: bool | None
+    problems: list[str]
+
+
+def judge_attempt(store: Store, run_id: int, capture: dict[str, Any] | None) -> Attempt:
+    """Judge the stage attempt that captured ``capture`` (a row of ``store.captures(run_id)``), as
+    of that attempt, not of the run's latest state: its gate is the last one measured after it and
+    before the model was fitted again; it is stale when a stage it depends on ran again after it (or
+    was already stale when it ran). ``capture`` None (a model no stage captured) has no gate."""
+    if capture is None or capture.get("seq") is None:
+        return Attempt(None, None, [
+            "no gate: no stage cell fitted this model, so no validation stage measured it; fit it in a "
+            "`%%stage model` cell and run the validation stage"])
+    seq, stage = capture["seq"], capture.get("stage") or "model"
+    order = STAGE_INDEX.get(stage, STAGE_INDEX["model"])
+    events = store.events(run_id)
+    attempts = [e for e in events if e["kind"] == "stage" and e["stage"] in integrity.UPSTREAM]
+    refit = min((e["seq"] for e in attempts if e["seq"] > seq and STAGE_INDEX[e["stage"]] >= order), default=None)
+    problems = []
+    if capture.get("stage_status") == "error":
+        problems.append(f"failed: the {stage} stage that fitted it ended with an error")
+    # The run as if this attempt were its stage's latest: stale then (or made stale by a later
+    # re-run of a stage it depends on) means it was fitted on something other than what retrain.py replays.
+    as_of = [e for e in events if not (e["kind"] == "stage" and e["stage"] == stage and e["seq"] > seq)]
+    stale = [w.message for w in integrity.check(as_of) if w.kind == "stale" and w.stage == stage]
+    if stale:
+        problems.append(f"stale: {stale[0]}")
+    gates = [g for g in store.gates(run_id) if (g["seq"] or 0) > seq and (refit is None or g["seq"] < refit)]
+    gate = gates[-1] if gates else None
+    if gate is None:
+        requirement = store.requirement(run_id)
+        if requirement is None:
+            problems.append("no gate: the run states no requirement; add `%mlops require METRIC >= VALUE "
+                            "--target COLUMN` and run the validation stage")
+        else:
+            problems.append(f"no gate: no validation stage measured {requirement['metric']} after this model was "
+                            f"fitted; run the validation stage")
+    elif not gate["passed"]:
+        value = "nothing" if gate["value"] is None else f"{gate['value']:.4g}"
+        problems.append(f"gate failed: requirement {gate['metric']} {gate['op']} {gate['threshold']:g} got {value} "
+                        f"in the validation stage")
+    return Attempt(capture.get("stage_id"), None if gate is None else bool(gate["passed"]), problems)
+
+
+def refusal(what: str, problems: list[str], command: str) -> str:
+    """The one-line refusal of ``what`` for ``problems``, naming the fix and the override."""
+    return (f"refusing to {what}: {'; '.join(problems)}. Fix that, or {command} --force \"REASON\" "
+            f"(force=\"REASON\" in Python) to go on; the reason is recorded")
+
+
 def register(
     model_or_run: Any,
     name: str,
@@ -105,6 +175,7 @@ def register(
     run: Any = None,
     description: str | None = None,
     by: str = "mnb.register",
+    force: str | None = None,
     store: str | os.PathLike | Store | None = None,
 ) -> ModelVersion:
     """Register a new version of model ``name`` and return it.
@@ -121,8 +192,14 @@ def register(
     ``run``: the run to look in (default: the notebook's current run). ``description``: free text.
     ``by``: who registers, kept in the alias history. The first version of a name becomes the
     ``champion``; later ones become the ``challenger`` (promote them with :func:`promote`).
+
+    A model whose gate failed, that no gate measured, or whose stage is stale
+    (:func:`judge_attempt`) is refused with :class:`RegistryError` unless ``force`` gives a reason;
+    a forced version is registered as the ``challenger``, never the champion.
     """
     check_name(name)
+    if force is not None and not str(force).strip():
+        raise RegistryError('force needs a reason, e.g. --force "demo only, not for production"')
     from mlops_nb.tracking import Run
 
     if isinstance(model_or_run, Run) or (isinstance(model_or_run, int) and not isinstance(model_or_run, bool)):
@@ -135,13 +212,13 @@ def register(
             raise RegistryError(
                 f"run {run_id} captured several models ({', '.join(names)}); say which: "
                 f"mnb.register({names[-1]!r}, {name!r}, run={run_id}) or %mlops register {names[-1]} --name {name}")
-        return _add(opened, name, run_id, captures[-1], description, by)
+        return _add(opened, name, run_id, captures[-1], description, by, force)
     opened, run_id, namespace = context(run, store)
     if isinstance(model_or_run, str):
         if run_id is None:
             raise RegistryError(
                 f"no run to find {model_or_run!r} in; pass run=RUN_ID, or register from the notebook that ran it")
-        return _add(opened, name, run_id, _capture_for(opened, run_id, model_or_run), description, by)
+        return _add(opened, name, run_id, _capture_for(opened, run_id, model_or_run), description, by, force)
     from mlops_nb import capture
 
     if not capture.is_estimator(model_or_run):
@@ -152,7 +229,7 @@ def register(
         bound = {n for n, v in namespace.items() if v is model_or_run and not n.startswith("_")}
         matches = [c for c in _model_captures(opened, run_id) if c["name"] in bound]
         if matches:
-            return _add(opened, name, run_id, matches[-1], description, by)
+            return _add(opened, name, run_id, matches[-1], description, by, force)
     record = capture.describe("model", model_or_run)
     if record is None or record["kind"] not in _MODEL_KINDS:
         raise RegistryError("the model is not fitted; fit it before registering it")
@@ -160,33 +237,56 @@ def register(
     data, _ = capture.dump_model(estimator)
     if run_id is None:
         raise RegistryError("no run to link the model to; start one (mnb.start or %mlops start) or pass run=RUN_ID")
+    attempt = _allowed(judge_attempt(opened, run_id, None), name, by, force)
     writer = Writer(opened)
     stored = writer.put_bytes(data)
     with writer.transaction():
         artifact_id = writer.add_artifact(run_id, f"{name}.skops", stored, kind="model")
         version = writer.add_model_version(name, run_id=run_id, artifact_id=artifact_id, capture_id=None,
-                                           class_path=record["class"], description=description)
-        _auto_alias(writer, name, version, run_id, by)
+                                           class_path=record["class"], description=description,
+                                           stage_id=attempt.stage_id, gate_passed=attempt.gate_passed,
+                                           forced=_forced(attempt, force))
+        _auto_alias(writer, name, version, run_id, by, forced=_forced(attempt, force))
     return get_version(name, version, store=opened)
 
 
-def _add(store: Store, name: str, run_id: int, found: dict, description: str | None, by: str) -> ModelVersion:
+def _allowed(attempt: Attempt, name: str, by: str, force: str | None) -> Attempt:
+    """``attempt`` when it may be registered (or ``force`` says why anyway), else :class:`RegistryError`."""
+    if attempt.problems and force is None:
+        command = "%mlops register VAR --name " + name if by.startswith("%") else f"mnb.register(..., {name!r})"
+        raise RegistryError(refusal(f"register {name}", attempt.problems, command))
+    return attempt
+
+
+def _forced(attempt: Attempt, force: str | None) -> str | None:
+    """The reason kept with a version registered despite a refusal (None when nothing was refused)."""
+    return str(force).strip() if force is not None and attempt.problems else None
+
+
+def _add(store: Store, name: str, run_id: int, found: dict, description: str | None, by: str,
+         force: str | None = None) -> ModelVersion:
+    attempt = _allowed(judge_attempt(store, run_id, found), name, by, force)
+    forced = _forced(attempt, force)
     writer = Writer(store)
     with writer.transaction():  # the version and its alias together: no version is left without one
         version = writer.add_model_version(
             name, run_id=run_id, artifact_id=found["artifact_id"], capture_id=found["id"],
             class_path=found["summary"].get("class"), description=description,
+            stage_id=attempt.stage_id, gate_passed=attempt.gate_passed, forced=forced,
         )
-        _auto_alias(writer, name, version, run_id, by)
+        _auto_alias(writer, name, version, run_id, by, forced=forced)
     return get_version(name, version, store=store)
 
 
-def _auto_alias(writer: Writer, name: str, version: int, run_id: int | None, by: str) -> None:
-    """The first version of a name becomes the champion, later ones the challenger."""
-    if "champion" not in writer.store.aliases(name):
+def _auto_alias(writer: Writer, name: str, version: int, run_id: int | None, by: str, *,
+                forced: str | None = None) -> None:
+    """The first version of a name becomes the champion, later ones the challenger; a forced one
+    (registered despite a failed, missing or stale gate) is only ever the challenger."""
+    if "champion" not in writer.store.aliases(name) and forced is None:
         writer.set_alias(name, "champion", version, by=by, run_id=run_id, reason="first registered version")
     else:
-        writer.set_alias(name, "challenger", version, by=by, run_id=run_id, reason="registered")
+        reason = f"registered despite a refusal ({forced}); promote it yourself" if forced else "registered"
+        writer.set_alias(name, "challenger", version, by=by, run_id=run_id, reason=reason)
 
 
 def get_version(name: str, version: int | str | None = None, *, store: str | os.PathLike | Store | None = None

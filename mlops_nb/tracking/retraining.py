@@ -41,16 +41,27 @@ def record_drift(
 
 def register_candidate(
     run_id: int, name: str, model: bytes, *, class_path: str | None, description: str | None,
-    store: str | os.PathLike | Store | None = None,
+    gate_passed: bool | None = None, store: str | os.PathLike | Store | None = None,
 ) -> int:
     """Store the candidate ``model`` (skops bytes) as an artifact of run ``run_id`` and register it
-    as the next version of model ``name``, without moving any alias; return the version number."""
+    as the next version of model ``name`` (``gate_passed``: the requirement the job checked),
+    without moving any alias, and tag the run :data:`PROMOTING_TAG` with it, all in one transaction:
+    a job killed before its package exists leaves a version the next job can find and remove.
+    Returns the version number."""
     writer = _writer(store)
     stored = writer.put_bytes(model)
     with writer.transaction():
         artifact_id = writer.add_artifact(run_id, f"{name}.skops", stored, kind="model")
-        return writer.add_model_version(name, run_id=run_id, artifact_id=artifact_id, capture_id=None,
-                                        class_path=class_path, description=description)
+        version = writer.add_model_version(name, run_id=run_id, artifact_id=artifact_id, capture_id=None,
+                                           class_path=class_path, description=description, gate_passed=gate_passed)
+        writer.set_tags(run_id, {PROMOTING_TAG: str(version)})
+    return version
+
+
+def remove_candidate(name: str, version: int, *, store: str | os.PathLike | Store | None = None) -> None:
+    """Remove version ``version`` of model ``name``, registered by a retraining job that died before
+    its package version served (no alias ever named it)."""
+    _writer(store).remove_model_version(name, version)
 
 
 def mark_promoting(run_id: int, version: int, *, store: str | os.PathLike | Store | None = None) -> None:

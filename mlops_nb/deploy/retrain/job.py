@@ -16,9 +16,10 @@ a terminal), and one last line that says how it ended and why:
 5. **prepare**: the notebook's features and selection steps make the model's X and y.
 6. **drift**: :func:`mlops_nb.drift.dataset_drift` of the fresh table against the reference, and
    :func:`~mlops_nb.drift.prediction_drift` of the champion's scores; every column is recorded in
-   the store's ``drift`` table. ``settings.json`` ``"drift"`` says what drift does: ``report``
-   (default: recorded, the job goes on), ``retrain`` (retrain only when drift is found, else 99),
-   ``block`` (stop with 81 for a person to look; ``--force`` goes on).
+   the store's ``drift`` table. ``settings.json`` ``"on_drift"`` says what drift does: ``hold``
+   (default: the candidate waits for a person, exit 81, naming the drifted columns; ``--force``
+   goes on), ``retrain`` (recorded, the job goes on), ``retrain_on_drift`` (retrain only when drift
+   is found, else 99). The ``drift`` key of older packages is read as before.
 7. **fit** a clone of the recorded pipeline (``pipeline.json``, its recorded params) on a training
    split of the fresh data.
 8. **evaluate** the candidate and the champion on the same held-out split.
@@ -85,7 +86,7 @@ from mlops_nb.deploy.retrain import records
 from mlops_nb.deploy.retrain.fresh_data import prepare_inputs, read_fresh
 from mlops_nb.deploy.retrain.new_version import version_files, version_manifest
 from mlops_nb.deploy.retrain.progress import Progress, last_line
-from mlops_nb.deploy.schema import read_schema
+from mlops_nb.deploy.schema import allow_missing, imputes, read_schema
 from mlops_nb.deploy.script.load import load_script
 from mlops_nb.deploy.settings import read_settings
 from mlops_nb.deploy.sources import describe_source
@@ -154,6 +155,7 @@ class Job:
         self.params: dict[str, Any] = {"forced": bool(force)}
         self.tags: dict[str, Any] = {}
         self.metrics: dict[str, float] = {}
+        self.gate_passed: bool | None = None  # the candidate's requirement, once checked
         self.started = time.time()
         self.clock = time.perf_counter()
 
@@ -232,9 +234,9 @@ class Job:
             raise PackageError(f"installed libraries differ from the package's pins: {'; '.join(mismatches)}. "
                                f"Install them (pip install -r {self.current / 'requirements.txt'}) or export again")
         self.settings = read_settings(self.root)
-        self.params.update(drift_action=self.settings["drift"], margin=self.settings["margin"],
+        self.params.update(drift_action=self.settings["on_drift"], margin=self.settings["margin"],
                            holdout=self.settings["holdout"], seed=self.settings["seed"])
-        note = records.finish_interrupted_promotion(self.store, self.manifest, self.run_id)
+        note = records.finish_interrupted_promotion(self.store, self.root, self.manifest, self.run_id)
         if note:
             self.progress.note(note)
         if self.prepare is None:
@@ -253,7 +255,7 @@ class Job:
         source = self.data or self.manifest.get("data_source")
         if source:  # recorded even when the source then turns out to be empty or wrong
             self.params["data_source"] = describe_source(source)
-        fresh = read_fresh(read_schema(self.current), source=source,
+        fresh = read_fresh(self._schema(), source=source,
                            query=self.query or self.settings["query"], notebook_data=self.notebook_data,
                            min_rows=self.settings["min_rows"], step=self.progress.step)
         self.params["data_source"] = fresh.source
@@ -263,8 +265,15 @@ class Job:
                                        f"fingerprint {fresh.fingerprint[:12]}")
         return fresh.table, fresh.frames, fresh.fingerprint
 
+    def _schema(self) -> dict[str, Any]:
+        """schema.json, with missing values accepted up to ``max_missing`` in columns the pipeline imputes."""
+        return allow_missing(read_schema(self.current), float(self.settings["max_missing"]),
+                             imputes(read_json(self.current, PIPELINE_FILE)))
+
     def _prepare(self, frames: dict[str, Any]) -> tuple[Any, Any]:
-        X, y = prepare_inputs(self.prepare, frames, read_schema(self.current))
+        # copies: a features cell that adds a column to its frame must not change the table the
+        # new version's drift reference is taken from (the data stage's output, as at export)
+        X, y = prepare_inputs(self.prepare, {k: v.copy() for k, v in frames.items()}, self._schema())
         self.progress.step("prepare", f"X {X.shape[0]:,} rows x {X.shape[1]} columns, y {len(y):,} rows")
         return X, y
 
@@ -294,15 +303,19 @@ class Job:
         summary = report.summary()
         if prediction is not None:
             summary += f"; prediction {prediction.verdict} (PSI {prediction.value or 0:.3f})"
-        action = self.settings["drift"]
+        action = self.settings["on_drift"]
         self.progress.step("drift", f"{summary}; on drift: {action}")
-        if drifted and action == "block" and not self.force:
-            raise Stop(EXIT_DRIFT, f"drift needs a person: {summary}. settings.json says \"drift\": \"block\": look "
-                                   f"at the drift rows of run {self.run_id}, then run `mlops-nb retrain {self.root} "
-                                   f"--force` to retrain anyway")
-        if not drifted and action == "retrain" and not self.force:
-            raise Stop(EXIT_KEPT, f"champion kept: no drift found ({summary}) and settings.json says \"drift\": "
-                                  f"\"retrain\" (retrain only on drift); --force retrains anyway")
+        if drifted and action == "hold" and not self.force:
+            named = [c.column for c in report.columns if c.verdict == "drift"]
+            shown = ", ".join(named[:10]) + (f" and {len(named) - 10} more" if len(named) > 10 else "")
+            columns = f"drifted columns: {shown}; " if named else ""
+            raise Stop(EXIT_DRIFT, f"drift needs a person: {summary}; {columns}candidate held. settings.json says "
+                                   f"\"on_drift\": \"hold\": look at the drift rows of run {self.run_id}, then run "
+                                   f"`mlops-nb retrain {self.root} --force` to retrain anyway (or set \"on_drift\": "
+                                   f"\"retrain\")")
+        if not drifted and action == "retrain_on_drift" and not self.force:
+            raise Stop(EXIT_KEPT, f"champion kept: no drift found ({summary}) and settings.json says \"on_drift\": "
+                                  f"\"retrain_on_drift\" (retrain only on drift); --force retrains anyway")
 
     def _split(self, champion: Any, X: Any, y: Any) -> dict[str, Any]:
         from sklearn.base import is_classifier
@@ -386,6 +399,7 @@ class Job:
                 self.tags["gate"] = f"{gate.describe()}: not checked"
             else:
                 passed = gate.passes(measured)
+                self.gate_passed = bool(passed)
                 self.tags["gate"] = f"{gate.describe()}: {'passed' if passed else 'failed'} ({_fmt(measured)})"
                 if not passed:
                     raise Stop(EXIT_BELOW_REQUIREMENT,
@@ -414,9 +428,13 @@ class Job:
         if refused:
             raise PackageError(f"the candidate needs types outside mlops-nb's allow-list ({', '.join(refused)}); "
                                f"nothing promoted")
+        # One recoverable step: the version is registered already marked "promoting"; a job killed
+        # anywhere from here to the alias move is completed (current serves it) or undone (it does
+        # not) by the next job, under the same lock (records.finish_interrupted_promotion).
         version = records.register_candidate(
             self.store, self.run_id, name, model_bytes, class_path=self.manifest["model"].get("class"),
-            description=f"retrained by run {self.run_id} on {self.params.get('data_source')}")
+            description=f"retrained by run {self.run_id} on {self.params.get('data_source')}",
+            gate_passed=self.gate_passed)
         files = version_files(self.current, self.manifest, model_bytes, candidate=candidate, table=table,
                               inputs=split["X_train"], run_id=self.run_id, metrics=self.metrics,
                               holdout_rows=len(split["X_test"]), primary_metric=self.metric)
@@ -424,7 +442,6 @@ class Job:
                                     data_source=self.params.get("data_source"), data_fingerprint=data_fp,
                                     forced=bool(self.force))
         folder, _ = write_version(self.root, files, manifest)
-        records.mark_promoting(self.store, self.run_id, version)
         switch_current(self.root, folder)
         fault_point("record promote")
         records.promote_champion(self.store, name, version, self.run_id, reason)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+from pathlib import Path
 from typing import Any
 
-from mlops_nb.deploy.layout import fault_point
+from mlops_nb.deploy.layout import MANIFEST, fault_point, read_json, versions
 from mlops_nb.deploy.settings import is_number
 from mlops_nb.errors import PackageError, RunNotFound
 
@@ -39,24 +41,46 @@ def start_run(store: Any, manifest: dict[str, Any]) -> int:
     return started.id
 
 
-def finish_interrupted_promotion(store: Any, manifest: dict[str, Any], run_id: int) -> str | None:
-    """A job killed between swapping ``current`` and moving the registry's ``champion`` left the
-    registry behind the package: finish that alias move (only that one). Returns a note when it did."""
-    from mlops_nb.tracking import registry
+def finish_interrupted_promotion(store: Any, root: Path, manifest: dict[str, Any], run_id: int) -> str | None:
+    """Make a promotion a job died inside (kill -9, power cut) whole or undone, so that no registered
+    version is left without a package: a job registers its candidate and tags its run ``promoting``
+    in one transaction, then writes the package version, swaps ``current`` and moves ``champion``.
 
-    name, version = manifest["model"]["name"], manifest["model"]["version"]
-    retrained = manifest.get("retrained") or {}
-    if not retrained.get("run_id") or store.aliases(name).get("champion") == version:
-        return None
-    run = next((r for r in store.child_runs(manifest["run"]["id"]) if r["id"] == retrained["run_id"]), None)
-    if run is None or run["status"] != "interrupted" or run["tags"].get("promoting") != str(version):
-        return None
-    later = [h for h in store.alias_history(name) if h["alias"] == "champion" and h["time"] > run["start_time"]]
-    if later:
-        return None  # someone moved the champion since: their choice stands
-    registry.promote(name, version, "champion", by="mlops-nb retrain", run=run_id, store=store,
-                     reason=f"completing the promotion of retraining run {run['id']}, which was interrupted")
-    return f"completed the interrupted promotion of {name} version {version} (run {run['id']})"
+    For each earlier retraining run of the package's notebook run that ended without finishing
+    (interrupted or failed) with a ``promoting`` version no alias ever named: when ``current``
+    serves that version, the alias move is finished; otherwise the package never served it, so its
+    package version (if written) and its registry entry are removed. Call with the package's lock
+    held. Returns a note of what was done, or None."""
+    from mlops_nb.tracking import registry, retraining
+
+    name = manifest["model"]["name"]
+    serving = manifest["model"]["version"]
+    notes = []
+    for run in store.child_runs(manifest["run"]["id"]):
+        tagged = run["tags"].get(retraining.PROMOTING_TAG)
+        if run["id"] == run_id or run["status"] not in ("interrupted", "failed") or not (tagged or "").isdigit():
+            continue
+        version = int(tagged)
+        row = store.model_version(name, version)
+        if row is None or row["run_id"] != run["id"]:
+            continue  # already removed, or the number now belongs to another version
+        named = [h for h in store.alias_history(name) if h["version"] == version]
+        if version == serving and store.aliases(name).get("champion") != version:
+            later = [h for h in store.alias_history(name) if h["alias"] == "champion" and h["time"] > run["start_time"]]
+            if later:
+                continue  # someone moved the champion since: their choice stands
+            registry.promote(name, version, "champion", by="mlops-nb retrain", run=run_id, store=store,
+                             reason=f"completing the promotion of retraining run {run['id']}, which was interrupted")
+            notes.append(f"completed the interrupted promotion of {name} version {version} (run {run['id']})")
+        elif version != serving and not named:
+            for _, folder in versions(root):
+                held = read_json(folder, MANIFEST)
+                if held["model"].get("version") == version and (held.get("retrained") or {}).get("run_id") == run["id"]:
+                    shutil.rmtree(folder, ignore_errors=True)
+            retraining.remove_candidate(name, version, store=store)
+            notes.append(f"removed {name} version {version}, registered by retraining run {run['id']}, which "
+                         f"died before its package served it")
+    return "; ".join(notes) or None
 
 
 def record_drift(store: Any, run_id: int, rows: list[dict[str, Any]], document: dict[str, Any]) -> None:
@@ -67,21 +91,15 @@ def record_drift(store: Any, run_id: int, rows: list[dict[str, Any]], document: 
 
 
 def register_candidate(store: Any, run_id: int, name: str, model_bytes: bytes, *, class_path: str | None,
-                       description: str) -> int:
-    """Register the candidate as the next version of model ``name``, linked to the job's run."""
+                       description: str, gate_passed: bool | None) -> int:
+    """Register the candidate as the next version of model ``name``, linked to the job's run and
+    marked as being promoted (one transaction; :func:`finish_interrupted_promotion` reads it)."""
     from mlops_nb.tracking import retraining
 
     version = retraining.register_candidate(run_id, name, model_bytes, class_path=class_path,
-                                            description=description, store=store)
+                                            description=description, gate_passed=gate_passed, store=store)
     fault_point("record register")
     return version
-
-
-def mark_promoting(store: Any, run_id: int, version: int) -> None:
-    """Note the version being promoted: the next job finishes the alias move if this one dies."""
-    from mlops_nb.tracking import retraining
-
-    retraining.mark_promoting(run_id, version, store=store)
 
 
 def promote_champion(store: Any, name: str, version: int, run_id: int, reason: str) -> None:
