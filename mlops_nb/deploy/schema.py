@@ -72,6 +72,10 @@ def check_frame(frame: pandas.DataFrame, columns: Sequence[Mapping[str, Any]]) -
             problems.append(f"column {name!r} has dtype {values.dtype} ({kind}); the model expects "
                             f"{column['dtype']} ({column['kind']})")
             continue
+        infinite = _infinite(values) if kind == "numeric" else 0
+        if infinite:
+            problems.append(f"column {name!r} has {infinite} infinite value{'s' if infinite != 1 else ''} "
+                            f"(inf); a model cannot use them: replace them or drop those rows")
         if missing and not column.get("nullable", True):
             problems.append(f"column {name!r} has {missing} missing value{'s' if missing != 1 else ''}; "
                             f"the training data had none")
@@ -87,6 +91,15 @@ def check_frame(frame: pandas.DataFrame, columns: Sequence[Mapping[str, Any]]) -
         notes.append(f"ignoring {len(extra)} column{'s' if len(extra) != 1 else ''} not in the schema: "
                      f"{', '.join(extra[:10])}")
     return problems, notes
+
+
+def _infinite(values: pandas.Series) -> int:
+    import numpy as np
+
+    try:
+        return int(np.isinf(values.to_numpy(dtype=float, na_value=np.nan)).sum())
+    except (TypeError, ValueError):
+        return 0
 
 
 def _parses_as_dates(values: pandas.Series) -> bool:
