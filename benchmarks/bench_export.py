@@ -68,7 +68,7 @@ def main() -> None:
         import mlops_nb as mnb
         from mlops_nb.store import open_store
 
-        opened = open_store(store)
+        opened = open_store(store, create=True)
         run_id = opened.rows("SELECT max(id) AS id FROM runs")[0]["id"]
         mnb.register("best_model", "quickstart", run=run_id, store=opened)
         os.chdir(folder)

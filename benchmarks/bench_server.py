@@ -47,7 +47,7 @@ def write_store(path: Path, n_runs: int) -> float:
     from mlops_nb.store.writer import Writer  # a benchmark may populate through the writer directly
 
     started = time.perf_counter()
-    opened = open_store(path)
+    opened = open_store(path, create=True)
     store = Writer(opened)
     rng = random.Random(0)
     for first in range(0, n_runs, 1000):

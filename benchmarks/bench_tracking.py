@@ -307,7 +307,7 @@ def bench_runs(folder: Path, args, mlflow_side) -> None:
     for n_runs, steps, target_ms in cases:
         log(f"runs(): populating {n_runs:,} runs, {steps} value(s) per metric")
         path = folder / f"runs_{n_runs}_{steps}.db"
-        populate(open_store(path), n_runs, steps)
+        populate(open_store(path, create=True), n_runs, steps)
         frame = mnb.runs(store=path)  # warm: imports pandas
         assert len(frame) == n_runs and frame.shape[1] == 7 + 10 + 10 + 1, frame.shape
         times, cpu = [], []

@@ -33,7 +33,7 @@ def populate(path: Path) -> None:
     from mlops_nb.store import open_store
     from mlops_nb.store.writer import Writer  # a benchmark may populate through the writer directly
 
-    store = Writer(open_store(path))
+    store = Writer(open_store(path, create=True))
     rng = random.Random(4)
     models = ["rf", "lr", "gb", "svm"]
     started = time.perf_counter()
@@ -81,7 +81,7 @@ def main() -> int:
     from mlops_nb.notebook.widgets.compare import CompareWidget
     from mlops_nb.store import open_store
 
-    store = open_store(path)
+    store = open_store(path, create=True)
     results: list[tuple[str, float, float | None]] = []
 
     cold = "pandas" not in sys.modules

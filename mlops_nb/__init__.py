@@ -22,6 +22,7 @@ _LAZY = {
     "runs": "mlops_nb.tracking",
     "metric_history": "mlops_nb.tracking",
     "MlopsError": "mlops_nb.errors",
+    "BadData": "mlops_nb.errors",
     "StoreError": "mlops_nb.errors",
     "RunNotFound": "mlops_nb.errors",
     "RunEnded": "mlops_nb.errors",

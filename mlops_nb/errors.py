@@ -74,6 +74,11 @@ class SchemaMismatch(PackageError):
         self.problems = list(problems or [])
 
 
+class BadData(SchemaMismatch):
+    """Input data that cannot be read as a table: binary bytes in a CSV, malformed JSON, a JSON
+    scalar (exit status 65, like any data that does not fit)."""
+
+
 class DataNotFound(PackageError):
     """A data source that matches no file, or holds no rows (exit status 66)."""
 

@@ -45,6 +45,8 @@ from mlops_nb.tracking.views import GONE, run_view
 API_ROOT = "mlops-nb/api"
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
+#: The largest integer SQLite stores: a larger offset or run id names nothing (and would overflow).
+MAX_INTEGER = 2**63 - 1
 
 
 class MlopsNb(Configurable):
@@ -121,6 +123,8 @@ class _Handler(APIHandler):
             stat = path.stat()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise self.store_refused(f"cannot use the store path {path} ({exc.strerror})") from None
         opened_as = self.settings["mlops_nb_inodes"]
         if opened_as.get(path, (stat.st_dev, stat.st_ino)) != (stat.st_dev, stat.st_ino):
             store_module.close_all()  # the file was replaced (deleted and started again)
@@ -129,18 +133,22 @@ class _Handler(APIHandler):
         try:
             return store_module.open_store(path, readonly=True)
         except StoreError as exc:
-            # A file the request named is the client's mistake; the configured one is the server's.
-            requested = self.get_query_argument("store", None) not in (None, "")
-            raise ApiError(400 if requested else 500, str(exc)) from None
+            raise self.store_refused(str(exc)) from None
+
+    def store_refused(self, message: str) -> ApiError:
+        # A file the request named is the client's mistake; the configured one is the server's.
+        requested = self.get_query_argument("store", None) not in (None, "")
+        return ApiError(400 if requested else 500, message)
 
     def int_argument(self, name: str, default: int, low: int, high: int | None = None) -> int:
         text = self.get_query_argument(name, None)
         if text in (None, ""):
             return default
-        try:
-            value = int(text)
-        except ValueError:
-            raise ApiError(400, f"{name}={text!r} is not a whole number") from None
+        digits = text.removeprefix("-")
+        if not (digits.isascii() and digits.isdigit()) or len(digits) > 19 or int(digits) > MAX_INTEGER:
+            # Only ASCII digits (int() also takes "١", "1_0" and " 1"), at most SQLite's largest integer.
+            raise ApiError(400, f"{name}={text[:40]!r} is not a whole number from 0 to {MAX_INTEGER}")
+        value = int(text)  # ASCII digits, with a sign: out of range below, said so
         if value < low or (high is not None and value > high):
             bounds = f"from {low} to {high}" if high is not None else f"{low} or more"
             raise ApiError(400, f"{name}={value} is out of range; use {bounds}")
@@ -209,8 +217,9 @@ class RunHandler(_Handler):
     @tornado.web.authenticated
     def get(self, run_id: str) -> None:
         self.check_arguments()
-        if not run_id.isdigit():
-            raise ApiError(400, f"{run_id!r} is not a run id; run ids are whole numbers")
+        if not (run_id.isascii() and run_id.isdigit()) or len(run_id) > 19 or int(run_id) > MAX_INTEGER:
+            # ASCII digits only: str.isdigit() and int() accept "١" (Arabic-Indic one) as run 1.
+            raise ApiError(400, f"{run_id[:40]!r} is not a run id; run ids are whole numbers such as 3")
         _, path = self.store_path()
         opened = self.open_store(path)
         if opened is None:

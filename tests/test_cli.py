@@ -286,14 +286,14 @@ def test_missing_store_is_reported_not_created(tmp_path, monkeypatch, command):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLOPS_NB_STORE", raising=False)
     result = invoke(*command)
-    assert result.exit_code == 1
+    assert result.exit_code == 78  # bad configuration: no store there
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith(f"error: no store at {tmp_path / 'mlops.db'}; create one with `mlops-nb demo`")
     assert list(tmp_path.iterdir()) == []
 
     elsewhere = tmp_path / "sub" / "other.db"
     result = invoke("--store", str(elsewhere), *command)
-    assert result.exit_code == 1 and f"no store at {elsewhere};" in result.stderr
+    assert result.exit_code == 78 and f"no store at {elsewhere};" in result.stderr
     assert not elsewhere.parent.exists()
 
 
@@ -309,7 +309,7 @@ def test_store_that_is_not_sqlite_is_an_error(tmp_path):
     bogus = tmp_path / "notes.txt"
     bogus.write_text("hello")
     result = invoke("--store", str(bogus), "runs")
-    assert result.exit_code == 1
+    assert result.exit_code == 78
     assert result.stderr.startswith(f"error: {bogus} is not an mlops-nb store")
     assert bogus.read_text() == "hello"
 

@@ -13,7 +13,7 @@ SCHEMA = README.split("## The store", 1)[1]
 def test_every_store_table_and_view_is_documented(tmp_path):
     from mlops_nb.store import open_store
 
-    store = open_store(tmp_path / "mlops.db")
+    store = open_store(tmp_path / "mlops.db", create=True)
     names = [r[0] for r in sqlite3.connect(store.path).execute(
         "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%'")]
     assert names, "the store has no tables"
@@ -24,7 +24,7 @@ def test_every_store_table_and_view_is_documented(tmp_path):
 def test_every_table_column_is_documented(tmp_path):
     from mlops_nb.store import open_store
 
-    conn = sqlite3.connect(open_store(tmp_path / "mlops.db").path)
+    conn = sqlite3.connect(open_store(tmp_path / "mlops.db", create=True).path)
     tables = [r[0] for r in conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table'"
         " AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '\\_%' ESCAPE '\\'")]

@@ -577,7 +577,7 @@ def test_cli_export_and_reseal(shell, tmp_path):
 
     result = runner.invoke(main, ["--store", str(shell.store), "export", "churn", "--to", str(target),
                                   "--schedule", "61 * * * *"])
-    assert result.exit_code == 1 and "is not a cron schedule" in result.output
+    assert result.exit_code == 78 and "is not a cron schedule" in result.output
 
 
 # -- units ------------------------------------------------------------------------------------------

@@ -66,7 +66,7 @@ def fingerprint(folder: Path) -> dict[str, str]:
 
 
 def test_a_new_store_has_the_whole_schema_in_wal_mode(store_path):
-    store = open_store(store_path)
+    store = open_store(store_path, create=True)
     tables, applied, mode = schema(store_path)
     assert TABLES - tables == set()
     assert applied == MIGRATIONS
@@ -107,7 +107,7 @@ WRITER = """
 
 
 def test_four_processes_logging_one_metric_at_a_time_lose_no_row(store_path):
-    open_store(store_path)  # created beforehand: this test is about concurrent writes
+    open_store(store_path, create=True)  # created beforehand: this test is about concurrent writes
     writers = [python(WRITER, store_path, 5000) for _ in range(4)]
     run_ids = [int(w.stdout.readline()) for w in writers]
     for w in writers:
@@ -331,7 +331,7 @@ def test_the_schema_version_counts_every_migration_and_a_migrated_store_skips_sq
     from mlops_nb.store.migrations import migrations
 
     assert len(migrations._migrations) == SCHEMA_VERSION
-    open_store(store_path)
+    open_store(store_path, create=True)
     assert sqlite3.connect(store_path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     # Opening it again in a fresh process must not pay for importing sqlite-utils.
     code = ("import sys; from mlops_nb.store import open_store; open_store(sys.argv[1]);"

@@ -41,8 +41,15 @@ def export_command(ctx: click.Context, name: str, to: str, version: str | None, 
       mlops-nb export churn --to deploy/churn --data "incoming/*.csv"
       mlops-nb export churn --version 2 --to deploy/churn --schedule "0 3 * * 1" --airflow --kubernetes
     """
+    from mlops_nb.deploy.cron import check_line_value, check_schedule
     from mlops_nb.deploy.export import export_package
 
+    # What ends up in the crontab line is checked before anything is written (exit 78).
+    check_line_value(to, "the package path")
+    check_line_value(data, "the data source")
+    if schedule is not None:
+        check_line_value(schedule, "the schedule")
+        check_schedule(schedule.strip())
     words = ["mlops-nb export"]
     for param in ctx.command.params:
         value = ctx.params.get(param.name)
@@ -67,18 +74,22 @@ def predict(package_dir: Path, input_path: Path, output: Path | None) -> None:
     """Predict the rows of INPUT (CSV, Parquet or JSON) with the model of PACKAGE: a `prediction`
     column, plus `probability_<class>` columns for classifiers. The package's checksums are verified
     and its model loaded with mlops-nb's allow-list of types. Exit status 65 when INPUT does not match
-    the model's input schema (the message names each column), 66 when INPUT is missing or empty,
-    82 when the package fails its checksums or needs an untrusted type.
+    the model's input schema (the message names each column) or cannot be read as a table, 66 when
+    INPUT is missing or empty, 78 when OUT lies inside a package or the package is malformed, 82 when
+    the package fails its checksums or needs an untrusted type.
 
     \b
     Examples:
       mlops-nb predict deploy/churn new_customers.csv -o predictions.csv
     """
     from mlops_nb.deploy.exits import EXIT_BAD_DATA, EXIT_INTEGRITY, EXIT_NO_DATA
+    from mlops_nb.deploy.predict import check_output
     from mlops_nb.deploy.predict import predict as predict_frame
     from mlops_nb.deploy.sources import read_table
     from mlops_nb.errors import ChecksumError, DataNotFound, SchemaMismatch, UntrustedTypes
 
+    if output is not None:
+        check_output(output)  # before reading anything: never write inside a package (exit 78)
     try:
         frame = read_table(input_path)
         predictions = predict_frame(package_dir, frame)

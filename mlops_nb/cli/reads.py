@@ -8,7 +8,7 @@ import json
 import click
 
 from mlops_nb import tracking
-from mlops_nb.cli.main import main, open_existing
+from mlops_nb.cli.main import RUN_ID, main, open_existing
 from mlops_nb.cli.render import EMPTY, emit_frame, local_time, pick_columns, render_run, table_lines, with_duration
 from mlops_nb.errors import MlopsError
 from mlops_nb.format import iso, json_safe
@@ -69,7 +69,7 @@ def runs(ctx: click.Context, project: str | None, where: str | None, fmt: str, c
 
 
 @main.command(short_help="Everything recorded about one run.")
-@click.argument("run_id", type=int)
+@click.argument("run_id", type=RUN_ID)
 @click.option("--format", "-f", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="text for people; json for programs.")
 @click.pass_context
@@ -118,7 +118,7 @@ def projects(ctx: click.Context, fmt: str) -> None:
 
 
 @main.command(short_help="Every value of one metric of a run, by step.")
-@click.argument("run_id", type=int)
+@click.argument("run_id", type=RUN_ID)
 @click.argument("key")
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True, help="table for people; csv and json for programs.")

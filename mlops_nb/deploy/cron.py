@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 from mlops_nb.deploy.layout import package_root
 from mlops_nb.deploy.schedule import cron_command, next_run_times
 from mlops_nb.deploy.verify import read_manifest
-from mlops_nb.errors import MlopsError
+from mlops_nb.errors import MlopsError, PackageError
 
 TAG = "mlops-nb retrain"
 
@@ -68,16 +69,51 @@ def _comment(root: Path) -> str:
     return f"{TAG} {root}"
 
 
+def check_line_value(value: str | os.PathLike | None, what: str) -> None:
+    """Refuse (:class:`PackageError`, exit 78) a value bound for a crontab line that holds a newline
+    or another control character: ``shlex.quote`` protects a shell word, not a crontab, where a
+    newline starts a second, independent job. Everything else is quoted where the line is built."""
+    if value is None:
+        return
+    text = os.fspath(value)
+    bad = next((ch for ch in text if ord(ch) < 32 or ord(ch) == 127 or ch in "\u2028\u2029\x85"), None)
+    if bad is not None:
+        raise PackageError(f"{what} {text!r} holds a control character ({bad!r}), which would break the crontab "
+                           f"line (a newline starts another job); rename it or choose another path")
+
+
+def check_schedule(schedule: str) -> str:
+    """``schedule`` when it is five cron fields that fire at some moment; otherwise
+    :class:`PackageError` (exit 78) naming it ("0 3 31 2 *", February 31st, never comes)."""
+    from mlops_nb.errors import ExportError
+
+    check_line_value(schedule, "the schedule")
+    try:
+        next_run_times(schedule, 1)
+    except ExportError as exc:
+        raise PackageError(str(exc)) from None
+    except Exception as exc:  # croniter's CroniterBadDateError: a valid expression that never fires
+        raise PackageError(f"the schedule {schedule!r} never fires ({type(exc).__name__}: {exc}); "
+                           f"check the day and month fields, e.g. \"0 3 28 2 *\"") from None
+    return schedule
+
+
 def job_line(package_path: str | os.PathLike, *, schedule: str | None = None, store: str | os.PathLike | None = None,
              python: str | None = None) -> tuple[Path, str, str]:
     """``(root, schedule, command)`` of the cron line for a package: the schedule given (validated)
     or the one chosen at export; the store given or the one the package was exported from."""
+    check_line_value(package_path, "the package path")
+    check_line_value(store, "the store path")
+    check_line_value(python, "the interpreter path")
     root = package_root(package_path)
     manifest = read_manifest(root)
-    schedule = (schedule or manifest.get("schedule") or "").strip()
-    next_run_times(schedule)  # ExportError names a bad schedule
+    schedule = check_schedule((schedule or manifest.get("schedule") or "").strip())
     store_path = str(Path(store).expanduser().absolute()) if store else manifest["store"]
     log = manifest.get("log") or str(root.parent / f"{root.name}-retrain.log")
+    for value, what in ((root, "the package path"), (store_path, "the store path"), (log, "the log path"),
+                        (manifest.get("data_source"), "the data source"),
+                        (python or sys.executable, "the interpreter path")):
+        check_line_value(value, what)
     return root, schedule, cron_command(root, store_path, manifest.get("data_source"), Path(log), python)
 
 

@@ -72,6 +72,10 @@ def check_frame(frame: pandas.DataFrame, columns: Sequence[Mapping[str, Any]]) -
             problems.append(f"column {name!r} has dtype {values.dtype} ({kind}); the model expects "
                             f"{column['dtype']} ({column['kind']})")
             continue
+        infinite = _infinite(values) if kind == "numeric" else 0
+        if infinite:
+            problems.append(f"column {name!r} has {infinite} infinite value{'s' if infinite != 1 else ''} "
+                            f"(inf); a model cannot use them: replace them or drop those rows")
         allowed = column.get("max_missing", 0.0)
         if missing and not column.get("nullable", True) and missing > allowed * len(values):
             problems.append(f"column {name!r} has {missing} missing value{'s' if missing != 1 else ''}; "
@@ -117,6 +121,15 @@ def allow_missing(schema: dict[str, Any], rate: float, imputed: bool) -> dict[st
         if schema.get(key):
             out[key] = {**schema[key], "columns": widen(schema[key].get("columns") or [])}
     return out
+
+
+def _infinite(values: pandas.Series) -> int:
+    import numpy as np
+
+    try:
+        return int(np.isinf(values.to_numpy(dtype=float, na_value=np.nan)).sum())
+    except (TypeError, ValueError):
+        return 0
 
 
 def _parses_as_dates(values: pandas.Series) -> bool:

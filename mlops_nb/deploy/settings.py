@@ -103,6 +103,10 @@ def read_settings(root: str | os.PathLike) -> dict[str, Any]:
     for key in ("metric", "query"):
         if settings[key] is not None and not isinstance(settings[key], str):
             raise bad(key, "a string or null")
+    if settings["query"] is not None:
+        from mlops_nb.deploy.query import check_query
+
+        check_query(settings["query"], origin=f"{path}: \"query\"")
     if not isinstance(settings["drift_config"], dict):
         raise bad("drift_config", "an object of mlops_nb.drift thresholds, e.g. {\"psi_drift\": 0.3}")
     from mlops_nb.drift import DEFAULT_CONFIG
@@ -110,6 +114,10 @@ def read_settings(root: str | os.PathLike) -> dict[str, Any]:
     wrong = sorted(set(settings["drift_config"]) - set(DEFAULT_CONFIG))
     if wrong:
         raise PackageError(f"{path}: unknown drift threshold {', '.join(wrong)}; they are {', '.join(DEFAULT_CONFIG)}")
+    for key, value in settings["drift_config"].items():
+        if not is_number(value) or value < 0:
+            raise PackageError(f"{path}: drift threshold \"{key}\" is {json.dumps(value)}; it must be a number "
+                               f">= 0 like its default {json.dumps(DEFAULT_CONFIG[key])}")
     return settings
 
 

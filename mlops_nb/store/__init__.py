@@ -35,6 +35,7 @@ from mlops_nb.store.connection import (
     check_writable_path,
     connect,
     connect_readonly,
+    create_store_file,
     process_gone,
     process_start_token,
     resolve_path,
@@ -55,17 +56,24 @@ _open_stores: dict[tuple[int, object, bool], Store] = {}
 _open_lock = threading.Lock()
 
 
-def open_store(store: str | os.PathLike | Store | None = None, *, readonly: bool = False) -> Store:
+def open_store(store: str | os.PathLike | Store | None = None, *, readonly: bool = False,
+               create: bool = False) -> Store:
     """Open the store at ``store``; one connection per process (and per mode).
 
-    For writing (the default) the store is created and migrated when needed, and the runs of this
+    For writing (the default) the store is migrated when needed, and the runs of this
     host whose process is gone are marked ``interrupted`` (the only write an open makes). Writes
     themselves go through :mod:`mlops_nb.tracking`. ``readonly=True`` is for readers (the server,
     the CLI's reads, widgets): it never creates, migrates, converts or writes anything, and SQLite
     itself refuses writes on the connection (``PRAGMA query_only``).
 
+    Opening never creates or converts a file that is not already an mlops-nb store: an empty file, a
+    folder, a FIFO, a device or another application's SQLite file is refused and keeps its bytes. A
+    missing file is created (atomically, migrated) only with ``create=True``, which the commands
+    that start a store on purpose pass (:func:`mlops_nb.tracking.start`, so ``%mlops start``, and
+    the demo).
+
     Raises :class:`~mlops_nb.errors.StoreError` with the fix when the path cannot hold a store
-    (or, read-only, holds none).
+    (or holds none).
     """
     if isinstance(store, Store):
         return store
@@ -77,7 +85,10 @@ def open_store(store: str | os.PathLike | Store | None = None, *, readonly: bool
         if readonly:
             conn = connect_readonly(path)
         else:
-            check_writable_path(path)
+            check_writable_path(path, create=create)
+            if create and not path.exists():
+                create_store_file(path)
+                check_writable_path(path)
             try:
                 conn = connect(path)
             except sqlite3.DatabaseError as exc:

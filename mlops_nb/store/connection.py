@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Mapping
@@ -76,29 +77,30 @@ def process_gone(run: Mapping[str, Any]) -> bool:
 # -- checks before opening --------------------------------------------------------------------------
 
 
-def check_writable_path(path: Path) -> None:
-    """Refuse, with the fix, a path that cannot hold a store; never touch an existing file."""
-    if path.is_dir():
-        raise StoreError(f"the store path {path} is a folder; give a file path such as {path / DEFAULT_FILENAME}")
-    folder = path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreError(
-            f"cannot create the folder {folder} for the store ({exc.strerror}); "
-            f"choose a writable location with --store PATH or ${ENV_VAR}"
-        ) from None
+def check_writable_path(path: Path, *, create: bool = False) -> None:
+    """Refuse, with the fix, a path that cannot hold a store; never touch an existing file.
+
+    An existing path must be a regular, non-empty SQLite file holding an mlops-nb store: an empty
+    file, a folder, a FIFO, a device such as /dev/null or another application's database is refused
+    and keeps its bytes (SQLite would otherwise turn it into a store or create a journal beside it).
+    A missing file is refused unless ``create`` (the commands that create a store on purpose)."""
+    check_existing_file(path, missing_ok=create)
     if path.exists():
-        if path.stat().st_size and not is_sqlite(path):
-            raise StoreError(
-                f"{path} is not an mlops-nb store (not a SQLite database); it was left untouched. "
-                f"Point --store or ${ENV_VAR} at another file"
-            )
         if not os.access(path, os.W_OK):
             raise StoreError(
                 f"the store {path} is read-only; make it writable (chmod u+w) "
                 f"or use another store with --store PATH or ${ENV_VAR}"
             )
+        folder = path.parent
+    else:
+        folder = path.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the folder {folder} for the store ({exc.strerror}); "
+                f"choose a writable location with --store PATH or ${ENV_VAR}"
+            ) from None
     if not os.access(folder, os.W_OK):
         raise StoreError(
             f"cannot write in {folder}, where the store {path.name} and its journal live; "
@@ -106,9 +108,46 @@ def check_writable_path(path: Path) -> None:
         )
 
 
-def is_sqlite(path: Path) -> bool:
-    """Whether the file at ``path`` is a SQLite database, asked through SQLite itself (``immutable``:
-    no lock taken, no -wal or -shm file created, nothing written).
+def check_existing_file(path: Path, *, missing_ok: bool = False) -> None:
+    """Refuse, naming the problem and the fix, a path that does not hold an mlops-nb store. Reads
+    only through :func:`sqlite_kind`'s immutable probe: nothing is created, locked or written."""
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        if missing_ok:
+            return  # the folder checks that follow say what is wrong with a path under a file
+        raise StoreError(f"no store at {path}; record a run first (mnb.start('project') or %mlops start project), "
+                         f"or point --store / ${ENV_VAR} at an existing store") from None
+    except PermissionError:
+        raise StoreError(f"cannot reach the store {path} (permission denied on its folder); "
+                         f"ask its owner, or point --store / ${ENV_VAR} elsewhere") from None
+    except OSError as exc:
+        raise StoreError(f"cannot use the store path {path} ({exc.strerror}); "
+                         f"point --store / ${ENV_VAR} at a store file") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise StoreError(f"the store path {path} is a folder; give a file path such as {path / DEFAULT_FILENAME}")
+    if not stat.S_ISREG(info.st_mode):
+        raise StoreError(f"{path} is not a regular file (a device, FIFO or socket), so it cannot be a store; "
+                         f"it was left untouched. Point --store or ${ENV_VAR} at a store file")
+    if not os.access(path, os.R_OK):
+        raise StoreError(f"cannot read the store {path} (permission denied); ask its owner or copy it")
+    if info.st_size == 0:
+        raise StoreError(f"{path} is an empty file, not an mlops-nb store; it was left untouched. "
+                         f"Delete it to start a store there, or point --store or ${ENV_VAR} at another file")
+    kind = sqlite_kind(path)
+    if kind == "foreign":
+        raise StoreError(f"{path} is not an mlops-nb store (not a SQLite database); it was left untouched. "
+                         f"Point --store or ${ENV_VAR} at another file")
+    if kind == "other-database":
+        raise StoreError(f"{path} is a SQLite database but not an mlops-nb store; it was left untouched. "
+                         f"Point --store or ${ENV_VAR} at another file")
+
+
+def sqlite_kind(path: Path) -> str:
+    """What the file at ``path`` holds: ``"store"`` (it has mlops-nb's tables), ``"foreign"`` (not
+    SQLite), ``"other-database"`` (a SQLite database without them), or ``"unknown"`` (unreadable now,
+    say locked: the real open decides). Asked through SQLite itself (``immutable``: no lock taken, no
+    -wal or -shm file created, nothing written).
 
     Reading its header with ``open()`` would be simpler, but closing that file descriptor drops every
     POSIX lock this process holds on the file, those of its live SQLite connections included ("How
@@ -117,14 +156,14 @@ def is_sqlite(path: Path) -> bool:
     SQLite's own open and close keep the process's locks."""
     probe = sqlite3.connect(f"{path.absolute().as_uri()}?immutable=1", uri=True, timeout=BUSY_TIMEOUT_S)
     try:
-        probe.execute("PRAGMA schema_version").fetchone()
+        names = {row[0] for row in probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.OperationalError:
-        return True  # cannot tell (unreadable, say): the real open decides and says why
-    except sqlite3.DatabaseError:
-        return False  # "file is not a database"
+        return "unknown"
+    except sqlite3.DatabaseError as exc:
+        return "foreign" if "not a database" in str(exc) else "unknown"
     finally:
         probe.close()
-    return True
+    return "store" if names & {"runs", "_sqlite_migrations"} else "other-database"
 
 
 def store_error(path: Path, exc: sqlite3.Error) -> StoreError:
@@ -157,15 +196,7 @@ def connect(path: Path) -> sqlite3.Connection:
 
 def connect_readonly(path: Path) -> sqlite3.Connection:
     """A connection that reads an existing, up-to-date store and can write nothing (``query_only``)."""
-    if path.is_dir():
-        raise StoreError(f"the store path {path} is a folder; give a file path such as {path / DEFAULT_FILENAME}")
-    if not path.is_file():
-        raise StoreError(f"no store at {path}; record a run first (mnb.start('project') or %mlops start project), "
-                         f"or point --store / ${ENV_VAR} at an existing store")
-    if not os.access(path, os.R_OK):
-        raise StoreError(f"cannot read the store {path} (permission denied); ask its owner or copy it")
-    if path.stat().st_size == 0 or not is_sqlite(path):
-        raise StoreError(f"{path} is not an mlops-nb store (not a SQLite database); it was left untouched")
+    check_existing_file(path)
     try:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
@@ -183,6 +214,28 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
         raise StoreError(f"the store {path} was written by an older mlops-nb (schema {version}, this one reads "
                          f"{SCHEMA_VERSION}); upgrade it once with `mlops-nb --store {path} upgrade`")
     return conn
+
+
+def create_store_file(path: Path) -> None:
+    """Create a new, migrated store at the missing ``path`` atomically: it is built under a temporary
+    name beside it and linked into place, so nobody ever sees a half-made (empty) file at ``path``,
+    and two processes creating the same store at once both end up opening the one that won."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.creating")
+    try:
+        conn = connect(temporary)
+        conn.close()
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process created it first: use theirs
+        except OSError:  # a filesystem without hard links: rename, unless someone else won meanwhile
+            if not path.exists():
+                os.replace(temporary, path)
+    except sqlite3.DatabaseError as exc:
+        raise store_error(path, exc) from None
+    finally:
+        for leftover in (temporary, *(temporary.with_name(temporary.name + s) for s in ("-wal", "-shm", "-journal"))):
+            leftover.unlink(missing_ok=True)
 
 
 def _use_wal(conn: sqlite3.Connection) -> None:

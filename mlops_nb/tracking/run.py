@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_nb.errors import InvalidValue, RunEnded
-from mlops_nb.store import Store, open_store
+from mlops_nb.store import RUN_COLUMNS, Store, open_store, resolve_path
 from mlops_nb.store.writer import Writer
 
 if TYPE_CHECKING:
@@ -185,7 +185,7 @@ def start(
 
     if not isinstance(project, str) or not project.strip():
         raise InvalidValue(f"project must be a non-empty name, got {project!r}")
-    opened = open_store(store)
+    opened = open_store(store, create=True)  # starting a run is how a store comes to be
     parent_id = parent.id if isinstance(parent, Run) else parent
     run_id = Writer(opened).create_run(
         project.strip(), name=name, kind=kind, parent_id=parent_id, notebook=notebook,
@@ -212,6 +212,10 @@ def runs(
     ``where`` filters with the small language of :mod:`mlops_nb.filters`, for example
     ``"metrics.f1 > 0.8 and params.model = 'rf'"``.
     """
+    if not isinstance(store, Store) and not resolve_path(store).exists():
+        import pandas as pd
+
+        return pd.DataFrame(columns=list(RUN_COLUMNS))  # no store yet: no runs, and reading creates none
     return open_store(store).runs_frame(project, where)
 
 
