@@ -3,6 +3,7 @@ documented exit status (or exception, or HTTP status), and a fragment of the one
 row asserts the code, that the message is one line with no traceback, and that nothing was written:
 the store's bytes and the package's file listing are what they were.
 
+The server's rows are in ``tests/test_server.py`` (``SERVER_BAD_REQUESTS``), where its fixtures live.
 One exported package (a real kernel ran the notebook of tests/test_retrain.py) serves every row;
 the CLI runs in-process through click's runner, so the whole table takes seconds after the fixture.
 """

@@ -507,3 +507,45 @@ def test_the_installed_extensions_are_enabled_and_ok():
     server_extensions = _jupyter("server", "extension", "list")
     assert re.search(r"mlops_nb\.server enabled\n", server_extensions), server_extensions
     assert re.search(r"mlops_nb\.server \S* ?OK", server_extensions), server_extensions
+
+
+# -- the server's rows of the bad-input table (tests/test_bad_inputs.py has the others) -------------------
+
+SERVER_BAD_REQUESTS = [
+    # (route, params, HTTP status, a fragment of the one-line message)
+    (("runs", "1180591620717411303424"), {}, 400, "is not a run id"),
+    (("runs", "9" * 400), {}, 400, "is not a run id"),
+    (("runs", "\u0661"), {}, 400, "is not a run id"),  # an Arabic-Indic one is not run 1
+    (("runs", "\uff11"), {}, 400, "is not a run id"),  # a fullwidth one neither
+    (("runs", "1.0"), {}, 400, "is not a run id"),
+    (("runs", "0x1"), {}, 400, "is not a run id"),
+    (("projects", "churn", "runs"), {"offset": str(10**30)}, 400, "offset"),
+    (("projects", "churn", "runs"), {"limit": "1e3"}, 400, "limit"),
+    (("projects", "churn", "runs"), {"limit": "\u0665"}, 400, "limit"),
+    (("projects",), {"store": "."}, 400, "store"),
+    (("projects",), {"store": "sub"}, 400, "store"),
+    (("projects",), {"store": "../mlops.db"}, 400, "outside the server's root"),
+    (("projects",), {"store": "/etc/passwd"}, 400, "outside the server's root"),
+    (("registry",), {"store": "empty.db"}, 400, "not an mlops-nb store"),
+    (("runs", "1"), {"store": "foreign.db"}, 400, "not an mlops-nb store"),
+    (("runs", "999999999"), {}, 404, "no run 999999999"),
+    (("projects", "no such project", "runs"), {}, 404, "no project"),
+]
+
+
+@pytest.mark.parametrize(("route", "params", "status", "message"), SERVER_BAD_REQUESTS,
+                         ids=[f"{'/'.join(r)}{p}"[:60] for r, p, _, _ in SERVER_BAD_REQUESTS])
+def test_bad_requests_get_a_one_line_json_error_and_write_nothing(fetch, jp_root_dir, route, params, status, message):
+    (jp_root_dir / "sub").mkdir()
+    (jp_root_dir / "empty.db").write_bytes(b"")
+    with sqlite3.connect(jp_root_dir / "foreign.db") as conn:
+        conn.execute("CREATE TABLE photos (path TEXT)")
+    conn.close()
+    before = {p.name: digest(p) for p in jp_root_dir.iterdir() if p.is_file()}
+    code, error = get_error(fetch, *route, params=params)
+    assert code == status, error
+    assert message in error["message"] and "\n" not in error["message"] and "Traceback" not in error["message"]
+    after = {p.name: digest(p) for p in jp_root_dir.iterdir() if p.is_file()}
+    assert {name: after[name] for name in before} == before
+    # Reading a WAL store may add SQLite's shared-memory index beside it; nothing else appears.
+    assert set(after) - set(before) <= {"mlops.db-wal", "mlops.db-shm"}
