@@ -45,6 +45,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -81,6 +82,7 @@ from mlops_nb.deploy.schedule import (
 from mlops_nb.deploy.script.plan import plan_script
 from mlops_nb.deploy.script.render import render_script
 from mlops_nb.deploy.settings import keep_versions, write_default_settings
+from mlops_nb.deploy.trust import seal_and_record
 from mlops_nb.errors import ExportError, PackageLocked
 from mlops_nb.stages import STAGE_INDEX
 from mlops_nb.store import Store
@@ -233,7 +235,8 @@ def export_package(
         "forced": force,
         "overridden": refused if force is not None else [],
     }
-    listed = write_package(target, files, manifest)
+    listed = write_package(target, files, manifest, seal=lambda folder, root: seal_and_record(
+        folder, root, target, store=opened, reason="export", run_id=run["id"]))
     manifest_bytes = (package_dir(target) / MANIFEST).read_bytes()
     seconds = time.perf_counter() - clock
     summary = {
@@ -376,12 +379,14 @@ def _metrics(store: Store, run_id: int, requirement: dict | None) -> dict[str, A
     }
 
 
-def write_package(target: Path, files: dict[str, bytes], manifest: dict[str, Any]) -> dict[str, dict]:
+def write_package(target: Path, files: dict[str, bytes], manifest: dict[str, Any],
+                  seal: Callable[[Path, Path], Any] | None = None) -> dict[str, dict]:
     """Add ``files`` and MANIFEST.json (``manifest`` plus the files' checksums) as the next version
     of package root ``target`` and make it current, under the package's lock. A new root is built
     whole (first version, ``current`` link, ``settings.json``) in a temporary folder beside
     ``target`` and renamed into place; in an existing root the version is written beside the
-    others and ``current`` swapped. On any failure the current version stays current."""
+    others and ``current`` swapped. On any failure the current version stays current. ``seal(version
+    folder, root folder)`` signs and records the new version before it becomes current."""
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         with locked(target, "export"):
@@ -389,8 +394,10 @@ def write_package(target: Path, files: dict[str, bytes], manifest: dict[str, Any
                 tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.export-"))
                 try:
                     version, listed = write_version(tmp, files, manifest)
-                    switch_current(tmp, version)
                     write_default_settings(tmp)
+                    if seal is not None:
+                        seal(version, tmp)
+                    switch_current(tmp, version)
                     fsync_dir(tmp)
                     os.chmod(tmp, 0o755)
                     if target.exists():
@@ -402,12 +409,14 @@ def write_package(target: Path, files: dict[str, bytes], manifest: dict[str, Any
                     raise
                 return listed
             version, listed = write_version(target, files, manifest)
+            write_default_settings(target)
             try:
+                if seal is not None:
+                    seal(version, target)
                 switch_current(target, version)
             except BaseException:
                 shutil.rmtree(version, ignore_errors=True)
                 raise
-            write_default_settings(target)
             prune_versions(target, keep_versions(target))
             return listed
     except PackageLocked as exc:

@@ -52,7 +52,8 @@ TRUSTED_TYPES: tuple[str, ...] = (
 REBUILD_MODULES: tuple[str, ...] = ("sklearn", "numpy", "scipy")
 
 
-def load_model(package: str | os.PathLike, *, extra_trusted: Sequence[str] = (), verify_files: bool = True) -> Any:
+def load_model(package: str | os.PathLike, *, extra_trusted: Sequence[str] = (), verify_files: bool = True,
+               public_key: str | os.PathLike | None = None) -> Any:
     """Load the fitted model of an exported package, safely.
 
     Verifies every checksum of MANIFEST.json first (:class:`ChecksumError` names any file that
@@ -63,8 +64,8 @@ def load_model(package: str | os.PathLike, *, extra_trusted: Sequence[str] = (),
     import skops.io as sio
 
     folder = package_dir(package)
-    if verify_files:
-        verify(folder)
+    if verify_files:  # checksums, the store's record or the signature, and a pinned key
+        verify(folder, public_key=public_key)
     path = folder / MODEL_FILE
     trusted = [*TRUSTED_TYPES, *extra_trusted]
     try:
