@@ -79,8 +79,8 @@ def predict(package_dir: Path, input_path: Path, output: Path | None, public_key
     from mlops_nb.errors import ChecksumError, DataNotFound, SchemaMismatch, UntrustedTypes
 
     try:
-        model = load_model(package_dir, public_key=public_key)  # verified before the input is even read
         frame = read_table(input_path)
+        model = load_model(package_dir, public_key=public_key)  # verified before anything of it is loaded
         predictions = predict_frame(package_dir, frame, model=model)
     except SchemaMismatch as exc:
         click.echo(f"error: {exc}", err=True)
@@ -122,7 +122,7 @@ def reseal(ctx: click.Context, package_dir: Path, files: tuple[str, ...]) -> Non
     given = ctx.obj.get("store") if isinstance(ctx.obj, dict) else None
     opened = open_store(given or read_manifest(package_dir).get("store"))
 
-    def record(manifest: bytes, seal, *, package: str, version_dir: str) -> None:
+    def record(manifest: bytes, seal, *, package: str, version_dir: str, quiet: bool = False) -> None:
         import json
 
         document = json.loads(manifest)
@@ -130,8 +130,9 @@ def reseal(ctx: click.Context, package_dir: Path, files: tuple[str, ...]) -> Non
         record_manifest(manifest, package=package, version_dir=version_dir, run_id=run_id, reason="reseal",
                         signature=seal.signature, key_id=seal.key_id, model_name=document["model"]["name"],
                         model_version=document["model"]["version"], store=opened)
-        click.echo(f"re-sealed {', '.join(files or (SCRIPT_FILE,))} and settings.json in {package_dir} "
-                   f"({version_dir}): signed with key {seal.key_id}, recorded in {opened.path}")
+        if not quiet:
+            click.echo(f"re-sealed {', '.join(files or (SCRIPT_FILE,))} and settings.json in {package_dir} "
+                       f"({version_dir}): signed with key {seal.key_id}, recorded in {opened.path}")
 
     reseal_files(package_dir, files or (SCRIPT_FILE,), store=opened, record=record)
 

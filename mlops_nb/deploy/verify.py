@@ -21,6 +21,7 @@ from mlops_nb.deploy.layout import (
     VERSIONS_DIR,
     file_digest,
     package_dir,
+    versions,
     write_atomic,
 )
 from mlops_nb.errors import ChecksumError, MlopsError, PackageError
@@ -243,8 +244,10 @@ def reseal(package: str | os.PathLike, files: Sequence[str] = (SCRIPT_FILE,), *,
     """Accept edits made on purpose: record new checksums for ``files`` (default retrain.py; the
     package root's settings.json is accepted as it is), after checking that every other file
     still matches the recorded manifest; sign the version again with the key beside the store.
-    ``record(manifest_bytes, seal, package=, version_dir=)`` records it (the CLI records through
-    tracking). Returns the new manifest."""
+    The package root's other versions are signed again with the accepted settings too (each one
+    that still matches its recorded manifest). ``record(manifest_bytes, seal, package=,
+    version_dir=, quiet=)`` records each (the CLI records through tracking; ``quiet`` for the other
+    versions). Returns the new manifest."""
     from mlops_nb.deploy import trust
 
     folder = package_dir(package)
@@ -267,6 +270,20 @@ def reseal(package: str | os.PathLike, files: Sequence[str] = (SCRIPT_FILE,), *,
     seal = trust.sign(folder, root, store_path)
     if record is not None:
         record((folder / MANIFEST).read_bytes(), seal, package=package_name, version_dir=version_dir)
+    # settings.json belongs to the whole root: the other versions (a rollback's targets) are sealed
+    # with the accepted settings too, each only if it still matches its own recorded manifest.
+    for _, other in versions(root) if root is not None else []:
+        if other == folder:
+            continue
+        try:
+            check_files(other, read_manifest(other))
+            check_anchor(other, read_manifest(other), store=opened, check_settings=False)
+        except MlopsError:
+            continue  # it stays refused: it did not verify before the edit either
+        other_seal = trust.sign(other, root, store_path)
+        if record is not None:
+            record((other / MANIFEST).read_bytes(), other_seal, package=package_name, version_dir=other.name,
+                   quiet=True)
     return manifest
 
 
