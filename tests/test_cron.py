@@ -133,11 +133,11 @@ def test_install_list_remove_touch_only_mlops_lines(pkg, tmp_path):
     manifest = read_manifest(pkg["root"])
     assert entry.schedule == manifest["schedule"] == "0 3 * * 1"
     assert entry.command == (f"cd {pkg['root']} && MLOPS_NB_STORE={pkg['store']} /opt/venv/bin/python "
-                             f"current/retrain.py --data {pkg['folder'] / 'incoming' / 'fresh.csv'} "
+                             f"-P -m mlops_nb retrain {pkg['root']} --data {pkg['folder'] / 'incoming' / 'fresh.csv'} "
                              f">> {pkg['root'].parent / 'churn-retrain.log'} 2>&1")
     again = cron.install(pkg["root"], schedule="*/10 * * * *", tabfile=tab)  # replaces, never duplicates
     assert [e.schedule for e in cron.entries(tabfile=tab)] == ["*/10 * * * *"]
-    assert again.command.split(" current/retrain.py")[0].endswith(sys.executable)
+    assert again.command.split(" -P -m mlops_nb retrain")[0].endswith(sys.executable)
     text = tab.read_text()
     assert "MAILTO=ops@example.com" in text and "/usr/local/bin/backup.sh # nightly backup" in text
     with pytest.raises(ExportError, match="is not a cron schedule"):

@@ -106,7 +106,8 @@ def test_export_writes_every_file_with_checksums_and_says_when_it_runs(deployed)
                 "airflow_dag.py", "cronjob.yaml"}
     assert set(listed) == expected
     version = pkg / "versions" / "v0001"
-    on_disk = {str(p.relative_to(version)) for p in version.rglob("*") if p.is_file()} - {"MANIFEST.json"}
+    unlisted = {"MANIFEST.json", "SIGNATURE", "public_key.pem"}  # the manifest and the signature over it
+    on_disk = {str(p.relative_to(version)) for p in version.rglob("*") if p.is_file()} - unlisted
     assert on_disk == expected  # nothing half-written or left over
     assert sorted(p.name for p in pkg.iterdir()) == ["current", "settings.json", "versions"]
     for name, entry in listed.items():
@@ -264,9 +265,11 @@ def test_retrain_script_runs_its_steps_under_crons_bare_environment(deployed):
     assert " ".join(fields[:5]) == SCHEDULE and croniter.is_valid(SCHEDULE)
     command = fields[5]
     log = pkg.parent / "cancer-retrain.log"
-    assert command == (f"cd {pkg} && MLOPS_NB_STORE={deployed['store']} {sys.executable} current/retrain.py "
+    assert command == (f"cd {pkg} && MLOPS_NB_STORE={deployed['store']} {sys.executable} -P -m mlops_nb retrain {pkg} "
                        f"--data {deployed['folder'] / 'data.csv'} >> {log} 2>&1")
-    done = subprocess.run(["sh", "-c", command.replace("\\%", "%")], env={"PATH": "/usr/bin:/bin"}, timeout=300)
+    # Cron's bare environment; PYTHONPATH only when the tests run a checkout other than the installed one.
+    bare = {"PATH": "/usr/bin:/bin", **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}
+    done = subprocess.run(["sh", "-c", command.replace("\\%", "%")], env=bare, timeout=300)
     assert done.returncode in (EXIT_PROMOTED, EXIT_KEPT)
     text = log.read_text()
     assert "files verified" in text and "read 569 rows" in text and "X 569 rows x 8 columns" in text
@@ -285,7 +288,8 @@ def test_scheduler_files_carry_the_schedule_and_one_guarded_task(deployed):
     assert job["kind"] == "CronJob" and job["apiVersion"] == "batch/v1"
     assert job["spec"]["schedule"] == SCHEDULE and job["spec"]["concurrencyPolicy"] == "Forbid"
     container = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
-    assert "retrain.py" in container["command"][-1] and container["workingDir"] == str(pkg)
+    assert f"-P -m mlops_nb retrain {pkg}" in container["command"][-1] and container["workingDir"] == str(pkg)
+    assert container["command"][-1].startswith("/usr/local/bin/python ")
     assert {"name": "MLOPS_NB_STORE", "value": str(deployed["store"])} in container["env"]
 
     tree = ast.parse((pkg / "current" / "airflow_dag.py").read_text())
@@ -298,7 +302,7 @@ def test_scheduler_files_carry_the_schedule_and_one_guarded_task(deployed):
     task = {k.arg: ast.literal_eval(k.value) for k in tasks[0].keywords}
     assert task["skip_on_exit_code"] == 99 and task["task_id"] == "retrain"
     assert task["bash_command"].startswith(f"cd {pkg} && MLOPS_NB_STORE=")
-    assert "current/retrain.py --data" in task["bash_command"]
+    assert f"-P -m mlops_nb retrain {pkg} --data" in task["bash_command"]
 
 
 def test_predict_checks_the_input_against_the_schema(deployed, tmp_path):
@@ -826,7 +830,7 @@ def test_retrain_py_and_mlops_nb_retrain_are_one_command(deployed):
     def options(text: str) -> list[str]:
         return re.findall(r"^ {2}(-{1,2}[\w-]+(?:, --[\w-]+)?)", text.split("Options:")[1], re.M)
 
-    assert options(cli.output) == ["--data", "--query", "--force", "-h, --help"]
+    assert options(cli.output) == ["--data", "--query", "--force", "--public-key", "-h, --help"]
     words = [" ".join(text.split("Options:")[1].split()) for text in (done.stdout, cli.output)]
     assert words[0] == words[1]  # word for word (the wrapping follows the terminal's width)
     assert "Usage: retrain.py [OPTIONS]" in done.stdout and "81 drift needs a person" in done.stdout

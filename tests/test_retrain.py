@@ -142,6 +142,9 @@ def champion(pkg: dict) -> int:
 def set_settings(pkg: dict, **changes) -> None:
     settings = {**DEFAULT_SETTINGS, **changes}
     (pkg["root"] / "settings.json").write_text(json.dumps(settings))
+    # settings.json is sealed with the package: an edit is accepted with `mlops-nb reseal`.
+    result = CliRunner().invoke(main, ["--store", str(pkg["store"]), "reseal", str(pkg["root"])])
+    assert result.exit_code == 0, result.output
 
 
 # -- 1, 2: a real improvement is promoted; the same data again keeps the champion ----------------------

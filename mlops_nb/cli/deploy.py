@@ -1,5 +1,5 @@
-"""Commands that write or run deployment packages: export, predict, reseal, retrain, rollback and
-the crontab lines."""
+"""Commands that write, check or run deployment packages: export, predict, reseal, verify, retrain,
+rollback and the crontab lines."""
 
 from __future__ import annotations
 
@@ -70,7 +70,9 @@ def export_command(ctx: click.Context, name: str, to: str, version: str | None, 
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--output", "-o", metavar="OUT", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the predictions to OUT (CSV). Default: standard output.")
-def predict(package_dir: Path, input_path: Path, output: Path | None) -> None:
+@click.option("--public-key", metavar="PATH", help="Accept only a package signed by this public key "
+              "(default: $MLOPS_NB_PUBLIC_KEY).")
+def predict(package_dir: Path, input_path: Path, output: Path | None, public_key: str | None) -> None:
     """Predict the rows of INPUT (CSV, Parquet or JSON) with the model of PACKAGE: a `prediction`
     column, plus `probability_<class>` columns for classifiers. The package's checksums are verified
     and its model loaded with mlops-nb's allow-list of types. Exit status 65 when INPUT does not match
@@ -83,6 +85,7 @@ def predict(package_dir: Path, input_path: Path, output: Path | None) -> None:
       mlops-nb predict deploy/churn new_customers.csv -o predictions.csv
     """
     from mlops_nb.deploy.exits import EXIT_BAD_DATA, EXIT_INTEGRITY, EXIT_NO_DATA
+    from mlops_nb.deploy.model import load_model
     from mlops_nb.deploy.predict import check_output
     from mlops_nb.deploy.predict import predict as predict_frame
     from mlops_nb.deploy.sources import read_table
@@ -92,7 +95,8 @@ def predict(package_dir: Path, input_path: Path, output: Path | None) -> None:
         check_output(output)  # before reading anything: never write inside a package (exit 78)
     try:
         frame = read_table(input_path)
-        predictions = predict_frame(package_dir, frame)
+        model = load_model(package_dir, public_key=public_key)  # verified before anything of it is loaded
+        predictions = predict_frame(package_dir, frame, model=model)
     except SchemaMismatch as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(EXIT_BAD_DATA) from None
@@ -109,22 +113,75 @@ def predict(package_dir: Path, input_path: Path, output: Path | None) -> None:
         click.echo(f"{len(predictions)} predictions written to {output}", err=True)
 
 
-@main.command(short_help="Re-record the checksum of a package file you edited on purpose (retrain.py).")
+@main.command(short_help="Accept a package file or settings.json you edited on purpose: re-sign and record.")
 @click.argument("package_dir", metavar="PACKAGE", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--file", "files", multiple=True, metavar="FILE", help="A file to re-seal. Default: retrain.py.")
-def reseal(package_dir: Path, files: tuple[str, ...]) -> None:
-    """Record new checksums in MANIFEST.json for FILEs you edited (default retrain.py), after checking
-    that every other file still verifies.
+@click.pass_context
+def reseal(ctx: click.Context, package_dir: Path, files: tuple[str, ...]) -> None:
+    """Record new checksums in MANIFEST.json for FILEs you edited (default retrain.py) and accept
+    the package root's settings.json as it is, after checking that every other file still matches
+    the manifest the store recorded; sign the version again with the key beside the store and
+    record the new manifest there.
 
     \b
     Examples:
       mlops-nb reseal deploy/churn
+      mlops-nb reseal deploy/churn --file schema.json
     """
     from mlops_nb.deploy.layout import SCRIPT_FILE
+    from mlops_nb.deploy.verify import read_manifest
     from mlops_nb.deploy.verify import reseal as reseal_files
+    from mlops_nb.store import open_store
+    from mlops_nb.tracking.manifests import record_manifest
 
-    reseal_files(package_dir, files or (SCRIPT_FILE,))
-    click.echo(f"re-sealed {', '.join(files or (SCRIPT_FILE,))} in {package_dir}")
+    given = ctx.obj.get("store") if isinstance(ctx.obj, dict) else None
+    opened = open_store(given or read_manifest(package_dir).get("store"))
+
+    def record(manifest: bytes, seal, *, package: str, version_dir: str, quiet: bool = False) -> None:
+        import json
+
+        document = json.loads(manifest)
+        run_id = (document.get("retrained") or {}).get("run_id") or document["run"]["id"]
+        record_manifest(manifest, package=package, version_dir=version_dir, run_id=run_id, reason="reseal",
+                        signature=seal.signature, key_id=seal.key_id, model_name=document["model"]["name"],
+                        model_version=document["model"]["version"], store=opened)
+        if not quiet:
+            click.echo(f"re-sealed {', '.join(files or (SCRIPT_FILE,))} and settings.json in {package_dir} "
+                       f"({version_dir}): signed with key {seal.key_id}, recorded in {opened.path}")
+
+    reseal_files(package_dir, files or (SCRIPT_FILE,), store=opened, record=record)
+
+
+@main.command(name="verify", short_help="Check a package against its recorded manifest or its signature.")
+@click.argument("package_dir", metavar="PACKAGE", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--public-key", metavar="PATH", help="Accept only a package signed by this public key "
+              "(default: $MLOPS_NB_PUBLIC_KEY).")
+@click.pass_context
+def verify_command(ctx: click.Context, package_dir: Path, public_key: str | None) -> None:
+    """Verify PACKAGE without running anything in it: every file's checksum, the manifest the store
+    recorded (else the package's signature), settings.json, and the pinned key. Exit status 0 when
+    it verifies, 82 naming each file that does not.
+
+    \b
+    Examples:
+      mlops-nb verify deploy/churn
+      mlops-nb verify /srv/models/churn --public-key keys/public_key.pem
+    """
+    from mlops_nb.deploy.exits import EXIT_INTEGRITY
+    from mlops_nb.deploy.layout import package_dir as version_folder
+    from mlops_nb.deploy.verify import check_anchor, check_files, read_manifest
+    from mlops_nb.errors import ChecksumError
+
+    given = ctx.obj.get("store") if isinstance(ctx.obj, dict) else None
+    try:
+        folder = version_folder(package_dir)
+        manifest = read_manifest(folder)
+        check_files(folder, manifest)
+        how = check_anchor(folder, manifest, store=given, public_key=public_key)
+    except ChecksumError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(EXIT_INTEGRITY) from None
+    click.echo(f"verified {folder}: {len(manifest['files'])} files; {how}")
 
 
 # -- retraining, rollback, cron --------------------------------------------------------------

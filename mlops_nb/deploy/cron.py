@@ -4,7 +4,7 @@ Each package gets at most one line, tagged with the comment ``mlops-nb retrain <
 that mlops-nb finds its own lines and never touches anyone else's. The line is the one export
 writes to ``crontab.txt`` (:func:`mlops_nb.deploy.schedule.cron_command`): cron starts jobs with a bare
 environment (``PATH=/usr/bin:/bin``, no virtual environment, no ``MLOPS_NB_STORE``), so it changes
-into the package root, sets the store, runs ``current/retrain.py`` with this interpreter's absolute
+into the package root, sets the store, runs ``python -P -m mlops_nb retrain ROOT`` with this interpreter's absolute
 path, and appends everything the job prints to ``<package>-retrain.log`` beside the package.
 """
 

@@ -49,6 +49,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -85,6 +86,7 @@ from mlops_nb.deploy.schedule import (
 from mlops_nb.deploy.script.plan import plan_script
 from mlops_nb.deploy.script.render import render_script
 from mlops_nb.deploy.settings import keep_versions, write_default_settings
+from mlops_nb.deploy.trust import seal_and_record
 from mlops_nb.errors import ExportError, PackageLocked
 from mlops_nb.store import Store
 from mlops_nb.tracking import deployments, integrity, registry
@@ -241,7 +243,8 @@ def export_package(
         "forced": force,
         "overridden": refused if force is not None else [],
     }
-    listed = write_package(target, files, manifest)
+    listed = write_package(target, files, manifest, seal=lambda folder, root: seal_and_record(
+        folder, root, target, store=opened, reason="export", run_id=run["id"]))
     if make_champion and chosen.version != opened.aliases(chosen.name).get("champion"):
         registry.promote(chosen.name, chosen.version, "champion", by=command or "mnb.export", store=opened,
                          reason=f"exported to {target} as its current version")
@@ -409,12 +412,14 @@ def _metrics(store: Store, run_id: int, requirement: dict | None) -> dict[str, A
     }
 
 
-def write_package(target: Path, files: dict[str, bytes], manifest: dict[str, Any]) -> dict[str, dict]:
+def write_package(target: Path, files: dict[str, bytes], manifest: dict[str, Any],
+                  seal: Callable[[Path, Path], Any] | None = None) -> dict[str, dict]:
     """Add ``files`` and MANIFEST.json (``manifest`` plus the files' checksums) as the next version
     of package root ``target`` and make it current, under the package's lock. A new root is built
     whole (first version, ``current`` link, ``settings.json``) in a temporary folder beside
     ``target`` and renamed into place; in an existing root the version is written beside the
-    others and ``current`` swapped. On any failure the current version stays current."""
+    others and ``current`` swapped. On any failure the current version stays current. ``seal(version
+    folder, root folder)`` signs and records the new version before it becomes current."""
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         with locked(target, "export"):
@@ -422,8 +427,10 @@ def write_package(target: Path, files: dict[str, bytes], manifest: dict[str, Any
                 tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.export-"))
                 try:
                     version, listed = write_version(tmp, files, manifest)
-                    switch_current(tmp, version)
                     write_default_settings(tmp)
+                    if seal is not None:
+                        seal(version, tmp)
+                    switch_current(tmp, version)
                     fsync_dir(tmp)
                     os.chmod(tmp, 0o755)
                     if target.exists():
@@ -435,12 +442,14 @@ def write_package(target: Path, files: dict[str, bytes], manifest: dict[str, Any
                     raise
                 return listed
             version, listed = write_version(target, files, manifest)
+            write_default_settings(target)
             try:
+                if seal is not None:
+                    seal(version, target)
                 switch_current(target, version)
             except BaseException:
                 shutil.rmtree(version, ignore_errors=True)
                 raise
-            write_default_settings(target)
             prune_versions(target, keep_versions(target))
             return listed
     except PackageLocked as exc:

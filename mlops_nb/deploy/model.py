@@ -57,7 +57,8 @@ REBUILD_MODULES: tuple[str, ...] = ("sklearn", "numpy", "scipy")
 LOAD_RETRIES = 5
 
 
-def load_model(package: str | os.PathLike, *, extra_trusted: Sequence[str] = (), verify_files: bool = True) -> Any:
+def load_model(package: str | os.PathLike, *, extra_trusted: Sequence[str] = (), verify_files: bool = True,
+               public_key: str | os.PathLike | None = None) -> Any:
     """Load the fitted model of an exported package, safely.
 
     Verifies every checksum of MANIFEST.json first (:class:`ChecksumError` names any file that
@@ -72,7 +73,7 @@ def load_model(package: str | os.PathLike, *, extra_trusted: Sequence[str] = (),
     for attempt in range(LOAD_RETRIES + 1):
         folder = package_dir(package)
         try:
-            return _load(folder, extra_trusted, verify_files)
+            return _load(folder, extra_trusted, verify_files, public_key)
         except UntrustedTypes:
             raise
         except Exception:
@@ -90,11 +91,12 @@ def _moved_on(package: str | os.PathLike, folder: Any) -> bool:
         return False
 
 
-def _load(folder: Any, extra_trusted: Sequence[str], verify_files: bool) -> Any:
+def _load(folder: Any, extra_trusted: Sequence[str], verify_files: bool,
+          public_key: str | os.PathLike | None) -> Any:
     import skops.io as sio
 
-    if verify_files:
-        verify(folder)
+    if verify_files:  # checksums, the store's record or the signature, and a pinned key
+        verify(folder, public_key=public_key)
     path = folder / MODEL_FILE
     trusted = [*TRUSTED_TYPES, *extra_trusted]
     try:

@@ -1,4 +1,5 @@
-"""What an exported ``retrain.py`` calls: :func:`main` (the retraining command, run on the package
+"""What an exported ``retrain.py`` calls: :func:`guard` (its first executable line: verify the
+package before any of its code runs), :func:`main` (the retraining command, run on the package
 version the script belongs to) and :func:`working_dir` (the notebook's data step runs from the
 notebook's folder). Importing this module is cheap; the job loads when :func:`main` runs."""
 
@@ -13,6 +14,29 @@ from typing import Any
 
 Prepare = Callable[[dict[str, Any]], tuple[Any, Any]]
 NotebookData = Callable[[], dict[str, Any]]
+
+
+def guard(script_file: str | os.PathLike, module_name: str, argv: Sequence[str] | None = None) -> None:
+    """Verify the package holding ``script_file`` before the script's own imports and functions run,
+    when it runs as a program (``python retrain.py``); exit 82 with one line when it does not verify.
+    Loaded as a module (``python -m mlops_nb retrain``, :mod:`mlops_nb.deploy.script.load`), the
+    package was verified by the loader. The pinned key is ``--public-key PATH`` among the arguments,
+    else ``$MLOPS_NB_PUBLIC_KEY``."""
+    if module_name != "__main__":
+        return
+    from mlops_nb.deploy.exits import EXIT_INTEGRITY
+    from mlops_nb.deploy.verify import verify
+    from mlops_nb.errors import MlopsError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    pinned = next((a.split("=", 1)[1] for a in args if a.startswith("--public-key=")), None)
+    if "--public-key" in args and args.index("--public-key") + 1 < len(args):
+        pinned = args[args.index("--public-key") + 1]
+    try:
+        verify(Path(script_file).resolve().parent, store=os.environ.get("MLOPS_NB_STORE") or None, public_key=pinned)
+    except MlopsError as exc:
+        print(f"mlops-nb retrain: exit {EXIT_INTEGRITY} (integrity): integrity check failed: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_INTEGRITY) from None
 
 
 def main(script_file: str | os.PathLike, *, prepare: Prepare, notebook_data: NotebookData | None = None,

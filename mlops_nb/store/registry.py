@@ -74,3 +74,8 @@ class RegistryReads:
             row["details"] = json.loads(row["details"]) if row["details"] else {}
         return rows
 
+    def manifests(self, package: str, version_dir: str) -> list[dict[str, Any]]:
+        """Every manifest recorded for version ``version_dir`` of package ``package`` (its absolute
+        root), newest first: ``sha256``, ``artifact_id``, ``signature``, ``key_id``, ``reason``..."""
+        return self.rows("SELECT * FROM manifests WHERE package = ? AND version_dir = ? ORDER BY id DESC",
+                         (package, version_dir))

@@ -393,3 +393,19 @@ class Writer:
             self.conn.executemany(
                 "INSERT INTO drift (run_id, column_name, kind, statistic, value, verdict, details)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    # -- the trust anchor ----------------------------------------------------------------------------
+
+    def add_manifest(
+        self, *, package: str, version_dir: str, stored: artifacts.Stored, run_id: int, signature: str | None,
+        key_id: str | None, reason: str, model_name: str | None, model_version: int | None,
+    ) -> int:
+        """Record a MANIFEST.json a package version got (``stored`` is :meth:`put_bytes`' result):
+        its bytes as a ``manifest`` artifact of ``run_id`` and a ``manifests`` row, together."""
+        with self.transaction():
+            artifact_id = self.add_artifact(run_id, "MANIFEST.json", stored, kind="manifest")
+            return self._insert("manifests", {
+                "package": package, "version_dir": version_dir, "sha256": stored[0], "artifact_id": artifact_id,
+                "signature": signature, "key_id": key_id, "reason": reason, "model_name": model_name,
+                "model_version": model_version, "run_id": run_id, "time": time.time(),
+            })

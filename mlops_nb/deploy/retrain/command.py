@@ -59,11 +59,12 @@ def retrain_command(*, script_file: str | os.PathLike | None = None,
     (an exported ``retrain.py``). The command exits with the job's status."""
     from mlops_nb.deploy.retrain.job import run_package
 
-    def run(ctx: click.Context, package_dir: Path | None, data: str | None, query: str | None, force: bool) -> None:
+    def run(ctx: click.Context, package_dir: Path | None, data: str | None, query: str | None, force: bool,
+            public_key: str | None = None) -> None:
         root = ctx.find_root().obj or {}
         folder = package_dir if script_file is None else Path(script_file).resolve().parent
         code = run_package(folder, data=data, query=query, force=force, prepare=prepare, notebook_data=notebook_data,
-                           store=root.get("store") if isinstance(root, dict) else None)
+                           store=root.get("store") if isinstance(root, dict) else None, public_key=public_key)
         ctx.exit(code)
 
     params: list[click.Parameter] = [
@@ -75,6 +76,8 @@ def retrain_command(*, script_file: str | os.PathLike | None = None,
         click.Option(["--force"], is_flag=True,
                      help="Promote a candidate that passes the requirement even if it does not beat the champion "
                           "by the margin, and go on despite drift that would block."),
+        click.Option(["--public-key"], metavar="PATH",
+                     help="Accept only a package signed by this public key (default: $MLOPS_NB_PUBLIC_KEY)."),
     ]
     if script_file is None:
         params.insert(0, click.Argument(["package_dir"], metavar="PACKAGE",
@@ -84,8 +87,8 @@ def retrain_command(*, script_file: str | os.PathLike | None = None,
     else:
         help_text = _HELP.format(what="this package's", examples=_SCRIPT_EXAMPLES)
 
-        def callback(data: str | None, query: str | None, force: bool) -> None:
-            run(click.get_current_context(), None, data, query, force)
+        def callback(data: str | None, query: str | None, force: bool, public_key: str | None) -> None:
+            run(click.get_current_context(), None, data, query, force, public_key)
 
     return RetrainCommand("retrain", params=params, callback=callback, help=help_text, short_help=SHORT_HELP,
                           context_settings={"help_option_names": ["-h", "--help"]})

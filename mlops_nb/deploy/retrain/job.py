@@ -118,6 +118,7 @@ def run_package(
     notebook_data: Callable[[], dict[str, Any]] | None = None,
     store: str | os.PathLike | None = None,
     out: Any = None,
+    public_key: str | os.PathLike | None = None,
 ) -> int:
     """Run one retraining job on the package at ``package_dir`` (its root, ``current``, a version
     folder or its retrain.py) and return the exit status (:mod:`mlops_nb.deploy.exits`).
@@ -128,10 +129,11 @@ def run_package(
     would block. ``prepare`` and ``notebook_data``: retrain.py's functions (default: loaded from the
     current version's retrain.py once it is verified). ``store``: the store to record in (default
     ``$MLOPS_NB_STORE``, else the store the package was exported from). ``out``: where the log lines
-    go (default standard output).
+    go (default standard output). ``public_key``: the public key the package must be signed by.
     """
     job = Job(Path(package_dir), data=data, query=query, force=force, prepare=prepare, notebook_data=notebook_data,
               store=store, out=out or sys.stdout)
+    job.public_key = public_key
     return job.run().code
 
 
@@ -146,6 +148,7 @@ class Job:
         self.prepare = prepare
         self.notebook_data = notebook_data
         self.explicit_store = store
+        self.public_key: str | os.PathLike | None = None  # the pinned key (else $MLOPS_NB_PUBLIC_KEY)
         self.progress = Progress(out or sys.stdout)
         self.root: Path | None = None
         self.current: Path | None = None
@@ -228,7 +231,7 @@ class Job:
                            champion_version=self.manifest["model"]["version"], champion_package=self.current.name)
 
     def _check_package(self) -> None:
-        manifest = verify(self.current)
+        manifest = verify(self.current, store=self.store, public_key=self.public_key)
         mismatches = version_mismatches(self.current)
         if mismatches:
             raise PackageError(f"installed libraries differ from the package's pins: {'; '.join(mismatches)}. "
@@ -241,7 +244,7 @@ class Job:
             self.progress.note(note)
         if self.prepare is None:
             try:
-                script = load_script(self.current)
+                script = load_script(self.current, verified=True)
             except Exception as exc:
                 raise PackageError(f"{self.current / SCRIPT_FILE} does not load: "
                                    f"{type(exc).__name__}: {exc}") from None
@@ -442,6 +445,7 @@ class Job:
                                     data_source=self.params.get("data_source"), data_fingerprint=data_fp,
                                     forced=bool(self.force))
         folder, _ = write_version(self.root, files, manifest)
+        records.seal_version(self.store, folder, self.root, self.run_id)
         switch_current(self.root, folder)
         fault_point("record promote")
         records.promote_champion(self.store, name, version, self.run_id, reason)

@@ -118,3 +118,11 @@ def record_end(store: Any, run_id: int, *, params: dict[str, Any], tags: dict[st
     retraining.finish_retraining(run_id, ok=ok, error=message, params=params, tags=tags,
                                  metrics={k: v for k, v in metrics.items() if is_number(v)},
                                  before_end=lambda: fault_point("record end"), store=store)
+
+
+def seal_version(store: Any, folder: Any, root: Any, run_id: int) -> None:
+    """Sign a promoted version and record its manifest (the trust anchor) before it becomes current."""
+    from mlops_nb.deploy.trust import seal_and_record
+
+    seal_and_record(folder, root, root, store=store, reason="promotion", run_id=run_id)
+    fault_point("record manifest")

@@ -1,5 +1,6 @@
-"""The text of retrain.py: the planned steps as plain functions, ``notebook_data`` and ``prepare``,
-and a ``__main__`` block that hands over to the retraining command
+"""The text of retrain.py: a first line that verifies the package
+(:func:`mlops_nb.deploy.runtime.guard`), the planned steps as plain functions, ``notebook_data`` and
+``prepare``, and a ``__main__`` block that hands over to the retraining command
 (:func:`mlops_nb.deploy.runtime.main`)."""
 
 from __future__ import annotations
@@ -76,11 +77,19 @@ SOURCE is a CSV, Parquet or JSON path or glob, or a database URL read with --que
 the source given at export is read, else the notebook's own data step runs again. --force promotes a
 candidate that meets the requirement even if it does not beat the champion by the margin. The
 package root's settings.json holds the margin, the drift policy and the held-out share.
+Schedulers run `python -m mlops_nb retrain PACKAGE`, which verifies the package before loading this
+file; run by hand, its first line verifies the package before anything else in it runs.
 You may edit this file; MANIFEST.json records its checksum, so run `mlops-nb reseal PACKAGE` after.
 Exit status: 0 promoted, 99 champion kept, 65 bad data, 66 no data, 75 already running,
 78 configuration, 80 below the requirement, 81 drift needs a person, 82 integrity, 70 a bug.
 """''']
-    parts.append("\n".join([*imports, "import mlops_nb.deploy.runtime"]))
+    # The first executable lines: nothing of the package (imports included) runs before it verifies.
+    future = [i for i in imports if i.startswith("from __future__")]  # must stay first to compile
+    imports = [i for i in imports if i not in future]
+    parts.append("\n".join([*future, "import mlops_nb.deploy.runtime\n\n"
+                             "mlops_nb.deploy.runtime.guard(__file__, __name__)"]))
+    if imports:
+        parts.append("\n".join(imports))
     if plan.header:
         parts.append("# Defined outside the replayed stages in the notebook, used by them:\n"
                      + "\n\n".join(plan.header))
