@@ -99,13 +99,15 @@ def fresh_data(path: Path, *, rows: int = 800, seed: int = 7) -> Path:
 
 
 def retrain_once(folder: Path, data: Path, store: Path) -> int:
-    """Run the exported job exactly as cron would: its own interpreter, in the package folder."""
-    from mlops_nb.deploy.layout import retrain_script
+    """Run the exported job exactly as its cron line does: this interpreter, in the package root,
+    through mlops-nb's verifying entry point (the package is checked before any of it runs)."""
+    from mlops_nb.deploy.layout import package_root
 
-    script = retrain_script(folder / PACKAGE)
+    root = package_root(folder / PACKAGE)
     env = {**os.environ, "MLOPS_NB_STORE": str(store)}
     completed = subprocess.run(
-        [sys.executable, str(script), "--data", str(data)], cwd=script.parent, env=env, check=False
+        [sys.executable, "-P", "-m", "mlops_nb", "retrain", str(root), "--data", str(data)],
+        cwd=root, env=env, check=False,
     )
     return completed.returncode
 

@@ -41,8 +41,9 @@ def export_command(ctx: click.Context, name: str, to: str, version: str | None, 
       mlops-nb export churn --to deploy/churn --data "incoming/*.csv"
       mlops-nb export churn --version 2 --to deploy/churn --schedule "0 3 * * 1" --airflow --kubernetes
     """
-    from mlops_nb.deploy.cron import check_line_value, check_schedule
+    from mlops_nb.deploy.cron import check_schedule
     from mlops_nb.deploy.export import export_package
+    from mlops_nb.deploy.schedule import check_line_value
 
     # What ends up in the crontab line is checked before anything is written (exit 78).
     check_line_value(to, "the package path")

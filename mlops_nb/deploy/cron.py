@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_nb.deploy.layout import package_root
-from mlops_nb.deploy.schedule import cron_command, next_run_times
+from mlops_nb.deploy.schedule import check_line_value, cron_command, next_run_times
 from mlops_nb.deploy.verify import read_manifest
 from mlops_nb.errors import MlopsError, PackageError
 
@@ -69,19 +69,6 @@ def _comment(root: Path) -> str:
     return f"{TAG} {root}"
 
 
-def check_line_value(value: str | os.PathLike | None, what: str) -> None:
-    """Refuse (:class:`PackageError`, exit 78) a value bound for a crontab line that holds a newline
-    or another control character: ``shlex.quote`` protects a shell word, not a crontab, where a
-    newline starts a second, independent job. Everything else is quoted where the line is built."""
-    if value is None:
-        return
-    text = os.fspath(value)
-    bad = next((ch for ch in text if ord(ch) < 32 or ord(ch) == 127 or ch in "\u2028\u2029\x85"), None)
-    if bad is not None:
-        raise PackageError(f"{what} {text!r} holds a control character ({bad!r}), which would break the crontab "
-                           f"line (a newline starts another job); rename it or choose another path")
-
-
 def check_schedule(schedule: str) -> str:
     """``schedule`` when it is five cron fields that fire at some moment; otherwise
     :class:`PackageError` (exit 78) naming it ("0 3 31 2 *", February 31st, never comes)."""
@@ -92,9 +79,6 @@ def check_schedule(schedule: str) -> str:
         next_run_times(schedule, 1)
     except ExportError as exc:
         raise PackageError(str(exc)) from None
-    except Exception as exc:  # croniter's CroniterBadDateError: a valid expression that never fires
-        raise PackageError(f"the schedule {schedule!r} never fires ({type(exc).__name__}: {exc}); "
-                           f"check the day and month fields, e.g. \"0 3 28 2 *\"") from None
     return schedule
 
 

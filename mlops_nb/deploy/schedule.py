@@ -5,13 +5,14 @@ Airflow DAG and a Kubernetes CronJob that retrain a package through mlops-nb's v
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import sys
 from datetime import datetime
 from pathlib import Path
 
-from mlops_nb.errors import ExportError
+from mlops_nb.errors import ExportError, PackageError
 
 DEFAULT_SCHEDULE = "0 3 * * 1"
 #: What schedulers run after the interpreter: mlops-nb's verifying entry point (never the package's
@@ -24,7 +25,7 @@ K8S_PYTHON = "/usr/local/bin/python"
 def next_run_times(schedule: str, count: int = 3, *, start: datetime | None = None) -> list[datetime]:
     """The next ``count`` times cron expression ``schedule`` fires (local time); :class:`ExportError`
     when it is not a valid five-field cron expression."""
-    from croniter import croniter
+    from croniter import CroniterBadDateError, croniter
 
     fields = schedule.split()
     if len(fields) != 5 or not croniter.is_valid(schedule):
@@ -32,7 +33,25 @@ def next_run_times(schedule: str, count: int = 3, *, start: datetime | None = No
             f"{schedule!r} is not a cron schedule; write five fields MINUTE HOUR DAY MONTH WEEKDAY, "
             f"for example \"0 3 * * 1\" (Mondays at 03:00)")
     it = croniter(schedule, start or datetime.now().astimezone())
-    return [it.get_next(datetime) for _ in range(count)]
+    try:
+        return [it.get_next(datetime) for _ in range(count)]
+    except CroniterBadDateError:  # a valid expression for a day that never comes
+        raise ExportError(f"the schedule {schedule!r} never fires (there is no such date); check the day and month "
+                          f"fields, e.g. \"0 3 28 2 *\"") from None
+
+
+def check_line_value(value: str | os.PathLike | None, what: str) -> None:
+    """Refuse (:class:`PackageError`, exit 78) a value bound for a crontab line that holds a newline
+    or another control character: ``shlex.quote`` protects a shell word, not a crontab, where a
+    newline starts a second, independent job. Everything else is quoted where the line is built."""
+    if value is None:
+        return
+    text = os.fspath(value)
+    bad = next((ch for ch in text if ord(ch) < 32 or ord(ch) == 127 or ch in "\u2028\u2029\x85"), None)
+    if bad is not None:
+        raise PackageError(f"{what} {text!r} holds a control character ({bad!r}), which would break the crontab "
+                           f"line (a newline starts another job); rename it or choose another path")
+
 
 
 def cron_command(target: Path, store_path: str, data_source: str | None, log_path: Path,
@@ -42,6 +61,9 @@ def cron_command(target: Path, store_path: str, data_source: str | None, log_pat
     into the package root, sets the store, runs mlops-nb's verifying entry point
     (``python -P -m mlops_nb retrain ROOT``: the package is verified before any of its code is
     loaded; ``-P`` keeps the package root off ``sys.path``) and appends to ``log_path``."""
+    for value, what in ((target, "the package path"), (store_path, "the store path"), (data_source, "the data source"),
+                        (log_path, "the log path"), (python, "the interpreter path")):
+        check_line_value(value, what)  # the last defence: every caller's values pass through here
     data = f" --data {shlex.quote(data_source)}" if data_source else ""
     root = shlex.quote(str(target))
     return (f"cd {root} && MLOPS_NB_STORE={shlex.quote(store_path)} "
