@@ -209,10 +209,17 @@ def test_settings(world, content, fragment):
     try:
         before = snapshot(world)
         store_module.close_all()
-        args = ["retrain", str(world["root"]), "--data", f"sqlite:///{world['bad']}/store_copy.db"]
-        result = CliRunner().invoke(main, args, env={"MLOPS_NB_STORE": str(world["store"])})
+        # Accepting the edit checks it: the bad value is named (78), nothing is signed or recorded.
+        env = {"MLOPS_NB_STORE": str(world["store"])}
+        result = CliRunner().invoke(main, ["reseal", str(world["root"])], env=env)
         assert result.exit_code == 78, (result.stdout, result.stderr)
         assert fragment in one_line((result.stdout + result.stderr).strip().splitlines()[-1])
+        assert snapshot(world) == before
+        # A job refuses the unaccepted edit before it reads any data (82), whatever the edit says.
+        args = ["retrain", str(world["root"]), "--data", f"sqlite:///{world['bad']}/store_copy.db"]
+        result = CliRunner().invoke(main, args, env=env)
+        assert result.exit_code == 82, (result.stdout, result.stderr)
+        assert "settings.json" in one_line((result.stdout + result.stderr).strip().splitlines()[-1])
         assert snapshot(world)[1:] == before[1:]
     finally:
         settings.write_bytes(original)

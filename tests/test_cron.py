@@ -22,7 +22,7 @@ from test_retrain import build_package
 
 from mlops_nb.deploy import cron
 from mlops_nb.deploy.verify import read_manifest, verify
-from mlops_nb.errors import ExportError, MlopsError
+from mlops_nb.errors import MlopsError
 from mlops_nb.store import close_all
 
 TICK_WAIT_S = 150
@@ -140,7 +140,7 @@ def test_install_list_remove_touch_only_mlops_lines(pkg, tmp_path):
     assert again.command.split(" -P -m mlops_nb retrain")[0].endswith(sys.executable)
     text = tab.read_text()
     assert "MAILTO=ops@example.com" in text and "/usr/local/bin/backup.sh # nightly backup" in text
-    with pytest.raises(ExportError, match="is not a cron schedule"):
+    with pytest.raises(MlopsError, match="is not a cron schedule"):
         cron.install(pkg["root"], schedule="every monday", tabfile=tab)
     with pytest.raises(MlopsError, match="not an mlops-nb package"):
         cron.install(tmp_path, tabfile=tab)

@@ -25,9 +25,12 @@ def _package(root, n_versions: int = 1):
 
 
 def _promote(root, data: bytes, keep: int) -> None:
-    """What a retraining job does to the package: a new version, the swap, the prune."""
+    """What a retraining job does to the package: a new version, signed before the swap, the prune."""
+    from mlops_nb.deploy import trust
+
     manifest = {"format": 1, "model": {"name": "churn", "version": len(versions(root)) + 1}}
     folder, _ = write_version(root, {"model.skops": data, "schema.json": b"{}"}, manifest)
+    trust.sign(folder, root, root.parent / "mlops.db")  # a key beside a (store-less) store path
     switch_current(root, folder)
     prune_versions(root, keep)
 
@@ -38,11 +41,11 @@ def test_load_model_follows_current_when_its_version_is_pruned_mid_load(tmp_path
     real_verify = model_module.verify
     pruned = []
 
-    def verify_then_promote(folder):
+    def verify_then_promote(folder, **options):
         if not pruned:  # the reader resolved `current`; a promotion with keep_versions=1 now removes it
             _promote(root, data, keep=1)
             pruned.append(folder)
-        return real_verify(folder)
+        return real_verify(folder, **options)
 
     monkeypatch.setattr(model_module, "verify", verify_then_promote)
     assert mnb.load_model(root).predict([[3.0]]).tolist() == [1]

@@ -274,6 +274,8 @@ def test_drift_is_recorded_per_column_and_acts_as_configured(pkg):
     assert run["tags"]["dataset_drift"] == "true" and current_name(pkg) == "versions/v0002"
 
     (pkg["root"] / "settings.json").write_text('{"drift": "retrain"}')  # an older package's key: only on drift
+    reseal = CliRunner().invoke(main, ["--store", str(pkg["store"]), "reseal", str(pkg["root"])])
+    assert reseal.exit_code == 0, reseal.output
     result = job(pkg, "--data", str(pkg["better"]))
     assert result.returncode == 99 and "no drift found" in last_line(result)
     assert "fit" not in {line.split("] ")[1].split(":")[0] for line in result.stdout.splitlines() if "] " in line}

@@ -390,7 +390,8 @@ def every_public_read(store, run_id: int) -> dict[str, object]:
         "captures": (run_id,), "gates": (run_id,), "stage_captures": (run_id,), "stage_sources": ([run_id],),
         "data_fingerprints": ([run_id],), "child_runs": (run_id,), "artifact": (1,), "model_versions": (),
         "model_version": ("churn-rf", 1), "aliases": ("churn-rf",), "alias_history": ("churn-rf",),
-        "deployments": ("churn-rf",), "drift": (run_id + 1,), "artifact_path": ("mlops-artifacts/x",),
+        "deployments": ("churn-rf",), "manifests": ("/pkg", "v0001"), "drift": (run_id + 1,),
+        "artifact_path": ("mlops-artifacts/x",),
     }
     public = {name for name in dir(store) if not name.startswith("_") and inspect.ismethod(getattr(store, name))}
     assert public - {"close"} == set(calls), "a new read of Store: add it here, so it is checked too"

@@ -430,7 +430,7 @@ def test_an_empty_store_or_project_says_how_to_record_a_run(store_path):
     assert widget.total == 2 and [r["name"] for r in widget.rows] == ["r01", "r00"]
     assert widget.empty_html == "" and ">r01</b>" in widget.rows_html[0]
 
-    status = mnb.status(store=open_store(store_path.parent / "empty.db"))
+    status = mnb.status(store=open_store(store_path.parent / "empty.db", create=True))
     assert status.run_id is None and "There is no run in the store yet" in status.html
     assert "%load_ext mlops_nb" in status.html
     status = mnb.status(store=store_path.parent / "missing.db")

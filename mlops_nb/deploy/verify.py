@@ -249,8 +249,13 @@ def reseal(package: str | os.PathLike, files: Sequence[str] = (SCRIPT_FILE,), *,
     version_dir=, quiet=)`` records each (the CLI records through tracking; ``quiet`` for the other
     versions). Returns the new manifest."""
     from mlops_nb.deploy import trust
+    from mlops_nb.deploy.settings import read_settings
 
     folder = package_dir(package)
+    # Settings are accepted only when they are valid: what is sealed is what a job can run with
+    # (a refused edit stays refused, exit 78, and nothing is signed or recorded).
+    if folder.parent.name == VERSIONS_DIR:  # a version inside a package root, whose settings.json it is
+        read_settings(folder.parent.parent)
     files = [f for f in files if f != SETTINGS_FILE]
     manifest = read_manifest(folder)
     opened, row = _record_of(folder, manifest, store)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mlops_nb.stages import Requirement
-from mlops_nb.store import Store, open_store
+from mlops_nb.store import Store, open_store, resolve_path
 from mlops_nb.store.writer import Writer
 from mlops_nb.tracking import integrity
 from mlops_nb.tracking.run import Run, get_run
@@ -84,6 +84,8 @@ def resume_after_restart(kernel: str, *, store: str | os.PathLike | Store | None
 
     ``kernel``: the kernel's stable key (its connection file name survives a restart).
     """
+    if not isinstance(store, Store) and not resolve_path(store).exists():
+        return None  # no store yet, so no run to resume (and none is created just to look)
     opened = open_store(store)
     left = opened.resumable_run(kernel)
     if left is None:
