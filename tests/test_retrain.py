@@ -31,7 +31,7 @@ from notebook_helpers import notebook, run_notebook
 import mlops_nb as mnb
 from mlops_nb.cli import main
 from mlops_nb.deploy.exits import EXIT_KEPT
-from mlops_nb.deploy.layout import FAULT_DELAY_ENV, package_dir, versions
+from mlops_nb.deploy.layout import package_dir, versions
 from mlops_nb.deploy.metrics import evaluate, metric_key
 from mlops_nb.deploy.retrain.progress import STEPS
 from mlops_nb.deploy.settings import DEFAULT_SETTINGS, read_settings
@@ -55,6 +55,9 @@ CELLS = [
     "%mlops register clf --name churn",
     "%mlops export churn --to deploy/churn --data incoming/fresh.csv",
 ]
+
+#: Runs a job with pauses where a crash matters (the product has no such hook).
+FAULTS = Path(__file__).with_name("faults.py")
 
 
 def write_data(folder: Path) -> dict[str, Path]:
@@ -100,10 +103,7 @@ def pkg(tmp_path_factory):
 
 
 def env_for(pkg: dict, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "MLOPS_NB_STORE": str(pkg["store"]), **extra}
-    env.pop(FAULT_DELAY_ENV, None)
-    env.update(extra)
-    return env
+    return {**os.environ, "MLOPS_NB_STORE": str(pkg["store"]), **extra}
 
 
 def job(pkg: dict, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -327,9 +327,9 @@ def test_rollback_swaps_back_and_forth(pkg):
 
 
 def test_an_overlapping_run_exits_75_at_once(pkg):
-    first = subprocess.Popen([sys.executable, "current/retrain.py", "--data", str(pkg["better"]), "--force"],
-                             cwd=pkg["root"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             env=env_for(pkg, **{FAULT_DELAY_ENV: "2"}))
+    first = subprocess.Popen([sys.executable, str(FAULTS), "2", "current/retrain.py", "--data", str(pkg["better"]),
+                              "--force"], cwd=pkg["root"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env=env_for(pkg))
     try:
         for line in first.stdout:
             if "fault point: fit" in line:
@@ -360,12 +360,13 @@ def test_kill_9_at_random_moments_never_breaks_the_champion_or_the_store(pkg):
     rng.shuffle(phases)
     killed_runs = []
     for phase in phases:
-        proc = subprocess.Popen([sys.executable, "current/retrain.py", "--data", str(pkg["better"]), "--force"],
-                                cwd=pkg["root"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=env_for(pkg, **{FAULT_DELAY_ENV: str(delay)}))
+        proc = subprocess.Popen([sys.executable, str(FAULTS), str(delay), "current/retrain.py", "--data",
+                                 str(pkg["better"]), "--force"], cwd=pkg["root"], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=env_for(pkg))
         points = {"fit": ["fit"], "write": [f"write {n}" for n in ("model.skops", "metrics.json", "schema.json",
                                                                  "reference/profile.json", "retrain.py")],
-                  "swap": ["swap", "swapped"], "record": ["record register", "record promote", "record end"]}[phase]
+                  "swap": ["swap", "swapped"],
+                  "record": ["record register", "record manifest", "record promote", "record end"]}[phase]
         point = rng.choice(points)
         seen = []
         for line in proc.stdout:

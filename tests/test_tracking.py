@@ -520,7 +520,8 @@ def test_an_export_is_recorded_as_a_deployment_stage_with_its_manifest(store_pat
     assert store.artifact_path(manifest["path"]).read_bytes() == b'{"format": 1}'
 
 
-def test_a_retraining_outcome_is_recorded_whole_or_not_at_all(store_path):
+def test_a_retraining_outcome_is_recorded_whole_or_not_at_all(store_path, monkeypatch):
+    from mlops_nb.store.writer import Writer
     from mlops_nb.tracking import retraining
 
     notebook = mnb.start("churn", store=store_path)
@@ -529,12 +530,13 @@ def test_a_retraining_outcome_is_recorded_whole_or_not_at_all(store_path):
                                             description="retrained", store=store_path)
     retraining.mark_promoting(job.id, version, store=store_path)
 
-    def killed():
-        raise KeyboardInterrupt("fault point")
+    def killed(*args, **kwargs):  # the process dies as the end is written, after params, tags, metrics
+        raise KeyboardInterrupt("killed")
 
-    with pytest.raises(KeyboardInterrupt):
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        patched.setattr(Writer, "end_run", killed)
         retraining.finish_retraining(job.id, ok=True, params={"margin": 0.01}, tags={"decision": "promote"},
-                                     metrics={"candidate_f1": 0.93}, before_end=killed, store=store_path)
+                                     metrics={"candidate_f1": 0.93}, store=store_path)
     store = open_store(store_path)
     child = store.child_runs(notebook.id)[0]
     assert (child["status"], child["tags"], child["metrics"]) == ("running", {"promoting": "1"}, {})

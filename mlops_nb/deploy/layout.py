@@ -26,7 +26,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -49,10 +48,6 @@ SETTINGS_FILE = "settings.json"
 KEEP_VERSIONS = 3
 #: Rows of training data kept in ``reference/`` for the small-reference drift tests.
 SAMPLE_ROWS = 10_000
-#: Set to a number of seconds, retraining pauses that long at each step where a crash matters
-#: (fit, each file written, the swap, each store write) and says so on stderr: the fault-injection
-#: tests use it to kill the job at known moments. Never set in production.
-FAULT_DELAY_ENV = "MLOPS_NB_FAULT_DELAY"
 _VERSION_NAME = re.compile(r"^v(\d{4,})$")
 
 
@@ -163,15 +158,6 @@ def version_number(folder: str | os.PathLike) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def fault_point(name: str) -> None:
-    """Pause for ``$MLOPS_NB_FAULT_DELAY`` seconds at a moment where a crash matters, saying so on
-    stderr (the fault-injection tests kill the job there). Does nothing when the variable is unset."""
-    delay = os.environ.get(FAULT_DELAY_ENV)
-    if delay:
-        print(f"mlops-nb fault point: {name}", file=sys.stderr, flush=True)
-        time.sleep(float(delay))
-
-
 def fsync_dir(folder: str | os.PathLike) -> None:
     """Make a folder's entries (a rename, a new file) durable."""
     fd = os.open(folder, os.O_RDONLY)
@@ -197,7 +183,6 @@ def write_files(folder: Path, files: Mapping[str, bytes], manifest: Mapping[str,
         path.parent.mkdir(parents=True, exist_ok=True)
         write_synced(path, data)
         listed[relative] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-        fault_point(f"write {relative}")
     document = {**manifest, "files": dict(sorted(listed.items()))}
     write_synced(folder / MANIFEST, (json.dumps(document, indent=2, sort_keys=True) + "\n").encode())
     for sub in {(folder / r).parent for r in files} | {folder}:
@@ -239,10 +224,8 @@ def switch_current(root: str | os.PathLike, version: str | os.PathLike) -> Path:
     tmp = root / f".{CURRENT}.tmp-{os.getpid()}"
     tmp.unlink(missing_ok=True)
     os.symlink(os.path.relpath(target.absolute(), root.absolute()), tmp)
-    fault_point("swap")
     os.replace(tmp, root / CURRENT)
     fsync_dir(root)
-    fault_point("swapped")
     return target
 
 

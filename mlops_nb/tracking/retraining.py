@@ -11,7 +11,7 @@ move the killed one had started.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mlops_nb.store import Store, open_store
@@ -72,17 +72,14 @@ def mark_promoting(run_id: int, version: int, *, store: str | os.PathLike | Stor
 def finish_retraining(
     run_id: int, *, ok: bool, error: str | None = None, params: Mapping[str, Any] | None = None,
     tags: Mapping[str, Any] | None = None, metrics: Mapping[str, float] | None = None,
-    before_end: Callable[[], None] | None = None, store: str | os.PathLike | Store | None = None,
+    store: str | os.PathLike | Store | None = None,
 ) -> None:
     """Record a retraining run's outcome and end it, all in one transaction: ``params`` (None values
     skipped), ``tags``, ``metrics`` (at step 0), then the end (``finished`` when ``ok``, else
-    ``failed`` with ``error``). ``before_end`` runs inside the transaction just before the end
-    (the job's fault-injection point in tests); if it raises, nothing is recorded."""
+    ``failed`` with ``error``). A failure anywhere inside records nothing of it."""
     writer = _writer(store)
     with writer.transaction():
         writer.log_params(run_id, {k: v for k, v in (params or {}).items() if v is not None})
         writer.set_tags(run_id, dict(tags or {}))
         writer.log_metrics([(run_id, k, 0, float(v)) for k, v in (metrics or {}).items()])
-        if before_end is not None:
-            before_end()
         writer.end_run(run_id, "finished" if ok else "failed", None if ok else error)

@@ -68,7 +68,6 @@ from mlops_nb.deploy.layout import (
     SCRIPT_FILE,
     SETTINGS_FILE,
     current_version,
-    fault_point,
     lock_path,
     locked,
     package_root,
@@ -342,7 +341,6 @@ class Job:
             from sklearn.base import clone
 
             candidate, how = clone(champion), "cloned from the champion"
-        fault_point("fit")
         started = time.perf_counter()
         candidate.fit(split["X_train"], split["y_train"])
         seconds = time.perf_counter() - started
@@ -447,7 +445,6 @@ class Job:
         folder, _ = write_version(self.root, files, manifest)
         records.seal_version(self.store, folder, self.root, self.run_id)
         switch_current(self.root, folder)
-        fault_point("record promote")
         records.promote_champion(self.store, name, version, self.run_id, reason)
         removed = prune_versions(self.root, self.settings["keep_versions"])
         kept = ", ".join(p.name for _, p in versions(self.root))

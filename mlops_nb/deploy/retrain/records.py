@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from mlops_nb.deploy.layout import MANIFEST, fault_point, read_json, versions
+from mlops_nb.deploy.layout import MANIFEST, read_json, versions
 from mlops_nb.deploy.settings import is_number
 from mlops_nb.errors import PackageError, RunNotFound
 
@@ -98,7 +98,6 @@ def register_candidate(store: Any, run_id: int, name: str, model_bytes: bytes, *
 
     version = retraining.register_candidate(run_id, name, model_bytes, class_path=class_path,
                                             description=description, gate_passed=gate_passed, store=store)
-    fault_point("record register")
     return version
 
 
@@ -117,7 +116,7 @@ def record_end(store: Any, run_id: int, *, params: dict[str, Any], tags: dict[st
 
     retraining.finish_retraining(run_id, ok=ok, error=message, params=params, tags=tags,
                                  metrics={k: v for k, v in metrics.items() if is_number(v)},
-                                 before_end=lambda: fault_point("record end"), store=store)
+                                 store=store)
 
 
 def seal_version(store: Any, folder: Any, root: Any, run_id: int) -> None:
@@ -125,4 +124,3 @@ def seal_version(store: Any, folder: Any, root: Any, run_id: int) -> None:
     from mlops_nb.deploy.trust import seal_and_record
 
     seal_and_record(folder, root, root, store=store, reason="promotion", run_id=run_id)
-    fault_point("record manifest")
