@@ -112,12 +112,20 @@ def _run_warm(folder: Path, cwd: str) -> int | None:
 
 
 _warm: subprocess.Popen | None = None
+_ready = False
 _lock = threading.Lock()
 
 
-def _server() -> subprocess.Popen | None:
-    """The warm replay server of this process, started on first use; None where there is no fork."""
-    global _warm
+def warm_up() -> None:
+    """Start the warm replay server now, without waiting for it: the notebook calls this when a
+    model is registered, so that the export which usually follows finds pandas and scikit-learn
+    already imported instead of paying for the imports itself. Does nothing where there is no fork."""
+    with _lock:
+        _start()
+
+
+def _start() -> subprocess.Popen | None:
+    global _warm, _ready
     if not hasattr(os, "fork") or os.environ.get("MLOPS_NB_REPLAY_SERVER") == "0":
         return None
     if _warm is not None and _warm.poll() is None:
@@ -126,19 +134,36 @@ def _server() -> subprocess.Popen | None:
         _warm = subprocess.Popen([sys.executable, "-m", "mlops_nb.deploy.replay", "--serve"], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                  cwd=tempfile.gettempdir(), start_new_session=True)
-        if _warm.stdout.readline().strip() != "ready":
-            raise OSError("the replay server did not start")
     except OSError:
         _stop_server()
         return None
+    _ready = False
     atexit.unregister(_stop_server)
     atexit.register(_stop_server)
     return _warm
 
 
+def _server() -> subprocess.Popen | None:
+    """The warm replay server of this process, started on first use (or by :func:`warm_up`) and
+    ready; None where there is no fork or it could not start."""
+    global _ready
+    server = _start()
+    if server is None or _ready:
+        return server
+    try:
+        if server.stdout.readline().strip() != "ready":
+            raise OSError("the replay server did not start")
+    except OSError:
+        _stop_server()
+        return None
+    _ready = True
+    return server
+
+
 def _stop_server() -> None:
     """End the warm server and any replay it is running (its whole process group)."""
-    global _warm
+    global _warm, _ready
+    _ready = False
     if _warm is not None:
         with contextlib.suppress(OSError):
             os.killpg(_warm.pid, signal.SIGKILL)

@@ -166,6 +166,9 @@ def _register(magics, args):
           + (f", forced ({version.forced})" if version.forced else "")
           + ("" if "champion" in version.aliases else
              f"; make it the champion with `%mlops promote {version.name} {version.version}`"))
+    from mlops_nb.deploy.materialize import warm_up
+
+    warm_up()  # an export usually follows: let its replay process import the libraries meanwhile
 
 
 @magic_arguments(name="mlops promote")
