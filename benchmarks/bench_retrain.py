@@ -237,11 +237,14 @@ def bench_job_overhead(ctx: Context) -> list[Row]:
         # The environment cron gives the job (DESIGN.md section 7), plus what the crontab line sets.
         env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"), "SHELL": "/bin/sh",
                "MLOPS_NB_STORE": str(store)}
+        if os.environ.get("PYTHONPATH"):  # measuring a checkout other than the installed one
+            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         totals, fits = [], []
         for _ in range(repeats + 1):  # the first is the warm-up (disk cache, .pyc files)
             started = time.perf_counter()
-            done = subprocess.run([sys.executable, "current/retrain.py", "--force"], cwd=root, env=env,
-                                  capture_output=True, text=True)
+            # the exported cron line: mlops-nb's verifying entry point on the package root
+            done = subprocess.run([sys.executable, "-P", "-m", "mlops_nb", "retrain", str(root), "--force"],
+                                  cwd=root, env=env, capture_output=True, text=True)
             totals.append(time.perf_counter() - started)
             if done.returncode != 0:
                 raise RuntimeError(f"the retraining job failed ({done.returncode}):\n{done.stdout}{done.stderr}")
