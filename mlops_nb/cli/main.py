@@ -78,7 +78,7 @@ class _Group(click.Group):
 def main(ctx: click.Context, store: str | None) -> None:
     """Look at the runs recorded by mlops-nb notebooks, scripts and retraining jobs.
 
-    New here? `mlops-nb demo` trains three scikit-learn models into a store and shows the result.
+    New here? `mlops-nb demo` runs a notebook through every stage, exports its model and retrains it once.
 
     \b
     Examples:

@@ -9,6 +9,7 @@ and to explain an unknown stage name.
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 from typing import Any
@@ -77,7 +78,15 @@ def _log(magics, args):
         except ValueError:
             tags[key] = text
         else:
+            if math.isinf(value) and text.strip().lstrip("+-").lower() not in ("inf", "infinity"):
+                # float() turns a number too large for a float into inf; the API refuses it, so do we
+                raise UsageError(f"{key}={text[:20]}... is too large for a float metric; log it scaled (for "
+                                 f"example as a logarithm) or as a tag with --params")
             metrics[key] = value
+    ended = magics.session.run
+    if ended is not None and ended.status != "running":
+        raise UsageError(f"run {ended.id} ({ended.name}) has ended ({ended.status}); start a new run with "
+                         f"`%mlops start` before logging, so values do not land in a run you did not mean")
     run, message = magics.session.ensure_run()
     if message:
         print(message)

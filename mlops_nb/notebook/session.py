@@ -246,8 +246,13 @@ class NotebookSession:
 
     def _gate(self, run: Run, metrics: dict[str, float]) -> tuple[dict | None, str | None]:
         row = run.store.requirement(run.id)
-        if row is None or row["metric"] not in metrics:
+        if row is None:
             return None, None
+        if row["metric"] not in metrics:
+            made = ", ".join(sorted(metrics)) or "no number"
+            return None, (f"mlops: the requirement's metric {row['metric']!r} was not produced by this validation cell "
+                          f"(it produced {made}); assign it to a variable named {row['metric']} here, or state the "
+                          f"requirement on one of these (`%mlops require`)")
         requirement = Requirement(row["metric"], row["op"], row["threshold"])
         value = metrics[row["metric"]]
         gate = {"metric": requirement.metric, "op": requirement.op, "threshold": requirement.threshold,

@@ -42,6 +42,9 @@ def metric_value(key: str, value: Any) -> float | None:
         )
     try:
         number = float(value)
+    except OverflowError:  # an int too large for a float: refused, as the magic refuses its text
+        raise InvalidValue(f"metric {key!r} is {len(str(value))} digits long, too large for a float; "
+                           f"log it scaled (for example as a logarithm) or as a tag") from None
     except (TypeError, ValueError):
         raise InvalidValue(
             f"metric {key!r} must be a number, got {type(value).__name__}; log a float or int"
