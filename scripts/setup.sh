@@ -16,7 +16,7 @@ command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
 command -v git >/dev/null 2>&1 || missing+=(git)
 if [ "$extra" = test ]; then
   [ -x /usr/bin/chromium ] || missing+=(chromium)
-  command -v cron >/dev/null 2>&1 || missing+=(cron)
+  { command -v cron || [ -x /usr/sbin/cron ]; } >/dev/null 2>&1 || missing+=(cron)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing system packages: ${missing[*]}"

@@ -37,14 +37,16 @@ def _missing(reason: str) -> None:
 @pytest.fixture(scope="module")
 def cron_daemon():
     """A running cron daemon: the one already running, else `cron -f` started here (and stopped after)."""
-    if shutil.which("cron") is None or shutil.which("crontab") is None:
+    # The daemon lives in /usr/sbin, which a user's PATH may leave out.
+    daemon = shutil.which("cron") or shutil.which("cron", path="/usr/sbin:/sbin")
+    if daemon is None or shutil.which("crontab") is None:
         _missing("cron is not installed (Debian: apt-get install cron)")
     running = subprocess.run(["pgrep", "-x", "cron"], capture_output=True).returncode == 0
     started = None
     if not running:
         if os.geteuid() != 0:
             _missing("no cron daemon runs and only root can start one")
-        started = subprocess.Popen(["cron", "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started = subprocess.Popen([daemon, "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1)
         if started.poll() is not None:
             pytest.fail(f"`cron -f` exited at once with status {started.returncode}")
