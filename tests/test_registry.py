@@ -180,3 +180,21 @@ def test_cli_models_and_promote(shell):
 
     result = runner.invoke(main, [*store, "models", "nope"])
     assert result.exit_code == 1 and "no model named 'nope'" in result.output
+
+
+def test_a_search_registers_as_the_estimator_it_saved(shell):
+    """A tuning stage's GridSearchCV saves its refitted best estimator: the registry names that class,
+    which is what load_model returns, not the search's."""
+    shell.lifecycle()
+    shell.run("""%%stage tuning
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+search = GridSearchCV(make_pipeline(StandardScaler(), LogisticRegression()), {"logisticregression__C": [0.1, 1.0]},
+                      cv=3).fit(X, y)
+""")
+    shell.run("%%stage validation\nf1 = f1_score(y, search.predict(X))")
+    shell.run("%mlops register search --name churn-tuned")
+    [version] = registry.models("churn-tuned", store=shell.store)
+    assert version.class_path == "sklearn.pipeline.Pipeline"

@@ -164,6 +164,8 @@ def test_better_data_is_promoted_and_the_run_is_recorded(pkg):
     aliases = open_store(pkg["store"]).aliases("churn")
     assert aliases["champion"] == 2 and aliases["previous"] == 1
     model = mnb.load_model(pkg["root"])  # verifies every checksum of the new version first
+    [retrained] = [v for v in mnb.models("churn", store=pkg["store"]) if v.version == 2]
+    assert retrained.class_path == f"{type(model).__module__}.{type(model).__qualname__}"  # what serves
     import pandas as pd
 
     better = pd.read_csv(pkg["better"])
@@ -180,6 +182,9 @@ def test_better_data_is_promoted_and_the_run_is_recorded(pkg):
     assert run["metrics"]["exit_code"] == 0 and run["metrics"]["duration_s"] > 0 and run["metrics"]["rows"] == 3000
     assert {d["column_name"] for d in run["drift"]} == {*FEATURES, "label", "prediction"}
     assert run["params"]["data_source"] == str(pkg["better"]) and run["params"]["metric"] == "f1"
+    # the requirement and the candidate's gate are rows, as a notebook run's are: `show` says them
+    shown = CliRunner().invoke(main, ["--store", str(pkg["store"]), "show", str(run["id"])]).output
+    assert "requirement: f1 >= " in shown and "gates: none" not in shown and "requirement: none" not in shown
     version = open_store(pkg["store"]).model_version("churn", 2)
     assert version["run_id"] == run["id"]  # the new model version is linked to the retraining run
     assert version["gate_passed"] == 1 and version["forced"] is None

@@ -104,9 +104,10 @@ def describe_search(name: str, search: object) -> dict | None:
     """Describe a fitted hyperparameter search (``GridSearchCV``, ``RandomizedSearchCV``, the
     ``Halving*`` ones: anything with ``cv_results_`` and ``best_params_``); ``None`` otherwise.
 
-    Returns ``{"kind": "search", "name", "class", "scoring", "refit_metric", "best_params",
-    "best_score", "best_index", "n_candidates", "candidates"}``; each candidate is ``{"params",
-    "mean_test_score", "std_test_score", "rank_test_score"}`` (plus ``"iter"`` and
+    Returns ``{"kind": "search", "name", "class", "estimator_class", "scoring", "refit_metric",
+    "best_params", "best_score", "best_index", "n_candidates", "candidates"}`` (``estimator_class``:
+    the refitted best estimator's, the model that is saved and served; None without refit); each
+    candidate is ``{"params", "mean_test_score", "std_test_score", "rank_test_score"}`` (plus ``"iter"`` and
     ``"n_resources"`` for successive-halving searches), in ``cv_results_`` order. With several
     scorers the columns are those of the metric named by ``refit``. At most ``MAX_CANDIDATES``
     candidates are listed; ``n_candidates`` is the full count.
@@ -142,6 +143,7 @@ def describe_search(name: str, search: object) -> dict | None:
         "kind": "search",
         "name": name,
         "class": class_path(search),
+        "estimator_class": class_path(search.best_estimator_) if hasattr(search, "best_estimator_") else None,
         "scoring": json_safe(getattr(search, "scoring", None)),
         "refit_metric": None if metric == "score" else metric,
         "best_params": json_safe(search.best_params_),  # type: ignore[attr-defined]

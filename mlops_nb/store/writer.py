@@ -310,6 +310,11 @@ class Writer:
             (run_id, metric, op, threshold, target, notes, time.time()),
         )
 
+    def add_gate(self, run_id: int, gate: Mapping[str, Any], *, stage_id: int | None = None) -> int:
+        """A requirement gate's verdict (``metric``, ``op``, ``threshold``, ``value``, ``passed``) for the
+        run, outside a stage attempt (a retraining run judges its candidate)."""
+        return self._insert("gates", {**gate, "run_id": run_id, "stage_id": stage_id, "time": time.time()})
+
     # -- registry, deployment, retraining -------------------------------------------------------------
 
     def add_model_version(

@@ -271,7 +271,9 @@ def _add(store: Store, name: str, run_id: int, found: dict, description: str | N
     with writer.transaction():  # the version and its alias together: no version is left without one
         version = writer.add_model_version(
             name, run_id=run_id, artifact_id=found["artifact_id"], capture_id=found["id"],
-            class_path=found["summary"].get("class"), description=description,
+            # a search's saved model is its refitted best estimator: name that class, as load_model returns it
+            class_path=found["summary"].get("estimator_class") or found["summary"].get("class"),
+            description=description,
             stage_id=attempt.stage_id, gate_passed=attempt.gate_passed, forced=forced,
         )
         _auto_alias(writer, name, version, run_id, by, forced=forced)

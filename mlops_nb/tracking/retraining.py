@@ -72,14 +72,24 @@ def mark_promoting(run_id: int, version: int, *, store: str | os.PathLike | Stor
 def finish_retraining(
     run_id: int, *, ok: bool, error: str | None = None, params: Mapping[str, Any] | None = None,
     tags: Mapping[str, Any] | None = None, metrics: Mapping[str, float] | None = None,
+    requirement: Mapping[str, Any] | None = None, gate: Mapping[str, Any] | None = None,
     store: str | os.PathLike | Store | None = None,
 ) -> None:
     """Record a retraining run's outcome and end it, all in one transaction: ``params`` (None values
     skipped), ``tags``, ``metrics`` (at step 0), then the end (``finished`` when ``ok``, else
-    ``failed`` with ``error``). A failure anywhere inside records nothing of it."""
+    ``failed`` with ``error``). ``requirement`` (``metric``, ``op``, ``threshold``, ``target``) is the
+    one the job judged its candidate by, ``gate`` that verdict (``metric``, ``op``, ``threshold``,
+    ``value``, ``passed``), so the run shows them as a notebook run does. A failure anywhere inside
+    records nothing of it."""
     writer = _writer(store)
     with writer.transaction():
         writer.log_params(run_id, {k: v for k, v in (params or {}).items() if v is not None})
         writer.set_tags(run_id, dict(tags or {}))
         writer.log_metrics([(run_id, k, 0, float(v)) for k, v in (metrics or {}).items()])
+        if requirement:
+            writer.set_requirement(run_id, metric=requirement["metric"], op=requirement["op"],
+                                   threshold=float(requirement["threshold"]), target=requirement.get("target"),
+                                   notes="the requirement of the package this run retrained")
+        if gate:
+            writer.add_gate(run_id, gate)
         writer.end_run(run_id, "finished" if ok else "failed", None if ok else error)

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_nb.capture import class_path
 from mlops_nb.deploy.exits import (
     EXIT_BELOW_REQUIREMENT,
     EXIT_BUG,
@@ -158,6 +159,7 @@ class Job:
         self.tags: dict[str, Any] = {}
         self.metrics: dict[str, float] = {}
         self.gate_passed: bool | None = None  # the candidate's requirement, once checked
+        self.gate: dict[str, Any] | None = None  # that verdict, recorded with the run
         self.started = time.time()
         self.clock = time.perf_counter()
 
@@ -401,6 +403,8 @@ class Job:
             else:
                 passed = gate.passes(measured)
                 self.gate_passed = bool(passed)
+                self.gate = {"metric": gate.metric, "op": gate.op, "threshold": gate.threshold,
+                             "value": float(measured), "passed": int(passed)}
                 self.tags["gate"] = f"{gate.describe()}: {'passed' if passed else 'failed'} ({_fmt(measured)})"
                 if not passed:
                     raise Stop(EXIT_BELOW_REQUIREMENT,
@@ -433,7 +437,7 @@ class Job:
         # anywhere from here to the alias move is completed (current serves it) or undone (it does
         # not) by the next job, under the same lock (records.finish_interrupted_promotion).
         version = records.register_candidate(
-            self.store, self.run_id, name, model_bytes, class_path=self.manifest["model"].get("class"),
+            self.store, self.run_id, name, model_bytes, class_path=class_path(candidate),
             description=f"retrained by run {self.run_id} on {self.params.get('data_source')}",
             gate_passed=self.gate_passed)
         files = version_files(self.current, self.manifest, model_bytes, candidate=candidate, table=table,
@@ -465,7 +469,8 @@ class Job:
             self.tags.update(decision=outcome.decision, exit_code=str(outcome.code), message=outcome.message[:2000])
             ok = outcome.code in (EXIT_PROMOTED, EXIT_KEPT)
             records.record_end(self.store, self.run_id, params=self.params, tags=self.tags, metrics=self.metrics,
-                               ok=ok, message=outcome.message)
+                               ok=ok, message=outcome.message, requirement=self.manifest.get("requirement"),
+                               gate=self.gate)
             self.progress.step("record", f"run {self.run_id} ({outcome.decision}, {duration:.1f} s) "
                                          f"in {self.store.path}")
             outcome.metrics = dict(self.metrics)

@@ -109,14 +109,15 @@ def promote_champion(store: Any, name: str, version: int, run_id: int, reason: s
 
 
 def record_end(store: Any, run_id: int, *, params: dict[str, Any], tags: dict[str, Any], metrics: dict[str, Any],
-               ok: bool, message: str) -> None:
-    """The run's params, tags and metrics, and its end (finished when ``ok``, else failed with
-    ``message``), in one transaction."""
+               ok: bool, message: str, requirement: dict[str, Any] | None = None,
+               gate: dict[str, Any] | None = None) -> None:
+    """The run's params, tags and metrics, the requirement and the candidate's gate, and its end
+    (finished when ``ok``, else failed with ``message``), in one transaction."""
     from mlops_nb.tracking import retraining
 
     retraining.finish_retraining(run_id, ok=ok, error=message, params=params, tags=tags,
                                  metrics={k: v for k, v in metrics.items() if is_number(v)},
-                                 store=store)
+                                 requirement=requirement, gate=gate, store=store)
 
 
 def seal_version(store: Any, folder: Any, root: Any, run_id: int) -> None:
