@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -94,10 +93,6 @@ def job_line(package_path: str | os.PathLike, *, schedule: str | None = None, st
     schedule = check_schedule((schedule or manifest.get("schedule") or "").strip())
     store_path = str(Path(store).expanduser().absolute()) if store else manifest["store"]
     log = manifest.get("log") or str(root.parent / f"{root.name}-retrain.log")
-    for value, what in ((root, "the package path"), (store_path, "the store path"), (log, "the log path"),
-                        (manifest.get("data_source"), "the data source"),
-                        (python or sys.executable, "the interpreter path")):
-        check_line_value(value, what)
     return root, schedule, cron_command(root, store_path, manifest.get("data_source"), Path(log), python)
 
 

@@ -78,6 +78,7 @@ from mlops_nb.deploy.pipeline import distribution_version, pipeline_document, re
 from mlops_nb.deploy.schedule import (
     DEFAULT_SCHEDULE,
     airflow_dag,
+    check_line_value,
     cron_command,
     cronjob_yaml,
     crontab_text,
@@ -162,6 +163,10 @@ def export_package(
     Raises :class:`ExportError` saying why, with the fix; nothing is written then.
     """
     started, clock = time.time(), time.perf_counter()
+    # What ends up in the crontab line is refused (exit 78) before any work, whoever calls.
+    check_line_value(to, "the package path")
+    check_line_value(data, "the data source")
+    check_line_value(schedule, "the schedule")
     if force is not None and not str(force).strip():
         raise ExportError("--force needs a reason, e.g. --force \"hotfix approved by the data team\"")
     opened, _, _ = registry.context(None, store)
