@@ -133,3 +133,8 @@ def json_safe(value: Any) -> Any:
     if is_missing(value):
         return None  # pandas NA
     return value
+
+
+def short_class(path: Any) -> str:
+    """``sklearn.ensemble._forest.RandomForestClassifier`` -> ``RandomForestClassifier``."""
+    return str(path or "").rsplit(".", 1)[-1]

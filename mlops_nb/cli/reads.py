@@ -11,7 +11,7 @@ from mlops_nb import tracking
 from mlops_nb.cli.main import RUN_ID, main, open_existing
 from mlops_nb.cli.render import EMPTY, emit_frame, local_time, pick_columns, render_run, table_lines, with_duration
 from mlops_nb.errors import MlopsError
-from mlops_nb.format import iso, json_safe
+from mlops_nb.format import iso, json_safe, short_class
 from mlops_nb.tracking.views import run_view
 
 # -- reading ----------------------------------------------------------------------------------
@@ -172,7 +172,7 @@ def models(ctx: click.Context, name: str | None, fmt: str) -> None:
         click.echo(f"no registered models in {opened.path}; register one with %mlops register VAR --name NAME")
         return
     rows = [[v.name, str(v.version), ",".join(v.aliases) or EMPTY, EMPTY if v.run_id is None else str(v.run_id),
-             (v.class_path or EMPTY).rsplit(".", 1)[-1], local_time(v.created)] for v in versions]
+             short_class(v.class_path) or EMPTY, local_time(v.created)] for v in versions]
     lines = table_lines("models", rows, ["name", "version", "aliases", "run", "class", "created"])[1:]
     if history:
         lines += ["", *table_lines("alias history", [

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlops_nb.format import json_safe, number
+from mlops_nb.format import json_safe, number, short_class
 from mlops_nb.stages import STAGES
 from mlops_nb.store import Store, process_gone
 
@@ -133,10 +133,6 @@ def _names(text: str | None) -> list[str]:
     return names if isinstance(names, list) else []
 
 
-def _short_class(path: Any) -> str:
-    return str(path or "").rsplit(".", 1)[-1]
-
-
 def _capture_item(capture: dict[str, Any]) -> dict[str, Any]:
     """One captured object in a line: ``name``, ``kind``, ``summary``, ``fingerprint`` (and ``warning``
     when it could not be reloaded); profiles, params and candidates stay in the store."""
@@ -146,7 +142,7 @@ def _capture_item(capture: dict[str, Any]) -> dict[str, Any]:
         text = f"{number(capture['rows'] or 0)} rows" + (
             f" × {columns} column{'s' if columns != 1 else ''}" if kind == "dataframe" else "")
     elif kind in ("estimator", "search"):
-        text = _short_class(capture["class"])
+        text = short_class(capture["class"])
         if kind == "search" and capture["best_score"] is not None:
             text += f", best score {number(capture['best_score'])} of {capture['n_candidates'] or 0} candidates"
     else:
@@ -166,10 +162,10 @@ def _captured_lines(captures: list[dict[str, Any]]) -> list[str]:
         elif c["kind"] == "series":
             out.append(f"{c['name']} ({number(c['rows'])})")
         elif c["kind"] == "estimator":
-            out.append(f"{c['name']}: {_short_class(c['class'])}")
+            out.append(f"{c['name']}: {short_class(c['class'])}")
         elif c["kind"] == "search":
             best = "" if c["best_score"] is None else f", best {number(c['best_score'])}"
-            out.append(f"{c['name']}: {_short_class(c['class'])}, {c['n_candidates']} candidates{best}")
+            out.append(f"{c['name']}: {short_class(c['class'])}, {c['n_candidates']} candidates{best}")
         if c.get("unloadable"):
             out.append(f"⚠ {c['name']} {c['unloadable']}")
     return out

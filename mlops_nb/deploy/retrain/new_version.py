@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 from mlops_nb.deploy.layout import MODEL_FILE, version_number
 from mlops_nb.deploy.reference import reference_files
+from mlops_nb.format import json_safe
 
 
 def version_files(current: Path, manifest: dict[str, Any], model_bytes: bytes, *, candidate: Any, table: Any,
@@ -27,7 +27,7 @@ def version_files(current: Path, manifest: dict[str, Any], model_bytes: bytes, *
     files["input_example.json"] = (inputs.head(3).to_json(orient="split", index=False, date_format="iso")
                                    + "\n").encode()
     requirement = manifest.get("requirement")
-    files["metrics.json"] = (json.dumps(_json_ready({
+    files["metrics.json"] = (json.dumps(json_safe({
         "run_id": run_id,
         "metrics": {k.removeprefix("candidate_"): v for k, v in metrics.items() if k.startswith("candidate_")},
         "champion_metrics": {k.removeprefix("champion_"): v for k, v in metrics.items() if k.startswith("champion_")},
@@ -53,13 +53,3 @@ def version_manifest(current: Path, manifest: dict[str, Any], model_bytes: bytes
         "data_fingerprint": data_fingerprint, "forced": forced, "time": time.time(),
     }
     return new
-
-
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

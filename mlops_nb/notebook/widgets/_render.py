@@ -57,11 +57,6 @@ def badge(text: str, state: str | None = None, *, title: str | None = None) -> s
             f'white-space:nowrap">{esc(text)}</span>')
 
 
-def short_class(path: Any) -> str:
-    """``sklearn.ensemble._forest.RandomForestClassifier`` -> ``RandomForestClassifier``."""
-    return str(path or "").rsplit(".", 1)[-1]
-
-
 def table(header: Sequence[str], rows: Iterable[Sequence[str]], *, row_styles: Sequence[str] | None = None,
           align: Sequence[str] | None = None) -> str:
     """An HTML table; cells are HTML already (escape text with :func:`esc`)."""
