@@ -77,17 +77,15 @@ def ks_test(sample: Any, s: np.ndarray, n_tests: int, cfg: Mapping[str, Any]) ->
     from scipy import stats  # only small references get here; the import costs ~1 s
 
     result = stats.ks_2samp(ref_values, s)
-    p = float(result.pvalue)
-    alpha = cfg["alpha"] / n_tests
-    out.update(
-        ks_statistic=float(result.statistic),
-        p_value=p,
-        p_adjusted=min(1.0, p * n_tests),
-        alpha=cfg["alpha"],
-        alpha_corrected=alpha,
-        rejected=p < alpha,
-    )
+    out.update(ks_statistic=float(result.statistic), **_bonferroni(float(result.pvalue), n_tests, cfg))
     return out
+
+
+def _bonferroni(p: float, n_tests: int, cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """A test's p-value judged at ``alpha / n_tests``: what every small-sample test reports."""
+    alpha = cfg["alpha"] / n_tests
+    return {"p_value": p, "p_adjusted": min(1.0, p * n_tests), "alpha": cfg["alpha"], "alpha_corrected": alpha,
+            "rejected": p < alpha}
 
 
 def chi2_test(
@@ -105,28 +103,12 @@ def chi2_test(
         out.update(p_value=None, test_note="the reference sample has no values in this column")
         return out
     if table.shape[1] < 2:
-        out.update(
-            chi2_statistic=0.0,
-            p_value=1.0,
-            p_adjusted=1.0,
-            alpha=cfg["alpha"],
-            alpha_corrected=cfg["alpha"] / n_tests,
-            rejected=False,
-            test_note="one category on both sides: nothing to test",
-        )
+        out.update(chi2_statistic=0.0, **_bonferroni(1.0, n_tests, cfg),
+                   test_note="one category on both sides: nothing to test")
         return out
     from scipy import stats
 
     result = stats.chi2_contingency(table)
-    p = float(result.pvalue)
-    alpha = cfg["alpha"] / n_tests
-    out.update(
-        chi2_statistic=float(result.statistic),
-        dof=int(result.dof),
-        p_value=p,
-        p_adjusted=min(1.0, p * n_tests),
-        alpha=cfg["alpha"],
-        alpha_corrected=alpha,
-        rejected=p < alpha,
-    )
+    out.update(chi2_statistic=float(result.statistic), dof=int(result.dof),
+               **_bonferroni(float(result.pvalue), n_tests, cfg))
     return out
