@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mlops_nb.deploy.query import check_query
@@ -60,31 +61,37 @@ def read_table(source: str | os.PathLike) -> pandas.DataFrame:
     return table
 
 
+#: The files read_table understands (an ending, after an optional .gz), the format's name, and how
+#: pandas reads it: one table, so the reader and the error message that names the format agree.
+_FORMATS: tuple[tuple[tuple[str, ...], str, Callable[[Any, str], Any]], ...] = (
+    ((".csv",), "CSV", lambda pd, path: pd.read_csv(path)),
+    ((".tsv",), "TSV", lambda pd, path: pd.read_csv(path, sep="\t")),
+    ((".parquet", ".pq"), "Parquet", lambda pd, path: pd.read_parquet(path)),
+    ((".jsonl", ".ndjson"), "JSON lines", lambda pd, path: pd.read_json(path, lines=True)),
+    ((".json",), "JSON", lambda pd, path: pd.read_json(path)),
+)
+
+
+def _format(path: str) -> tuple[tuple[str, ...], str, Callable[[Any, str], Any]] | None:
+    name = path.lower().removesuffix(".gz")
+    return next((entry for entry in _FORMATS if name.endswith(entry[0])), None)
+
+
 def _read_file(path: str) -> pandas.DataFrame | None:
     """One file as a DataFrame by its extension; None for an empty file (a writer not started yet)."""
     import pandas as pd
 
-    name = path.lower().removesuffix(".gz")
     if os.path.getsize(path) == 0:
-        return None  # an empty file (a writer that has not started): no rows, no columns
-    if name.endswith(".csv"):
-        return pd.read_csv(path)
-    if name.endswith(".tsv"):
-        return pd.read_csv(path, sep="\t")
-    if name.endswith((".parquet", ".pq")):
-        return pd.read_parquet(path)
-    if name.endswith((".jsonl", ".ndjson")):
-        return pd.read_json(path, lines=True)
-    if name.endswith(".json"):
-        return pd.read_json(path)
-    raise PackageError(f"cannot read {path}: use .csv, .tsv, .parquet, .json or .jsonl files")
+        return None
+    found = _format(path)
+    if found is None:
+        raise PackageError(f"cannot read {path}: use .csv, .tsv, .parquet, .json or .jsonl files")
+    return found[2](pd, path)
 
 
 def _kind(path: str) -> str:
-    name = path.lower().removesuffix(".gz")
-    return next((kind for suffix, kind in ((".csv", "CSV"), (".tsv", "TSV"), (".parquet", "Parquet"),
-                                           (".pq", "Parquet"), (".json", "JSON")) if name.endswith(suffix)),
-                "JSON lines" if name.endswith((".jsonl", ".ndjson")) else "data")
+    found = _format(path)
+    return found[1] if found else "data"
 
 
 def is_database_url(source: str) -> bool:
