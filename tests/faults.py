@@ -67,7 +67,7 @@ def install(delay: float) -> None:
 
     def write_and_announce(path: Path, data: bytes) -> None:
         write_synced(path, data)
-        # path is versions/.vNNNN.tmp-XXXX/RELATIVE: name the file as the version will hold it
+        # a version is written under versions/.v0003.tmp-<random>/: name the file as the version holds it
         parts = Path(path).parts
         temporary = [i for i, part in enumerate(parts) if part.startswith(".v") and ".tmp-" in part]
         if temporary:

@@ -176,9 +176,9 @@ def seal_and_record(folder: Path, root: Path | None, package: str | os.PathLike,
     from mlops_nb.tracking.manifests import record_manifest
 
     seal = sign(folder, root, store.path)
-    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    model = manifest.get("model") or {}
-    record_manifest((folder / MANIFEST).read_bytes(), package=str(Path(package).absolute()), version_dir=folder.name,
+    data = (folder / MANIFEST).read_bytes()
+    model = json.loads(data).get("model") or {}
+    record_manifest(data, package=str(Path(package).absolute()), version_dir=folder.name,
                     run_id=run_id, reason=reason, signature=seal.signature, key_id=seal.key_id,
                     model_name=model.get("name"), model_version=model.get("version"), store=store)
     return seal

@@ -252,10 +252,11 @@ def reseal(package: str | os.PathLike, files: Sequence[str] = (SCRIPT_FILE,), *,
     from mlops_nb.deploy.settings import read_settings
 
     folder = package_dir(package)
+    package_name, version_dir, root = anchor_of(folder)
     # Settings are accepted only when they are valid: what is sealed is what a job can run with
     # (a refused edit stays refused, exit 78, and nothing is signed or recorded).
-    if folder.parent.name == VERSIONS_DIR:  # a version inside a package root, whose settings.json it is
-        read_settings(folder.parent.parent)
+    if root is not None:
+        read_settings(root)
     files = [f for f in files if f != SETTINGS_FILE]
     manifest = read_manifest(folder)
     opened, row = _record_of(folder, manifest, store)
@@ -271,7 +272,6 @@ def reseal(package: str | os.PathLike, files: Sequence[str] = (SCRIPT_FILE,), *,
     manifest["resealed"] = {"time": time.time(), "files": list(files) or [SETTINGS_FILE]}
     write_atomic(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n")
     store_path = getattr(store, "path", None) or store or manifest.get("store")
-    package_name, version_dir, root = anchor_of(folder)
     seal = trust.sign(folder, root, store_path)
     if record is not None:
         record((folder / MANIFEST).read_bytes(), seal, package=package_name, version_dir=version_dir)
@@ -281,8 +281,9 @@ def reseal(package: str | os.PathLike, files: Sequence[str] = (SCRIPT_FILE,), *,
         if other == folder:
             continue
         try:
-            check_files(other, read_manifest(other))
-            check_anchor(other, read_manifest(other), store=opened, check_settings=False)
+            other_manifest = read_manifest(other)
+            check_files(other, other_manifest)
+            check_anchor(other, other_manifest, store=opened, check_settings=False)
         except MlopsError:
             continue  # it stays refused: it did not verify before the edit either
         other_seal = trust.sign(other, root, store_path)

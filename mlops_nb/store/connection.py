@@ -85,15 +85,14 @@ def check_writable_path(path: Path, *, create: bool = False) -> None:
     and keeps its bytes (SQLite would otherwise turn it into a store or create a journal beside it).
     A missing file is refused unless ``create`` (the commands that create a store on purpose)."""
     check_existing_file(path, missing_ok=create)
+    folder = path.parent
     if path.exists():
         if not os.access(path, os.W_OK):
             raise StoreError(
                 f"the store {path} is read-only; make it writable (chmod u+w) "
                 f"or use another store with --store PATH or ${ENV_VAR}"
             )
-        folder = path.parent
     else:
-        folder = path.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
