@@ -194,3 +194,26 @@ def test_rows_read_from_sqlite_and_warnings_serialise():
         "kind": "stale", "stage": "model", "message": warning.message,
         "details": {"reason": "order", "causes": ["features"], "seq": 3},
     }
+
+
+def test_judging_one_event_at_a_time_agrees_with_judging_the_whole_run():
+    """The kernel judges incrementally (a Judge fed only new events); the verdicts must be those of
+    judging every event again, whatever the order of stages, cells, restarts, failures and edits."""
+    import random
+
+    from mlops_nb.tracking.integrity import Judge, check
+
+    stages = ["data", "eda", "features", "selection", "model", "tuning", "validation", "deployment"]
+    rng = random.Random(7)
+    for _ in range(300):
+        events = []
+        for seq in range(1, rng.randint(2, 30)):
+            kind = rng.choice(["stage"] * 5 + ["cell", "cell", "restart"])
+            stage = rng.choice(stages) if kind == "stage" else None
+            events.append({"seq": seq, "kind": kind, "stage": stage, "source": "x",
+                           "source_sha256": rng.choice(["a", "b", None]), "execution_count": seq,
+                           "cell_id": rng.choice([None, None, "c1"]), "status": rng.choice(["ok", "ok", "error"])})
+        judge = Judge()
+        for i, event in enumerate(events):
+            judge.add(event)
+            assert [w.to_dict() for w in judge.warnings()] == [w.to_dict() for w in check(events[: i + 1])]

@@ -41,14 +41,15 @@ class LifecycleReads:
         run["drift"] = self.drift(run_id)
         return run
 
-    def events(self, run_id: int) -> list[dict[str, Any]]:
-        """The run's stage attempts, outside cells and restarts in execution order (for integrity)."""
+    def events(self, run_id: int, after: int = 0) -> list[dict[str, Any]]:
+        """The run's stage attempts, outside cells and restarts in execution order (for integrity);
+        ``after``: only those with a greater ``seq`` (what an incremental judge has not seen)."""
         return self.rows(
             "SELECT seq, 'stage' AS kind, stage, source_sha256, source, execution_count, cell_id, status"
-            " FROM stages WHERE run_id = ?"
+            " FROM stages WHERE run_id = ? AND seq > ?"
             " UNION ALL SELECT seq, kind, NULL, source_sha256, source, execution_count, cell_id, status"
-            " FROM cells WHERE run_id = ? ORDER BY seq",
-            (run_id, run_id),
+            " FROM cells WHERE run_id = ? AND seq > ? ORDER BY seq",
+            (run_id, after, run_id, after),
         )
 
 

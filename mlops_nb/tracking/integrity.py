@@ -33,6 +33,7 @@ The rules, one warning kind each:
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,92 +81,14 @@ def latest_attempts(events: Iterable[Mapping]) -> dict[str, Mapping]:
 
 
 def _staleness(rows: list[dict]) -> dict[str, Warning]:
-    first: dict[str, int] = {}
-    latest: dict[str, int] = {}
-    latest_ok: dict[str, int] = {}
-    for row in _stage_rows(rows):
-        first.setdefault(row["stage"], row["seq"])
-        latest[row["stage"]] = row["seq"]
-        if row.get("status") != "error":
-            latest_ok[row["stage"]] = row["seq"]
-    restarts = [row["seq"] for row in rows if row.get("kind") == "restart"]
-    found = {}
-    for stage in JUDGED:
-        ran = latest_ok.get(stage)
-        if ran is None:
-            continue
-        upstream = [u for u in UPSTREAM if _order(u) < _order(stage) and u in latest]
-        newer = [u for u in upstream if latest[u] > ran]
-        restart = max((seq for seq in restarts if seq < ran), default=None)
-        behind = [u for u in upstream if restart is not None and latest[u] < restart]
-        if newer:
-            cause = newer[0]
-            verb = "ran again" if first[cause] < ran else "first ran"
-            message = f"{stage} is stale: {cause} {verb} after it (re-run {stage} and the stages after it)"
-            details = {"reason": "order", "causes": newer, "seq": ran}
-        elif behind:
-            cause = behind[0]
-            message = (f"{stage} is stale: it ran after a kernel restart but {cause} did not run "
-                       f"again since (re-run {cause} and the stages after it)")
-            details = {"reason": "restart", "causes": behind, "seq": ran, "restart_seq": restart}
-        elif stale_upstream := [u for u in upstream if u in found]:
-            # Staleness flows downstream: a model fitted on stale features is stale too.
-            cause = stale_upstream[-1]
-            message = f"{stage} is stale: it used {cause}, which is stale (re-run {cause} and the stages after it)"
-            details = {"reason": "upstream", "causes": stale_upstream, "seq": ran}
-        else:
-            continue
-        found[stage] = Warning("stale", stage, message, details)
-    return found
+    judge = Judge()
+    judge.add_all(rows)
+    return judge.staleness()
 
 
 def stale_stages(events: Iterable[Mapping]) -> set[str]:
     """The stages whose latest successful attempt used state that has since changed."""
     return set(_staleness(_rows(events)))
-
-
-def _failures(rows: list[dict]) -> list[Warning]:
-    return [
-        Warning("failed", stage, f"{stage}'s latest attempt failed; fix the cell and run it again",
-                {"seq": row["seq"], "execution_count": row.get("execution_count")})
-        for stage, row in latest_attempts(rows).items() if row.get("status") == "error"
-    ]
-
-
-def _restarts(rows: list[dict]) -> list[Warning]:
-    warnings, last = [], None
-    for row in rows:
-        if row.get("kind") == "stage":
-            last = row.get("stage")
-        elif row.get("kind") == "restart":
-            message = (f"the kernel restarted after {last}; stages before the restart used state "
-                       "that is gone" if last else "the kernel restarted before any stage ran")
-            warnings.append(Warning("restart", last, message, {"seq": row["seq"], "after": last}))
-    return warnings
-
-
-def _edits(stages: list[dict]) -> list[Warning]:
-    groups: dict[tuple, list[int]] = {}
-    for i, row in enumerate(stages):
-        groups.setdefault((row["stage"], row.get("cell_id")), []).append(i)
-    warnings = []
-    for (stage, cell_id), positions in groups.items():
-        hashes = [stages[i].get("source_sha256") for i in positions]
-        versions = {h for h in hashes if h}
-        if cell_id is None:  # the latest block of back-to-back attempts against the ones before
-            k = len(positions) - 1
-            while k > 0 and positions[k - 1] == positions[k] - 1:
-                k -= 1
-            before = {h for h in hashes[:k] if h}
-            edited = bool(before) and bool({h for h in hashes[k:] if h} - before)
-        else:
-            edited = len(versions) > 1
-        if edited:
-            message = f"{stage} was edited between attempts ({len(versions)} versions of its source)"
-            details = {"cell_id": cell_id, "sha256": list(dict.fromkeys(h for h in hashes if h)),
-                       "seqs": [stages[i]["seq"] for i in positions]}
-            warnings.append(Warning("edited", stage, message, details))
-    return sorted(warnings, key=lambda w: _order(w.stage))
 
 
 def _gaps(rows: list[dict]) -> list[tuple[str | None, str | None, list[dict]]]:
@@ -193,26 +116,159 @@ def unstaged_cells(events: Iterable[Mapping]) -> list[dict]:
     ]
 
 
-def _unstaged(rows: list[dict]) -> list[Warning]:
-    warnings = []
-    for after, before, cells in _gaps(rows):
-        if after is None or before is None:
-            continue
-        n = len(cells)
-        message = (f"{n} cell{'s' if n != 1 else ''} outside any stage ran between {after} and "
-                   f"{before} (move code that matters into a stage)")
-        details = {"after": after, "before": before, "cells": cells}
-        warnings.append(Warning("unstaged_cells", before, message, details))
-    return warnings
-
-
 def check(events: Iterable[Mapping]) -> list[Warning]:
     """Judge a run's events; return its warnings: stale, failed, restart, edited, unstaged_cells."""
-    rows = _rows(events)
-    return [
-        *_staleness(rows).values(),
-        *_failures(rows),
-        *_restarts(rows),
-        *_edits(_stage_rows(rows)),
-        *_unstaged(rows),
-    ]
+    judge = Judge()
+    judge.add_all(_rows(events))
+    return judge.warnings()
+
+
+class _EditGroup:
+    """The attempts of one (stage, cell id): what :class:`Judge` needs to tell whether it was edited."""
+
+    def __init__(self, order: int) -> None:
+        self.order = order  # creation order: ties between groups of one stage keep it
+        self.positions: list[int] = []
+        self.seqs: list[int] = []
+        self.versions: dict[str, None] = {}  # every source hash, first-seen order
+        self.before: set[str] = set()  # hashes of the blocks before the latest (no cell id)
+        self.block: set[str] = set()  # hashes of the latest back-to-back block (no cell id)
+
+    def add(self, position: int, seq: int, sha: str | None) -> None:
+        if self.positions and self.positions[-1] != position - 1:
+            self.before |= self.block  # another stage ran in between: a new block starts
+            self.block = set()
+        self.positions.append(position)
+        self.seqs.append(seq)
+        if sha:
+            self.versions.setdefault(sha)
+            self.block.add(sha)
+
+    def edited(self, cell_id: str | None) -> bool:
+        if cell_id is None:
+            return bool(self.before) and bool(self.block - self.before)
+        return len(self.versions) > 1
+
+
+class Judge:
+    """The integrity rules over a run's events, fed one event at a time in ``seq`` order.
+
+    It keeps what the rules need (each stage's first, latest and latest successful attempt, the
+    restarts, the edit groups, the finished gaps of unstaged cells), so judging after one more
+    event costs the same at the 1,000th stage cell of a run as at the first; :func:`check` feeds
+    it a whole run. A stage attempt must be fed once it has its final status.
+    """
+
+    def __init__(self) -> None:
+        self.seq = 0  # the last event fed
+        self.first: dict[str, int] = {}
+        self.latest: dict[str, dict] = {}
+        self.latest_ok: dict[str, int] = {}
+        self.restart_seqs: list[int] = []
+        self.restart_warnings: list[Warning] = []
+        self.last_stage: str | None = None
+        self.positions = 0  # stage attempts fed: an attempt's position among them
+        self.groups: dict[tuple, _EditGroup] = {}
+        self.edited: set[tuple] = set()
+        self.unstaged: list[Warning] = []
+        self.after: str | None = None  # the stage before the pending unstaged cells
+        self.cells: list[dict] = []
+
+    def add_all(self, events: Iterable[Mapping]) -> None:
+        for event in events:
+            self.add(event)
+
+    def add(self, event: Mapping) -> None:
+        kind = event.get("kind")
+        self.seq = event["seq"]
+        if kind == "cell":
+            self.cells.append({key: event.get(key) for key in _CELL_KEYS})
+        elif kind == "restart":
+            self.restart_seqs.append(event["seq"])
+            last = self.last_stage
+            message = (f"the kernel restarted after {last}; stages before the restart used state "
+                       "that is gone" if last else "the kernel restarted before any stage ran")
+            self.restart_warnings.append(Warning("restart", last, message, {"seq": event["seq"], "after": last}))
+        elif kind == "stage":
+            self.last_stage = event.get("stage")
+            if self.cells and self.after is not None and event.get("stage") is not None:
+                n = len(self.cells)
+                message = (f"{n} cell{'s' if n != 1 else ''} outside any stage ran between {self.after} and "
+                           f"{event['stage']} (move code that matters into a stage)")
+                details = {"after": self.after, "before": event["stage"], "cells": self.cells}
+                self.unstaged.append(Warning("unstaged_cells", event["stage"], message, details))
+            self.after, self.cells = event["stage"], []
+            if event.get("stage"):
+                self._attempt(dict(event))
+
+    def _attempt(self, row: dict) -> None:
+        stage = row["stage"]
+        self.first.setdefault(stage, row["seq"])
+        self.latest[stage] = row
+        if row.get("status") != "error":
+            self.latest_ok[stage] = row["seq"]
+        key = (stage, row.get("cell_id"))
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = _EditGroup(len(self.groups))
+        group.add(self.positions, row["seq"], row.get("source_sha256"))
+        self.positions += 1
+        if group.edited(key[1]):
+            self.edited.add(key)
+        else:
+            self.edited.discard(key)
+
+    def staleness(self) -> dict[str, Warning]:
+        """The stale stages, in ``JUDGED`` order."""
+        found: dict[str, Warning] = {}
+        for stage in JUDGED:
+            ran = self.latest_ok.get(stage)
+            if ran is None:
+                continue
+            upstream = [u for u in UPSTREAM if _order(u) < _order(stage) and u in self.latest]
+            newer = [u for u in upstream if self.latest[u]["seq"] > ran]
+            before = bisect.bisect_left(self.restart_seqs, ran)
+            restart = self.restart_seqs[before - 1] if before else None
+            behind = [u for u in upstream if restart is not None and self.latest[u]["seq"] < restart]
+            if newer:
+                cause = newer[0]
+                verb = "ran again" if self.first[cause] < ran else "first ran"
+                message = f"{stage} is stale: {cause} {verb} after it (re-run {stage} and the stages after it)"
+                details = {"reason": "order", "causes": newer, "seq": ran}
+            elif behind:
+                cause = behind[0]
+                message = (f"{stage} is stale: it ran after a kernel restart but {cause} did not run "
+                           f"again since (re-run {cause} and the stages after it)")
+                details = {"reason": "restart", "causes": behind, "seq": ran, "restart_seq": restart}
+            elif stale_upstream := [u for u in upstream if u in found]:
+                # Staleness flows downstream: a model fitted on stale features is stale too.
+                cause = stale_upstream[-1]
+                message = f"{stage} is stale: it used {cause}, which is stale (re-run {cause} and the stages after it)"
+                details = {"reason": "upstream", "causes": stale_upstream, "seq": ran}
+            else:
+                continue
+            found[stage] = Warning("stale", stage, message, details)
+        return found
+
+    def failures(self) -> list[Warning]:
+        return [
+            Warning("failed", stage, f"{stage}'s latest attempt failed; fix the cell and run it again",
+                    {"seq": row["seq"], "execution_count": row.get("execution_count")})
+            for stage, row in sorted(self.latest.items(), key=lambda item: _order(item[0]))
+            if row.get("status") == "error"
+        ]
+
+    def edits(self) -> list[Warning]:
+        warnings = []
+        for key in sorted(self.edited, key=lambda k: (_order(k[0]), self.groups[k].order)):
+            stage, cell_id = key
+            group = self.groups[key]
+            message = f"{stage} was edited between attempts ({len(group.versions)} versions of its source)"
+            details = {"cell_id": cell_id, "sha256": list(group.versions), "seqs": list(group.seqs)}
+            warnings.append(Warning("edited", stage, message, details))
+        return warnings
+
+    def warnings(self) -> list[Warning]:
+        """Every warning of the events fed so far, as :func:`check` orders them."""
+        return [*self.staleness().values(), *self.failures(), *self.restart_warnings, *self.edits(),
+                *self.unstaged]

@@ -108,10 +108,32 @@ def set_requirement(run: Run, requirement: Requirement, *, target: str | None = 
     )
 
 
+#: One incremental judge per run this process judges, fed only the events it has not seen yet, so a
+#: ``%%stage`` cell costs the same at the 1,000th stage of a run as at the first. Bounded: a kernel
+#: judges its current run; an evicted run is judged from all its events again.
+_judges: dict[tuple, integrity.Judge] = {}
+_MAX_JUDGES = 8
+
+
 def judge(run: Run) -> list[str]:
     """Recompute the run's integrity warnings from its events and store them when they changed.
     Returns the stages that have just gone stale (empty when nothing changed)."""
-    warnings = [w.to_dict() for w in integrity.check(run.store.events(run.id))]
+    key = (os.getpid(), str(run.store.path), run.id)
+    cached = _judges.get(key)
+    new = run.store.events(run.id, after=cached.seq if cached else 0)
+    if any(e["kind"] == "stage" and e["status"] == "running" for e in new):
+        # An attempt still open (its kernel died mid-cell, or another is running): its status will
+        # change, so it cannot be fed yet; judge everything from scratch this time.
+        _judges.pop(key, None)
+        found = integrity.check(run.store.events(run.id))
+    else:
+        if cached is None:
+            if len(_judges) >= _MAX_JUDGES:
+                _judges.clear()
+            cached = _judges[key] = integrity.Judge()
+        cached.add_all(new)
+        found = cached.warnings()
+    warnings = [w.to_dict() for w in found]
     previous = Writer(run.store).replace_warnings(run.id, warnings)
     if previous is None:
         return []
