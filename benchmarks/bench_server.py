@@ -21,6 +21,7 @@ import os
 import random
 import re
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
@@ -31,14 +32,25 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cached_stores import cached_store  # noqa: E402
+
 TARGET_MS = 100.0
-SCENARIOS = {
-    "first page (newest 50)": {},
-    "sorted by metrics.f1": {"sort": "metrics.f1", "order": "desc"},
-    "filtered: metrics.f1 > 0.8 and params.model = 'rf'": {"where": "metrics.f1 > 0.8 and params.model = 'rf'"},
-    "last page (offset 9,950)": {"offset": "9950"},
-    "200 per page, sorted by duration": {"limit": "200", "sort": "duration", "order": "asc"},
-}
+CACHE_FROM = 50_000  # stores this large are built once and kept (benchmarks/cached_stores.py)
+
+
+def scenarios(n_runs: int) -> dict[str, dict[str, str]]:
+    """The request scenarios over a project of ``n_runs`` runs."""
+    last = max(0, n_runs - 50)
+    return {
+        "first page (newest 50)": {},
+        "sorted by metrics.f1": {"sort": "metrics.f1", "order": "desc"},
+        "sorted by metrics.f1, ascending": {"sort": "metrics.f1", "order": "asc"},
+        "filtered: metrics.f1 > 0.8 and params.model = 'rf'": {"where": "metrics.f1 > 0.8 and params.model = 'rf'"},
+        "filtered by a metric, sorted by it": {"where": "metrics.f1 > 0.5", "sort": "metrics.f1"},
+        f"last page (offset {last:,})": {"offset": str(last)},
+        "200 per page, sorted by duration": {"limit": "200", "sort": "duration", "order": "asc"},
+    }
 
 
 def write_store(path: Path, n_runs: int) -> float:
@@ -112,14 +124,19 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="mlops-bench-server-") as folder:
         root = Path(folder)
-        seconds = write_store(root / "mlops.db", args.runs)
-        print(f"store: {args.runs:,} runs written in {seconds:.1f} s")
+        if args.runs >= CACHE_FROM:
+            cached = cached_store("server", args.runs, write_store, log=lambda m: print(m, file=sys.stderr))
+            shutil.copyfile(cached, root / "mlops.db")
+            print(f"store: {args.runs:,} runs, copied from the benchmark cache ({cached})")
+        else:
+            seconds = write_store(root / "mlops.db", args.runs)
+            print(f"store: {args.runs:,} runs written in {seconds:.1f} s")
         port, token = free_port(), secrets.token_hex(16)
         log = root / "server.log"
         process = start_server(root, port, token, log)
         try:
             base = f"http://127.0.0.1:{port}/mlops-nb/api/projects/churn/runs"
-            urls = {name: f"{base}?{urllib.parse.urlencode(params)}" for name, params in SCENARIOS.items()}
+            urls = {name: f"{base}?{urllib.parse.urlencode(params)}" for name, params in scenarios(args.runs).items()}
             headers = {"Authorization": f"token {token}"}
             for url in urls.values():  # warm-up: open the store, fill SQLite's page cache
                 urllib.request.urlopen(urllib.request.Request(url, headers=headers)).read()

@@ -434,3 +434,40 @@ def test_a_write_through_a_read_only_store_is_refused_and_changes_nothing(store_
     with pytest.raises(sqlite3.OperationalError, match="readonly"):  # and SQLite itself refuses
         store.conn.execute("DELETE FROM runs")
     assert file_digests(store_path) == before
+
+
+def test_runs_reads_ended_runs_from_their_packed_row_exactly_as_from_the_tables(tmp_path):
+    """m007 packs each ended run's params, latest metrics and tags into one row for runs(); the
+    frame must be the one the tables give, values, NaN, infinities, dtypes and late tags included."""
+    import math
+    import sqlite3
+
+    import pandas as pd
+
+    import mlops_nb as mnb
+    from mlops_nb.store import close_all, open_store
+    from mlops_nb.store.writer import Writer
+
+    path = tmp_path / "mlops.db"
+    first = mnb.start("a", name="x", store=path)
+    first.log_params({"C": 0.1, "big": 2**62, "features": ["a", "b"], "none": None, "s": "hi"})
+    for value in (0.30000000000000004, 1 / 3):
+        first.log_metric("f1", value)
+    first.log_metric("missing", math.nan)
+    first.log_metric("inf", math.inf)
+    first.set_tag("t", "v")
+    first.end()
+    second = mnb.start("a", name="y", store=path)
+    second.log_params({"C": 1, "other": "z"})
+    second.log_metric("acc", 0.5)
+    second.end()
+    Writer(open_store(path)).set_tags(first.id, {"late": "tag set after the end"})
+    running = mnb.start("b", name="running", store=path)
+    running.log_metric("f1", 0.9)
+    packed = mnb.runs(store=path)
+    assert packed.loc[0, "tags.late"] == "tag set after the end" and packed.loc[0, "metrics.f1"] == 1 / 3
+    close_all()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM run_summaries").fetchone()[0] == 2
+        conn.execute("DELETE FROM run_summaries")
+    pd.testing.assert_frame_equal(mnb.runs(store=path), packed)

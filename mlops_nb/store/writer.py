@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_nb.errors import StoreError
-from mlops_nb.store import artifacts
+from mlops_nb.store import artifacts, summaries
 from mlops_nb.store.connection import HOST, Transaction, process_alive, process_start_token, store_error
 from mlops_nb.store.values import dumps, metric_value, param_value
 
@@ -35,6 +35,9 @@ _SETTLE = (
     " SELECT run_id, key, step, value, time FROM metrics WHERE rowid IN"
     " (SELECT max(rowid) FROM metrics WHERE run_id = ? GROUP BY key)"
 )
+
+
+_PACK = "INSERT OR REPLACE INTO run_summaries (run_id, keys, texts, metrics) VALUES (?, ?, ?, ?)"
 
 
 class Writer:
@@ -109,7 +112,7 @@ class Writer:
                 "UPDATE runs SET status = ?, end_time = ?, error = ?, end_reason = ? WHERE id = ?",
                 (status, time.time(), error, reason, run_id),
             )
-            self._write(_SETTLE, (run_id,))
+            self._settle(run_id)
 
     def resume_run(self, run_id: int) -> None:
         """Mark ``run_id`` as running again in this process (a kernel restart inside a run)."""
@@ -121,6 +124,7 @@ class Writer:
                 (HOST, pid, process_start_token(pid), run_id),
             )
             self._write("DELETE FROM ended_metrics WHERE run_id = ?", (run_id,))
+            self._write("DELETE FROM run_summaries WHERE run_id = ?", (run_id,))
 
     def mark_interrupted(self) -> list[int]:
         """Mark as ``interrupted`` the running runs of this host whose process is gone; return their ids.
@@ -143,8 +147,23 @@ class Writer:
                         " WHERE id = ? AND status = 'running'",
                         (time.time(), run_id),
                     )
-                    self._write(_SETTLE, (run_id,))
+                    self._settle(run_id)
         return gone
+
+    def _settle(self, run_id: int) -> None:
+        """An ended run: keep its latest metrics, and pack its params, metrics and tags for ``runs()``."""
+        self._write(_SETTLE, (run_id,))
+        self._pack(run_id)
+
+    def _pack(self, run_id: int) -> None:
+        rows = [self.conn.execute(f"SELECT key, value FROM {table} WHERE run_id = ?", (run_id,)).fetchall()
+                for table in ("params", "ended_metrics", "tags")]
+        self._write(_PACK, (run_id, *summaries.pack(*rows)))
+
+    def _repack_if_ended(self, run_id: int) -> None:
+        """Params or tags set after the run ended: its packed row must say so too."""
+        if self.conn.execute("SELECT 1 FROM run_summaries WHERE run_id = ?", (run_id,)).fetchone():
+            self._pack(run_id)
 
     # -- params, metrics, tags ------------------------------------------------------------------------
 
@@ -158,6 +177,7 @@ class Writer:
                 " ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, time = excluded.time",
                 rows,
             )
+            self._repack_if_ended(run_id)
 
     def log_metric(self, run_id: int, key: str, step: int, value: Any) -> None:
         """One durable row: the hot path, so straight to sqlite3 in autocommit mode."""
@@ -181,6 +201,7 @@ class Writer:
                 "INSERT OR REPLACE INTO tags (run_id, key, value) VALUES (?, ?, ?)",
                 [(run_id, str(k), None if v is None else str(v)) for k, v in tags.items()],
             )
+            self._repack_if_ended(run_id)
 
     # -- artifacts ------------------------------------------------------------------------------------
 
