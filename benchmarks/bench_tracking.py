@@ -10,6 +10,12 @@ Each figure is printed with its baseline, the ratio and PASS/MISS against the ta
 - ``Run.log_metrics`` (1,000 keys per call, 100,000 rows) against ``executemany`` in transactions of
   the same size.
 - ``mnb.runs()`` over 1,000 and 10,000 runs with 10 params and 10 metrics each.
+- ``mnb.runs()`` over 1,000 and 100,000 runs (stores built once and cached, see
+  ``benchmarks/cached_stores.py``), each tree (this one and ``--baseline-tree``, default /work/main)
+  in a fresh process of its own: wall and CPU time, the peak resident memory of the process and
+  what it held before the call (Python, pandas); and MLflow's ``search_runs`` over
+  ``--mlflow-runs`` runs (10,000 by default: MLflow's client writes about 50 runs a second here,
+  so 100,000 would take over half an hour; its store is cached too).
 - ``import mlops_nb`` over a bare interpreter start, and which heavy modules it pulls in.
 - Bytes on disk per metric row after a WAL checkpoint.
 
@@ -31,6 +37,8 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 HEAVY_MODULES = ("pandas", "sklearn", "IPython", "ipywidgets")
 BUSY_TIMEOUT_S = 30.0  # the store's own (mlops_nb.store.BUSY_TIMEOUT_S), asserted below
@@ -301,7 +309,7 @@ def bench_runs(folder: Path, args, mlflow_side) -> None:
     import mlops_nb as mnb
     from mlops_nb.store import open_store
 
-    cases = [(1000, args.metric_steps, 30.0), (10000, args.metric_steps, 200.0)]
+    cases = [(1000, args.metric_steps, 20.0), (10000, args.metric_steps, 200.0)]
     if args.history_steps:
         cases.append((1000, args.history_steps, None))
     for n_runs, steps, target_ms in cases:
@@ -341,6 +349,102 @@ def bench_runs(folder: Path, args, mlflow_side) -> None:
         record("  same, CPU time of the calling thread", "ms", statistics.median(cpu), None)
         record("  same, where=\"metrics.f1 > 0.8 and params.model = 'rf'\"", "ms", statistics.median(filtered),
                None)
+
+
+# -- 3b. the runs table at 100,000 runs, each tree in a process of its own ------------------------
+
+_CHILD = """
+import gc, json, resource, statistics, sys, time
+import pandas
+import mlops_nb as mnb
+path, repeats = sys.argv[1], int(sys.argv[2])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+frame = mnb.runs(store=path)
+walls, cpus = [], []
+for _ in range(repeats):
+    gc.collect()
+    t0, c0 = time.perf_counter(), time.process_time()
+    frame = mnb.runs(store=path)
+    walls.append((time.perf_counter() - t0) * 1000)
+    cpus.append((time.process_time() - c0) * 1000)
+print(json.dumps({"wall": statistics.median(walls), "cpu": statistics.median(cpus), "rows": len(frame),
+                  "columns": frame.shape[1], "before_mb": before,
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _runs_in_tree(tree: str, path: Path, repeats: int) -> dict | None:
+    import json
+
+    env = {**os.environ, "PYTHONPATH": tree}
+    env.pop("MLOPS_NB_STORE", None)
+    done = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(repeats)], env=env, capture_output=True,
+                          text=True)
+    if done.returncode:
+        log(f"runs() with {tree} failed: {done.stderr.strip().splitlines()[-1:]}")
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _build_tracking_store(path: Path, n_runs: int) -> None:
+    from mlops_nb.store import open_store
+
+    populate(open_store(path, create=True), n_runs, 1)
+
+
+def _mlflow_search_ms(args) -> tuple[float | None, int]:
+    """MLflow's search_runs over ``--mlflow-runs`` runs in a cached SQLite store (built once)."""
+    if args.skip_mlflow or not args.mlflow_runs:
+        return None, 0
+    from cached_stores import cache_dir
+
+    n_runs = args.mlflow_runs
+    path = cache_dir() / f"mlflow-{n_runs}.db"
+    if not path.exists():
+        log(f"MLflow: building a store of {n_runs:,} runs (once; cached as {path})")
+        partial = path.with_name(f"{path.stem}.{os.getpid()}.partial")
+        partial.mkdir(exist_ok=True)
+        side = MLflowSide(partial)
+        populate_mlflow(side, n_runs)
+        os.replace(side.path, path)
+    side = MLflowSide(path.parent)
+    side.mlflow.set_tracking_uri(f"sqlite:///{path}")
+    experiment = side.client.get_experiment_by_name(f"runs_{n_runs}")
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        found = side.mlflow.search_runs([experiment.experiment_id], max_results=n_runs)
+        times.append((time.perf_counter() - t0) * 1000)
+    assert len(found) == n_runs, len(found)
+    return statistics.median(times), n_runs
+
+
+def bench_runs_large(args) -> None:
+    from cached_stores import cached_store
+
+    here = str(Path(__file__).resolve().parents[1])
+    mlflow_ms, mlflow_runs = _mlflow_search_ms(args)
+    for n_runs, target_ms, repeats in ((1000, 20.0, 15), (100_000, 1000.0, 3)):
+        path = cached_store("tracking", n_runs, _build_tracking_store, log=log)
+        ours = _runs_in_tree(here, path, repeats)
+        base = _runs_in_tree(args.baseline_tree, path, repeats) if args.baseline_tree else None
+        if ours is None:
+            continue
+        assert ours["rows"] == n_runs and ours["columns"] == 28, ours
+        label = f"mnb.runs(), {n_runs:,} runs, fresh process"
+        mlflow = mlflow_ms if n_runs == 100_000 else None
+        record(label, "ms", ours["wall"], base and base["wall"], target_text=f"<= {target_ms:.0f} ms",
+               target=lambda v, r, t=target_ms: v <= t, mlflow=mlflow)
+        record("  same, CPU time (the machine is shared)", "ms", ours["cpu"], base and base["cpu"],
+               target_text=f"<= {target_ms:.0f} ms", target=lambda v, r, t=target_ms: v <= t)
+        if n_runs == 100_000:
+            record("  peak resident memory of the process", "MB", ours["peak_mb"], base and base["peak_mb"],
+                   target_text="<= 300 MB", target=lambda v, r: v <= 300)
+            record("  of which held before the call (python, pandas)", "MB", ours["before_mb"],
+                   base and base["before_mb"])
+    if mlflow_ms is not None:
+        print(f"MLflow column of the 100,000-run line: search_runs over {mlflow_runs:,} runs (its store is "
+              f"cached; building 100,000 through its client takes over half an hour)")
 
 
 # -- 4. import time -------------------------------------------------------------------------------
@@ -450,6 +554,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--import-repeats", type=int, default=10, help="interpreters per import measure")
     parser.add_argument("--disk-rows", type=int, default=200_000, help="bytes per row: rows logged")
     parser.add_argument("--skip-mlflow", action="store_true", help="leave out the MLflow columns")
+    parser.add_argument("--mlflow-runs", type=int, default=10_000, help="MLflow runs for search_runs (0: skip)")
+    parser.add_argument("--baseline-tree", default="/work/main", help="tree to compare runs() at 100k with")
+    parser.add_argument("--only-large", action="store_true", help="only the cached 1,000/100,000-run figures")
     parser.add_argument("--mlflow-calls", type=int, default=300, help="MLflow log_metric calls")
     parser.add_argument("--mlflow-bulk-rows", type=int, default=10_000, help="MLflow log_batch rows")
     parser.add_argument("--mlflow-disk-rows", type=int, default=20_000, help="MLflow rows for bytes per row")
@@ -471,12 +578,15 @@ def main(argv: list[str] | None = None) -> int:
                 mlflow_side.new_run("warmup")
             except ImportError:
                 log("MLflow is not installed: its columns stay empty")
-        bench_log_metric(folder, args, mlflow_side)
-        bench_log_metrics(folder, args, mlflow_side)
-        bench_runs(folder, args, mlflow_side)
-        bench_disk(folder, args, mlflow_side)
+        if not args.only_large:
+            bench_log_metric(folder, args, mlflow_side)
+            bench_log_metrics(folder, args, mlflow_side)
+            bench_runs(folder, args, mlflow_side)
+            bench_disk(folder, args, mlflow_side)
         mlops_nb.store.close_all()
-        bench_import(args, with_mlflow=mlflow_side is not None)
+        bench_runs_large(args)
+        if not args.only_large:
+            bench_import(args, with_mlflow=mlflow_side is not None)
         fs = subprocess.run(["df", "-T", str(folder)], capture_output=True, text=True).stdout.splitlines()[-1:]
     load = os.getloadavg()
     print(f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, {os.cpu_count()} CPUs, "

@@ -471,3 +471,27 @@ def test_runs_reads_ended_runs_from_their_packed_row_exactly_as_from_the_tables(
         assert conn.execute("SELECT count(*) FROM run_summaries").fetchone()[0] == 2
         conn.execute("DELETE FROM run_summaries")
     pd.testing.assert_frame_equal(mnb.runs(store=path), packed)
+
+
+def test_runs_page_past_the_middle_is_the_same_slice_of_the_one_order(tmp_path):
+    """The sidebar's deep pages are read from the other end of the order (so the last page of
+    100,000 runs costs what the first does); every page must still be that slice of the one order,
+    runs without the value last, ties by id, whichever the sort and direction."""
+    import mlops_nb as mnb
+    from mlops_nb.store import open_store
+
+    path = tmp_path / "mlops.db"
+    for i in range(23):
+        run = mnb.start("p", name=f"r{i:02d}", store=path)
+        if i % 4:
+            run.log_metric("f1", (i % 5) / 10)  # ties, and a quarter of the runs without the metric
+        run.end()
+    store = open_store(path, readonly=True)
+    for sort in ("run_id", "metrics.f1", "name"):
+        for descending in (True, False):
+            whole = [r["run_id"] for r in store.runs_page("p", sort=sort, descending=descending, limit=100)["runs"]]
+            assert len(whole) == 23
+            for limit in (5, 7):
+                for offset in range(0, 25, 3):
+                    page = store.runs_page("p", sort=sort, descending=descending, limit=limit, offset=offset)
+                    assert [r["run_id"] for r in page["runs"]] == whole[offset:offset + limit], (sort, offset)

@@ -340,7 +340,8 @@ def m007_run_summaries(db) -> None:
     ``runs()`` reads one row per run from here instead of one row per value (two million rows for
     100,000 runs of 10 params and 10 metrics); the writer packs a run when it ends and re-packs it
     when its params or tags change afterwards. Existing ended runs are packed here, a few thousand
-    runs at a time.
+    runs at a time. ``runs_by_project`` (project, id) serves the sidebar's pages in id order
+    without sorting the whole project.
     """
     from mlops_nb.store.summaries import pack
 
@@ -348,6 +349,7 @@ def m007_run_summaries(db) -> None:
         "CREATE TABLE run_summaries (run_id INTEGER PRIMARY KEY REFERENCES runs(id), keys TEXT NOT NULL,"
         " texts TEXT NOT NULL, metrics BLOB NOT NULL)"
     )
+    db.execute("CREATE INDEX runs_by_project ON runs(project_id, id)")
     ended = [row[0] for row in db.execute("SELECT id FROM runs WHERE status != 'running' ORDER BY id").fetchall()]
     for start in range(0, len(ended), 5000):
         chunk = ended[start:start + 5000]

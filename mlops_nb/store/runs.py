@@ -99,22 +99,40 @@ class RunReads:
             condition, where_args = self.compile_where(where, project)
             scope, args = f"{scope} AND ({condition})", [*args, *where_args]
         namespace, dot, key = sort.partition(".")
+        join, join_args = "", []
         if not dot and sort in BASE_SQL:
             order, order_args = BASE_SQL[sort], []
-        elif dot and namespace in NAMESPACE_SQL and key in self.known_keys(project)[namespace]:
-            order, order_args = NAMESPACE_SQL[namespace], [key]
+        elif dot and namespace == "metrics" and where_sql.key_exists(self.conn, namespace, key, project):
+            # One join with the settled values instead of a subquery per run (100,000 of them).
+            join, join_args = ("LEFT JOIN ended_metrics AS sort_em ON sort_em.run_id = runs.id AND sort_em.key = ?",
+                               [key])
+            order = ("coalesce(sort_em.value, CASE WHEN runs.status = 'running' THEN (SELECT value FROM metrics"
+                     " WHERE metrics.run_id = runs.id AND metrics.key = ? ORDER BY metrics.rowid DESC LIMIT 1) END)")
+            order_args = [key]
+        elif dot and namespace in NAMESPACE_SQL and where_sql.key_exists(self.conn, namespace, key, project):
+            order = NAMESPACE_SQL[namespace]
+            order_args = [key] * order.count("?")
         else:
             keys = [f"{ns}.{k}" for ns, ks in self.known_keys(project).items() for k in ks]
             raise FilterError(f"cannot sort by {sort!r}; sort by one of: {', '.join([*BASE_SQL, *keys])}")
-        direction = "DESC" if descending else "ASC"
         base = f"FROM runs JOIN projects ON projects.id = runs.project_id {scope}"
         total = self.conn.execute(f"SELECT count(*) {base}", args).fetchone()[0]
+        # A page past the middle is read from the other end (the order is total: ties go by id), so
+        # the last page costs what the first does instead of stepping over every run before it.
+        flip = offset > 0 and offset + limit // 2 > total // 2
+        if flip:
+            offset, limit = max(0, total - offset - limit), min(limit, max(0, total - offset))
+        direction = "DESC" if descending != flip else "ASC"
+        nulls = "DESC" if flip else "ASC"
         runs = self.rows(
             "SELECT runs.id AS run_id, runs.name, runs.kind, runs.status, runs.start_time, runs.end_time,"
-            f" runs.end_time - runs.start_time AS duration, runs.parent_id {base}"
-            f" ORDER BY {order} IS NULL, {order} {direction}, runs.id {direction} LIMIT ? OFFSET ?",
-            [*args, *order_args, *order_args, limit, offset],
+            " runs.end_time - runs.start_time AS duration, runs.parent_id"
+            f" FROM runs JOIN projects ON projects.id = runs.project_id {join} {scope}"
+            f" ORDER BY {order} IS NULL {nulls}, {order} {direction}, runs.id {direction} LIMIT ? OFFSET ?",
+            [*join_args, *args, *order_args, *order_args, limit, offset],
         )
+        if flip:
+            runs.reverse()
         ids = [run["run_id"] for run in runs]
         marks = ", ".join("?" for _ in ids)
         metrics: dict[int, dict[str, float | None]] = {i: {} for i in ids}

@@ -20,11 +20,13 @@ BASE_SQL = {
     "end_time": "runs.end_time",
     "duration": "(runs.end_time - runs.start_time)",
 }
-#: The SQL of ``<namespace>.<key>`` for a run; the key is the one ``?``.
+#: The SQL of ``<namespace>.<key>`` for a run; every ``?`` is the key. An ended run's latest metric
+#: is one primary-key probe of ``ended_metrics``; only running runs look through their metric rows.
 NAMESPACE_SQL = {
     "params": "(SELECT value FROM params WHERE params.run_id = runs.id AND params.key = ?)",
-    "metrics": "(SELECT value FROM metrics WHERE metrics.run_id = runs.id AND metrics.key = ?"
-               " ORDER BY metrics.rowid DESC LIMIT 1)",
+    "metrics": "(CASE WHEN runs.status = 'running' THEN (SELECT value FROM metrics WHERE metrics.run_id = runs.id"
+               " AND metrics.key = ? ORDER BY metrics.rowid DESC LIMIT 1) ELSE (SELECT value FROM ended_metrics"
+               " WHERE ended_metrics.run_id = runs.id AND ended_metrics.key = ?) END)",
     "tags": "(SELECT value FROM tags WHERE tags.run_id = runs.id AND tags.key = ?)",
 }
 _OPS = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">=", "like": "LIKE"}
@@ -102,7 +104,7 @@ def compile_tree(node: Any, args: list) -> str:
         sql = BASE_SQL[column.key]
     else:
         sql = NAMESPACE_SQL[column.namespace]
-        args.append(column.key)
+        args.extend([column.key] * sql.count("?"))
     if node.op == "in":
         values = [_literal(column, v) for v in node.value]
         args.extend(values)
