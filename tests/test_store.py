@@ -495,3 +495,21 @@ def test_runs_page_past_the_middle_is_the_same_slice_of_the_one_order(tmp_path):
                 for offset in range(0, 25, 3):
                     page = store.runs_page("p", sort=sort, descending=descending, limit=limit, offset=offset)
                     assert [r["run_id"] for r in page["runs"]] == whole[offset:offset + limit], (sort, offset)
+
+
+def test_a_remembered_runs_page_total_follows_every_write(tmp_path):
+    """runs_page remembers a filter's total until the store changes: a run written by another
+    connection, or by the reading one, must show in the next total."""
+    import mlops_nb as mnb
+    from mlops_nb.store import open_store
+
+    path = tmp_path / "mlops.db"
+    mnb.start("p", store=path).end()
+    reader = open_store(path, readonly=True)
+    assert reader.runs_page("p", where="status = 'finished'")["total"] == 1
+    mnb.start("p", store=path).end()  # the writing connection, another than the reader's
+    assert reader.runs_page("p", where="status = 'finished'")["total"] == 2
+    writer = open_store(path)
+    assert writer.runs_page("p", where="status = 'finished'")["total"] == 2
+    mnb.start("p", store=path).end()  # this very connection writes
+    assert writer.runs_page("p", where="status = 'finished'")["total"] == 3
