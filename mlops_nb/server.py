@@ -195,7 +195,7 @@ class RunsHandler(_Handler):
         where = self.get_query_argument("where", "").strip() or None
         _, path = self.store_path()
         opened = self.open_store(path)
-        if opened is None or project not in {p["project"] for p in opened.projects()}:
+        if opened is None or not opened.has_project(project):
             raise ApiError(404, f"no project {project!r} in the store; the projects are listed at {API_ROOT}/projects")
         try:
             page = opened.runs_page(project, where=where, sort=sort, descending=order == "desc",

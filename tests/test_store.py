@@ -391,7 +391,7 @@ def every_public_read(store, run_id: int) -> dict[str, object]:
         "data_fingerprints": ([run_id],), "child_runs": (run_id,), "artifact": (1,), "model_versions": (),
         "model_version": ("churn-rf", 1), "aliases": ("churn-rf",), "alias_history": ("churn-rf",),
         "deployments": ("churn-rf",), "manifests": ("/pkg", "v0001"), "drift": (run_id + 1,),
-        "artifact_path": ("mlops-artifacts/x",),
+        "artifact_path": ("mlops-artifacts/x",), "has_project": ("churn",),
     }
     public = {name for name in dir(store) if not name.startswith("_") and inspect.ismethod(getattr(store, name))}
     assert public - {"close"} == set(calls), "a new read of Store: add it here, so it is checked too"
@@ -513,3 +513,8 @@ def test_a_remembered_runs_page_total_follows_every_write(tmp_path):
     assert writer.runs_page("p", where="status = 'finished'")["total"] == 2
     mnb.start("p", store=path).end()  # this very connection writes
     assert writer.runs_page("p", where="status = 'finished'")["total"] == 3
+    assert reader.known_keys("p")["metrics"] == []
+    run = mnb.start("p", store=path)
+    run.log_metric("f1", 0.5)  # a key the remembered list has not seen
+    assert reader.known_keys("p")["metrics"] == ["f1"] and writer.known_keys("p")["metrics"] == ["f1"]
+    run.end()
