@@ -49,12 +49,14 @@ def known_keys(conn: sqlite3.Connection, project: str | None = None) -> dict[str
 
 
 def key_exists(conn: sqlite3.Connection, namespace: str, key: str, project: str | None = None) -> bool:
-    """Whether a run (of ``project``) has ``key`` in ``namespace``: index probes that stop at the
-    first hit, where :func:`known_keys` reads every row (180 ms on a million metric rows)."""
+    """Whether a run (of ``project``) has ``key`` in ``namespace``: runs are visited newest first
+    and each is one index probe, stopping at the first that has it (a key in use is found at once;
+    :func:`known_keys` reads every row, 180 ms on a million metric rows)."""
     scope, args = project_scope(project)
     return bool(conn.execute(
-        f"SELECT EXISTS (SELECT 1 FROM {namespace} WHERE key = ? AND run_id IN (SELECT runs.id FROM runs"
-        f" JOIN projects ON projects.id = runs.project_id {scope}))", [key, *args]).fetchone()[0])
+        f"SELECT EXISTS (SELECT 1 FROM runs JOIN projects ON projects.id = runs.project_id {scope}"
+        f" {'AND' if scope else 'WHERE'} EXISTS (SELECT 1 FROM {namespace} WHERE {namespace}.run_id = runs.id"
+        f" AND {namespace}.key = ?) ORDER BY runs.id DESC)", [*args, key]).fetchone()[0])
 
 
 def compile_where(
