@@ -399,16 +399,14 @@ def _mlflow_search_ms(args) -> tuple[float | None, int]:
     from cached_stores import cache_dir
 
     n_runs = args.mlflow_runs
-    path = cache_dir() / f"mlflow-{n_runs}.db"
-    if not path.exists():
-        log(f"MLflow: building a store of {n_runs:,} runs (once; cached as {path})")
-        partial = path.with_name(f"{path.stem}.{os.getpid()}.partial")
+    folder = cache_dir() / f"mlflow-{n_runs}"
+    if not (folder / "mlflow.db").exists():
+        log(f"MLflow: building a store of {n_runs:,} runs (once; cached in {folder})")
+        partial = folder.with_name(f"{folder.name}.{os.getpid()}.partial")
         partial.mkdir(exist_ok=True)
-        side = MLflowSide(partial)
-        populate_mlflow(side, n_runs)
-        os.replace(side.path, path)
-    side = MLflowSide(path.parent)
-    side.mlflow.set_tracking_uri(f"sqlite:///{path}")
+        populate_mlflow(MLflowSide(partial), n_runs)
+        os.replace(partial, folder)
+    side = MLflowSide(folder)
     experiment = side.client.get_experiment_by_name(f"runs_{n_runs}")
     times = []
     for _ in range(3):

@@ -31,7 +31,7 @@ from mlops_nb.notebook.widgets._render import (
     table,
     unified_diff_html,
 )
-from mlops_nb.notebook.widgets.runs_table import LABELS, namespace
+from mlops_nb.notebook.widgets.runs_table import LABELS, MAX_SCATTER_POINTS, namespace
 from mlops_nb.stages import STAGES
 
 WIDTHS = {"name": 150, "project": 100, "kind": 84, "status": 90, "start_time": 104, "duration": 72, "stages": 140,
@@ -42,7 +42,6 @@ HEADER_COLOURS = {None: "#eaeef2", "metrics": "#ddf4ff", "params": "#fff8c5", "t
 #: The background of a ticked row.
 SELECTED_BACKGROUND = "#ddf4ff"
 #: More points than this in the scatter are thinned (every n-th run, plus the ticked ones).
-MAX_SCATTER_POINTS = 2000
 CHECK_WIDTH = 30
 HINT = (f'<div style="{FONT}font-size:11px;color:{MUTED};margin:2px 0 0 2px">Click a header to sort (again to '
         "reverse). Tick two or more runs to compare them. ★ marks the registry's champion.</div>")
@@ -308,12 +307,14 @@ def scatter_svg(points: Mapping[str, Any], selected: Sequence[int], names: Mappi
     if not param or not metric:
         return placeholder("log params and metrics to draw one against the other")
     chosen = points["points"]
+    total, step = points.get("total", len(chosen)), points.get("step", 1)
     note = ""
-    if len(chosen) > MAX_SCATTER_POINTS:
+    if step == 1 and len(chosen) > MAX_SCATTER_POINTS:  # points not thinned by the table yet
         step = math.ceil(len(chosen) / MAX_SCATTER_POINTS)
         ticked = set(selected)
         chosen = [p for i, p in enumerate(chosen) if i % step == 0 or p[0] in ticked]
-        note = f"every {step}th of {len(points['points']):,} runs"
+    if step > 1:
+        note = f"every {step}th of {total:,} runs"
     colour = {r: i for i, r in enumerate(selected)}
     drawn = [(x, y, names.get(r, str(r)), colour.get(r)) for r, x, y in chosen]
     return scatter_chart(drawn, title=f"{metric} against {param}", x_title=param, y_title=metric, note=note)
