@@ -354,10 +354,14 @@ def bench_runs(folder: Path, args, mlflow_side) -> None:
 # -- 3b. the runs table at 100,000 runs, each tree in a process of its own ------------------------
 
 _CHILD = """
-import gc, json, resource, statistics, sys, time
+import gc, json, os, resource, shutil, statistics, sys, tempfile, time
 import pandas
 import mlops_nb as mnb
-path, repeats = sys.argv[1], int(sys.argv[2])
+source, repeats = sys.argv[1], int(sys.argv[2])
+# A copy: another tree may migrate the store to its own schema when it opens it for writing.
+folder = tempfile.mkdtemp(prefix="bench-runs-")
+path = os.path.join(folder, "mlops.db")
+shutil.copyfile(source, path)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 frame = mnb.runs(store=path)
 walls, cpus = [], []
@@ -370,6 +374,8 @@ for _ in range(repeats):
 print(json.dumps({"wall": statistics.median(walls), "cpu": statistics.median(cpus), "rows": len(frame),
                   "columns": frame.shape[1], "before_mb": before,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+mnb.store.close_all() if hasattr(mnb, "store") else None
+shutil.rmtree(folder, ignore_errors=True)
 """
 
 
