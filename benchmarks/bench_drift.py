@@ -18,6 +18,9 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 TARGETS = {20: 0.5, 100: 2.5}
 ROWS = 1_000_000
@@ -25,12 +28,12 @@ ROWS = 1_000_000
 
 def measure(cols: int, rows: int, repeats: int) -> dict:
     """dataset_drift on a ``rows`` x ``cols`` frame, in this process; medians in seconds."""
-    import resource
     import statistics
     import time
 
     import numpy as np
     import pandas as pd
+    from cached_stores import peak_rss_mb
 
     from mlops_nb.drift import dataset_drift, reference_profile
 
@@ -50,7 +53,7 @@ def measure(cols: int, rows: int, repeats: int) -> dict:
         started = time.perf_counter()
         dataset_drift(profile, fresh)
         times.append(time.perf_counter() - started)
-    return {"seconds": statistics.median(times), "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"seconds": statistics.median(times), "peak_mb": peak_rss_mb()}
 
 
 def in_tree(tree: str, cols: int, rows: int, repeats: int) -> dict | None:

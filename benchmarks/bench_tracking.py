@@ -354,7 +354,13 @@ def bench_runs(folder: Path, args, mlflow_side) -> None:
 # -- 3b. the runs table at 100,000 runs, each tree in a process of its own ------------------------
 
 _CHILD = """
-import gc, json, os, resource, shutil, statistics, sys, tempfile, time
+import gc, json, os, shutil, statistics, sys, tempfile, time
+
+def peak_mb():
+    # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over from the parent across exec
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+
 import pandas
 import mlops_nb as mnb
 source, repeats = sys.argv[1], int(sys.argv[2])
@@ -362,7 +368,7 @@ source, repeats = sys.argv[1], int(sys.argv[2])
 folder = tempfile.mkdtemp(prefix="bench-runs-")
 path = os.path.join(folder, "mlops.db")
 shutil.copyfile(source, path)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+before = peak_mb()
 frame = mnb.runs(store=path)
 walls, cpus = [], []
 for _ in range(repeats):
@@ -373,7 +379,7 @@ for _ in range(repeats):
     cpus.append((time.process_time() - c0) * 1000)
 print(json.dumps({"wall": statistics.median(walls), "cpu": statistics.median(cpus), "rows": len(frame),
                   "columns": frame.shape[1], "before_mb": before,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_mb": peak_mb()}))
 mnb.store.close_all() if hasattr(mnb, "store") else None
 shutil.rmtree(folder, ignore_errors=True)
 """

@@ -10,7 +10,6 @@ no half store behind.
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -50,8 +49,10 @@ def cached_store(name: str, n_runs: int, build: Callable[[Path, int], None], *, 
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident memory so far, in MB: ``VmHWM`` (getrusage's ``ru_maxrss``
+    carries the parent's peak over across exec on Linux, so a child would report its parent's)."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
 
 
 def in_child(code: str, pythonpath: str | None = None) -> str:
