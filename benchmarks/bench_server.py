@@ -138,8 +138,14 @@ def main() -> None:
             base = f"http://127.0.0.1:{port}/mlops-nb/api/projects/churn/runs"
             urls = {name: f"{base}?{urllib.parse.urlencode(params)}" for name, params in scenarios(args.runs).items()}
             headers = {"Authorization": f"token {token}"}
-            for url in urls.values():  # warm-up: open the store, fill SQLite's page cache
+            # The first request of each scenario, timed on its own: it computes what the next ones
+            # reuse while the store does not change (an order, a filter's total, the metric keys).
+            urllib.request.urlopen(urllib.request.Request(f"{base}?limit=1", headers=headers)).read()  # open
+            first: dict[str, float] = {}
+            for name, url in urls.items():
+                started = time.perf_counter()
                 urllib.request.urlopen(urllib.request.Request(url, headers=headers)).read()
+                first[name] = (time.perf_counter() - started) * 1000
             round_trips: dict[str, list[float]] = {name: [] for name in urls}
             logged_before = len(_LOGGED.findall(log.read_text()))
             order = list(urls)
@@ -158,7 +164,7 @@ def main() -> None:
             process.wait(timeout=30)
 
     print(f"\nruns route, {args.runs:,} runs in the project, {args.repeat} requests per scenario (ms)")
-    print(f"{'scenario':<52} {'server median':>13} {'p95':>7} {'round trip':>11} {'target':>7}")
+    print(f"{'scenario':<52} {'server median':>13} {'p95':>7} {'round trip':>11} {'target':>7} {'first request':>14}")
     worst = 0.0
     for name in urls:
         served = server_times[name]
@@ -166,9 +172,11 @@ def main() -> None:
         worst = max(worst, p95)
         verdict = "PASS" if p95 <= TARGET_MS else "MISS"
         print(f"{name:<52} {median:>13.1f} {p95:>7.1f} {statistics.median(round_trips[name]):>11.1f} "
-              f"{verdict:>7}")
+              f"{verdict:>7} {first[name]:>14.1f}")
     verdict = "PASS" if worst <= TARGET_MS else "MISS"
     print(f"\nworst p95 {worst:.1f} ms against the {TARGET_MS:.0f} ms target: {verdict}")
+    print("first request: the round trip of the first request of each scenario after the store was opened "
+          "(not in the median: it computes the order, the total and the keys that later requests reuse)")
 
 
 def _p95(values: list[float]) -> float:
