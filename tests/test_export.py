@@ -102,7 +102,7 @@ def test_export_writes_every_file_with_checksums_and_says_when_it_runs(deployed)
     assert json.loads((pkg / "settings.json").read_text())["on_drift"] == "hold"
     listed = verify(pkg)["files"]
     expected = {"model.skops", "pipeline.json", "schema.json", "reference/profile.json", SAMPLE,
-                "metrics.json", "requirements.txt", "input_example.json", "retrain.py", "crontab.txt",
+                "metrics.json", "requirements.txt", "input_example.json", "retrain.py", "features.py", "crontab.txt",
                 "airflow_dag.py", "cronjob.yaml"}
     assert set(listed) == expected
     version = pkg / "versions" / "v0001"

@@ -9,15 +9,19 @@ holds (package format 1, DESIGN.md section 4)::
     MANIFEST.json          format, run and model ids, created, SHA-256 and size of every other file
     model.skops            the fitted model (load it with mlops_nb.load_model: checksums, allow-list)
     pipeline.json          class path and JSON-safe params, nested for pipelines (model.rebuild_estimator)
-    schema.json            what fresh data must look like (the data stage's frames), the target, and
-                           the model's own input columns (dtypes, nullability, category domains)
+    schema.json            what fresh data must look like (the data stage's frames), the target, the raw
+                           rows predict takes ("raw": the data stage's columns without the target) and
+                           the model's own input columns ("input": dtypes, nullability, category domains)
     reference/profile.json mlops_nb.drift.reference_profile of the training table, and under "scores"
                            the profile of the model's scores on its training input (prediction drift)
     reference/sample.*     mlops_nb.drift.reference_sample: at most 10,000 training rows (Parquet when
                            pyarrow is installed, else CSV)
     metrics.json           the run's metrics, requirement and gate
     requirements.txt       exact pins of the installed libraries the model needs
-    input_example.json     a few rows of model input (pandas "split" orientation)
+    input_example.json     a few rows as the data stage produced them, without the target (pandas "split"
+                           orientation); rows of model input when there is no features.py
+    features.py            the row-wise lines of the features and selection cells as ``model_input(rows)``:
+                           raw rows -> the model's input (mlops_nb.deploy.rowwise proves it at export)
     retrain.py             the data, features and selection cells as plain functions, then a call
                            into the retraining command (mlops_nb.deploy.runtime.main); export runs it
                            once in a subprocess from the notebook's folder (mlops_nb.deploy.materialize)
@@ -58,6 +62,7 @@ from typing import Any
 from mlops_nb.capture import json_safe
 from mlops_nb.deploy.layout import (
     CURRENT,
+    FEATURES_FILE,
     FORMAT_VERSION,
     MANIFEST,
     MODEL_FILE,
@@ -86,6 +91,7 @@ from mlops_nb.deploy.schedule import (
 )
 from mlops_nb.deploy.script.plan import plan_script
 from mlops_nb.deploy.script.render import render_script
+from mlops_nb.deploy.script.rowwise import rowwise_request
 from mlops_nb.deploy.settings import keep_versions, write_default_settings
 from mlops_nb.deploy.trust import seal_and_record
 from mlops_nb.errors import ExportError, PackageLocked
@@ -204,9 +210,16 @@ def export_package(
         "created": started,
     }
     script = render_script(plan, header)
-    built = materialize(script, plan, model, model_bytes, captures, workdir)
+    built = materialize(script, plan, model, model_bytes, captures, workdir,
+                        rowwise=rowwise_request(plan, model, header) if model is not None else None)
+    if built.rowwise_error and force is None:
+        raise ExportError(f"export of {chosen} refused: {built.rowwise_error} (or export with --force \"REASON\" "
+                          f"to ship a package that predicts from the model's input only)")
 
     warnings = [*plan.warnings, *built.warnings, *_integrity_notes(events)]
+    if built.rowwise_error:
+        refused = [*refused, f"not row-wise: {built.rowwise_error}"]
+        warnings.append(f"no features.py: {built.rowwise_error}")
     if data_source and "://" not in data_source and not _matches(data_source):
         warnings.append(f"nothing matches {data_source} yet; retraining exits 66 until data arrives there")
     store_path = str(opened.path)
@@ -222,6 +235,7 @@ def export_package(
                                              ).encode(),
         "input_example.json": built.input_example.encode(),
         SCRIPT_FILE: script.encode(),
+        **({FEATURES_FILE: built.features.encode()} if built.features else {}),
         "crontab.txt": crontab_text(schedule, line, chosen.name, target).encode(),
     }
     if airflow:
