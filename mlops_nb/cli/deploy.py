@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -61,38 +62,48 @@ def export_command(ctx: click.Context, name: str, to: str, version: str | None, 
     click.echo(str(result).removeprefix("mlops: "))
 
 
-@main.command(short_help="Predict with a package's model; the input is checked against its schema.")
+@main.command(short_help="Predict with a package's model: raw rows or model input, checked against its schema.")
 @click.argument("package_dir", metavar="PACKAGE", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--output", "-o", metavar="OUT", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the predictions to OUT (CSV). Default: standard output.")
+              help="Write the predictions to OUT (.csv, .json records or .parquet). Default: CSV on standard output.")
+@click.option("--input", "input_kind", type=click.Choice(["auto", "raw", "model"]), default="auto", show_default=True,
+              help="raw: rows as the notebook's data stage produced them (without the target), made into the "
+                   "model's input by the package's features.py; model: rows of the model's input; auto: told "
+                   "apart by the columns.")
 @click.option("--public-key", metavar="PATH", help="Accept only a package signed by this public key "
               "(default: $MLOPS_NB_PUBLIC_KEY).")
-def predict(package_dir: Path, input_path: Path, output: Path | None, public_key: str | None) -> None:
-    """Predict the rows of INPUT (CSV, Parquet or JSON) with the model of PACKAGE: a `prediction`
-    column, plus `probability_<class>` columns for classifiers. The package's checksums are verified
-    and its model loaded with mlops-nb's allow-list of types. Exit status 65 when INPUT does not match
-    the model's input schema (the message names each column) or cannot be read as a table, 66 when
-    INPUT is missing or empty, 78 when OUT lies inside a package or the package is malformed, 82 when
-    the package fails its checksums or needs an untrusted type.
+def predict(package_dir: Path, input_path: Path, output: Path | None, input_kind: str, public_key: str | None) -> None:
+    """Predict the rows of INPUT (CSV, Parquet, or JSON: records, {"columns", "data"} or MLflow's
+    dataframe_split / dataframe_records) with the model of PACKAGE: a `prediction` column, plus
+    `probability_<class>` columns for classifiers. INPUT holds raw rows (the columns of the
+    package's input_example.json) or rows of the model's input; text columns stay text ("1" is not
+    read as a number where the notebook had strings). The package is verified and its model loaded
+    with mlops-nb's allow-list of types. Exit status 65 when INPUT does not match the schema (the
+    message names each column) or cannot be read as a table, 66 when INPUT is missing or empty, 78
+    when OUT lies inside a package or the package is malformed, 82 when the package fails its
+    checksums or needs an untrusted type.
 
     \b
     Examples:
       mlops-nb predict deploy/churn new_customers.csv -o predictions.csv
+      mlops-nb predict deploy/churn deploy/churn/current/input_example.json
     """
     from mlops_nb.deploy.exits import EXIT_BAD_DATA, EXIT_INTEGRITY, EXIT_NO_DATA
+    from mlops_nb.deploy.layout import package_dir as version_dir
     from mlops_nb.deploy.model import load_model
     from mlops_nb.deploy.predict import check_output
-    from mlops_nb.deploy.predict import predict as predict_frame
-    from mlops_nb.deploy.sources import read_table
+    from mlops_nb.deploy.rows import read_rows
+    from mlops_nb.deploy.schema import read_schema
     from mlops_nb.errors import ChecksumError, DataNotFound, SchemaMismatch, UntrustedTypes
 
     if output is not None:
         check_output(output)  # before reading anything: never write inside a package (exit 78)
     try:
-        frame = read_table(input_path)
-        model = load_model(package_dir, public_key=public_key)  # verified before anything of it is loaded
-        predictions = predict_frame(package_dir, frame, model=model)
+        folder = version_dir(package_dir)  # one version throughout, even if a promotion moves `current`
+        model = load_model(folder, public_key=public_key)  # verified before anything of it is loaded
+        frame, kind = read_rows(input_path, read_schema(folder), input_kind)
+        predictions = _predict_in_chunks(folder, frame, model, kind)
     except SchemaMismatch as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(EXIT_BAD_DATA) from None
@@ -104,9 +115,38 @@ def predict(package_dir: Path, input_path: Path, output: Path | None, public_key
         raise SystemExit(EXIT_INTEGRITY) from None
     if output is None:
         click.echo(predictions.to_csv(index=False), nl=False)
+        return
+    suffix = output.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        predictions.to_parquet(output, index=False)
+    elif suffix == ".json":
+        predictions.to_json(output, orient="records")
     else:
         predictions.to_csv(output, index=False)
-        click.echo(f"{len(predictions)} predictions written to {output}", err=True)
+    click.echo(f"{len(predictions)} predictions written to {output} (input: {kind} rows)", err=True)
+
+
+#: Rows predicted at a time; a file of more than one chunk shows a progress bar at a terminal.
+PREDICT_CHUNK = 10_000
+
+
+def _predict_in_chunks(folder: Path, frame: Any, model: Any, kind: str) -> Any:
+    import sys
+
+    import pandas as pd
+    from tqdm import tqdm
+
+    from mlops_nb.deploy.predict import predict as predict_frame
+
+    starts = range(0, len(frame), PREDICT_CHUNK)
+    bar = tqdm(total=len(frame), unit="rows", file=sys.stderr, disable=len(starts) < 2 or not sys.stderr.isatty())
+    parts = []
+    with bar:
+        for start in starts:
+            chunk = frame.iloc[start:start + PREDICT_CHUNK]
+            parts.append(predict_frame(folder, chunk, model=model, input=kind))
+            bar.update(len(chunk))
+    return pd.concat(parts) if len(parts) > 1 else parts[0]
 
 
 @main.command(short_help="Accept a package file or settings.json you edited on purpose: re-sign and record.")

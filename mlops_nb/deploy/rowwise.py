@@ -78,9 +78,6 @@ def prove(request: dict[str, Any], frames: dict[str, Any], X: Any) -> tuple[str,
             got = got[features] if features else got
             pd.testing.assert_frame_equal(got, expected.loc[rows], check_exact=True)
         except Exception:
-            import os, traceback
-            if os.environ.get("DEBUG_ROWWISE"):
-                open("/tmp/rowwise-debug.txt", "a").write(traceback.format_exc() + repr(skipped) + "\n" + text)
             raise NotRowwise(_refusal(statements, skipped, request, _differing(got, expected.loc[rows]))) from None
     notes = [f"features.py leaves out {_where(statements[i])} (`{_first_line(statements[i])}`): the model's input "
              f"does not depend on it row by row" for i in sorted(skipped)]
