@@ -23,6 +23,7 @@ from mlops_nb.capture import fingerprint, json_safe
 from mlops_nb.deploy import rowwise
 from mlops_nb.deploy.layout import FORMAT_VERSION
 from mlops_nb.deploy.reference import reference_files
+from mlops_nb.deploy.rows import example_json
 from mlops_nb.deploy.schema import bound_table, columns
 from mlops_nb.deploy.script.load import load_script_file
 
@@ -67,14 +68,14 @@ def replay(folder: Path) -> dict[str, Any]:
     if X is not None:
         inputs = X[features] if features and set(features) <= set(map(str, X.columns)) else X
         schema["input"] = {"name": request["x_name"], "columns": columns(inputs)}
-        example = inputs.head(3).to_json(orient="split", index=False, date_format="iso")
+        example = example_json(inputs.head(3))
         if request.get("rowwise"):
             raw = rowwise.raw_rows(pristine, binding, target)
             schema["raw"] = {"columns": columns(raw)}
             try:
                 rows_text, notes = rowwise.prove(request["rowwise"], pristine, X)
                 warnings.extend(notes)
-                example = raw.loc[inputs.index[:3]].to_json(orient="split", index=False, date_format="iso")
+                example = example_json(raw.loc[inputs.index[:3]])
             except rowwise.NotRowwise as exc:
                 rowwise_error = str(exc)
     else:

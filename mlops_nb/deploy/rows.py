@@ -97,7 +97,7 @@ def _convert(pd: Any, values: Any, dtype: str, kind: str | None) -> Any:
             return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
 
         converted = values.astype(object).map(text)
-        return converted.astype(dtype) if dtype in ("string", "category") else converted
+        return converted.astype(dtype) if dtype in ("string", "category", "str") else converted
     if kind == "boolean" and values.dtype == object:
         mapping = {"true": True, "false": False, "1": True, "0": False}
         mapped = values.map(lambda v: mapping.get(str(v).strip().lower(), v) if isinstance(v, str) else v)
@@ -132,8 +132,7 @@ def read_rows(path: str | os.PathLike, schema: Mapping[str, Any], wanted: str = 
             header = pd.read_csv(path, sep=sep, nrows=0).columns
             kind = detect(header, schema, wanted)
             text = [c["name"] for c in schema_columns(schema, kind) if c.get("kind") in _TEXT_KINDS]
-            frame = pd.read_csv(path, sep=sep, dtype={c: str for c in text if c in header},
-                                float_precision="round_trip")
+            frame = pd.read_csv(path, sep=sep, dtype={c: str for c in text if c in header})
         elif name.endswith((".parquet", ".pq")):
             frame = pd.read_parquet(path)
             kind = detect(frame.columns, schema, wanted)
@@ -178,3 +177,13 @@ def json_frame(document: Any) -> pandas.DataFrame:
         return pd.DataFrame.from_records(document)
     raise BadData("the JSON holds no table of rows; give records such as [{\"a\": 1}, ...] or "
                   "{\"columns\": [...], \"data\": [[...]]}", [])
+
+
+def example_json(frame: pandas.DataFrame) -> str:
+    """``frame`` as input_example.json: ``{"columns", "data"}`` (pandas' ``split`` orientation) with
+    every float written in full (pandas' own writer rounds to 10 digits), missing values as null,
+    dates in ISO 8601."""
+    from mlops_nb.format import json_safe
+
+    return json.dumps({"columns": [str(c) for c in frame.columns],
+                       "data": json_safe(frame.astype(object).values.tolist())}, allow_nan=False)

@@ -153,7 +153,7 @@ def _first_difference(statements: list[dict], skipped: dict[int, str], base: dic
                 same(mine, whole, check_exact=True)
             except AssertionError:
                 # the target itself, missing in new rows: harmless unless a line the input needs uses it
-                return i, "target" if getattr(whole, "name", None) == target and whole.ndim == 1 else "differs"
+                return i, "target" if isinstance(whole, pd.Series) and whole.name == target else "differs"
     return None
 
 
