@@ -369,7 +369,9 @@ def test_schema_reference_and_pipeline_describe_the_training_data(deployed):
                                   ).verdict == "ok"
     pd.testing.assert_frame_equal(sample, data)  # fewer than 10,000 rows: all of them
     example = pd.read_json(current / "input_example.json", orient="split")
-    assert list(example.columns) == list(model.feature_names_in_) and len(example) == 3
+    # raw rows, as the data stage produced them without the target: what predict and serve take
+    assert list(example.columns) == [c["name"] for c in schema["raw"]["columns"]] and len(example) == 3
+    assert list(example.columns) == [c for c in data.columns if c != "target"]
 
     spec = json.loads((current / "pipeline.json").read_text())
     assert spec["rebuildable"] and spec["class"] == "sklearn.pipeline.Pipeline"

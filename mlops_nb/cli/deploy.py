@@ -93,13 +93,14 @@ def predict(package_dir: Path, input_path: Path, output: Path | None, input_kind
     from mlops_nb.deploy.layout import package_dir as version_dir
     from mlops_nb.deploy.model import load_model
     from mlops_nb.deploy.predict import check_output
-    from mlops_nb.deploy.rows import read_rows
+    from mlops_nb.deploy.rows import check_input_file, read_rows
     from mlops_nb.deploy.schema import read_schema
     from mlops_nb.errors import ChecksumError, DataNotFound, SchemaMismatch, UntrustedTypes
 
     if output is not None:
         check_output(output)  # before reading anything: never write inside a package (exit 78)
     try:
+        check_input_file(input_path)  # a missing input is said first (66), whatever the package
         folder = version_dir(package_dir)  # one version throughout, even if a promotion moves `current`
         model = load_model(folder, public_key=public_key)  # verified before anything of it is loaded
         frame, kind = read_rows(input_path, read_schema(folder), input_kind)

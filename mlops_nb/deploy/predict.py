@@ -96,9 +96,10 @@ def _call(estimator: Any, method: str, inputs: Any) -> Any:
 
 
 class PackageMethod:
-    """``predict`` or ``predict_proba`` of a model from :func:`load_model`: a DataFrame of raw rows
-    or of the model's input goes through the package's inference path (:func:`model_input`);
-    anything else (arrays, lists) goes to the estimator's own method unchanged."""
+    """``predict`` or ``predict_proba`` of a model from :func:`load_model`: a DataFrame with the
+    columns of raw rows or of the model's input goes through the package's inference path
+    (:func:`model_input`); anything else (arrays, lists, other frames) goes to the estimator's own
+    method unchanged."""
 
     def __init__(self, estimator: Any, folder: str, method: str) -> None:
         self.estimator, self.folder, self.method = estimator, folder, method
@@ -107,9 +108,18 @@ class PackageMethod:
         return getattr(type(self.estimator), self.method).__get__(self.estimator)(X, *args, **kwargs)
 
     def __call__(self, X: Any, *args: Any, **kwargs: Any) -> Any:
-        if hasattr(X, "columns") and hasattr(X, "iloc"):
+        if hasattr(X, "columns") and hasattr(X, "iloc") and self._fits(X):
             X = model_input(self.folder, X, verified=True)
         return self.original(X, *args, **kwargs)
+
+    def _fits(self, frame: Any) -> bool:
+        """Whether ``frame`` has the columns of raw rows or of the model's input; a frame that has
+        neither goes to the estimator as it always did (its own checks speak)."""
+        try:
+            detect(frame.columns, read_schema(self.folder))
+        except SchemaMismatch:
+            return False
+        return True
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return PackageMethod, (self.estimator, self.folder, self.method)

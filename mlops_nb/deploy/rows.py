@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlops_nb.errors import BadData, DataNotFound, SchemaMismatch
+from mlops_nb.errors import BadData, DataNotFound, PackageError, SchemaMismatch
 
 if TYPE_CHECKING:
     import pandas
@@ -50,19 +50,13 @@ def detect(columns: Sequence[Any], schema: Mapping[str, Any], wanted: str = "aut
         return "model" if not model_missing and set(model) - set(raw) else "raw"
     if not model_missing:
         return "model"
-    if not has_raw:
-        problems = [f"column {c!r} is missing" for c in model_missing]
-        raise SchemaMismatch(f"the input does not match the model's input columns: {'; '.join(problems)}", problems)
-    problems = [f"column {c!r} is missing" for c in raw_missing]
-    raise SchemaMismatch(
-        f"the input has neither the rows the notebook's data stage produced (missing {_names(raw_missing)}) nor the "
-        f"model's input (missing {_names(model_missing)}); send raw rows with every column of schema.json's \"raw\"",
-        problems)
-
-
-def _names(names: list[str]) -> str:
-    shown = ", ".join(repr(n) for n in names[:5])
-    return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    kind, missing = ("raw", raw_missing) if has_raw and len(raw_missing) <= len(model_missing) else (
+        "model", model_missing)
+    problems = [f"column {c!r} is missing" for c in missing]
+    what = ("raw rows (the data stage's columns without the target, as in input_example.json)" if kind == "raw"
+            else "the model's input")
+    raise SchemaMismatch(f"the input does not match the package's schema for {what}: {'; '.join(problems)}",
+                         problems)
 
 
 def coerce(frame: pandas.DataFrame, columns: Sequence[Mapping[str, Any]]) -> pandas.DataFrame:
@@ -112,42 +106,56 @@ def _convert(pd: Any, values: Any, dtype: str, kind: str | None) -> Any:
     return values
 
 
-def read_rows(path: str | os.PathLike, schema: Mapping[str, Any], wanted: str = "auto"
-              ) -> tuple[pandas.DataFrame, str]:
-    """The rows of ``path`` (CSV, TSV, Parquet, JSON records, JSON in pandas' or MLflow's ``split``
-    orientation, JSON lines) read with the dtypes of the rows they are (``raw`` or ``model``), and
-    which they are. :class:`DataNotFound` for a missing or empty file, :class:`BadData` for one
-    that is not a table."""
-    import pandas as pd
+_FORMATS = {".csv": "CSV", ".tsv": "CSV", ".parquet": "Parquet", ".pq": "Parquet", ".json": "JSON",
+            ".jsonl": "JSON lines", ".ndjson": "JSON lines"}
 
+
+def check_input_file(path: str | os.PathLike) -> str:
+    """The format of the file at ``path``: :class:`DataNotFound` (exit 66) when it is missing or
+    empty, :class:`PackageError` (78) when its name says no format predict reads."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise DataNotFound(f"no data at {path}: no such file")
+    ending = next((e for e in _FORMATS if path.lower().removesuffix(".gz").endswith(e)), None)
+    if ending is None:
+        raise PackageError(f"cannot read {path}: use .csv, .tsv, .parquet, .json or .jsonl files")
     if os.path.getsize(path) == 0:
-        raise DataNotFound(f"{path} is empty")
-    name = path.lower().removesuffix(".gz")
+        raise DataNotFound(f"{path} holds no rows (the file is empty)")
+    return ending
+
+
+def read_rows(path: str | os.PathLike, schema: Mapping[str, Any], wanted: str = "auto"
+              ) -> tuple[pandas.DataFrame, str]:
+    """The rows of ``path`` (CSV, TSV, Parquet, JSON records, JSON in pandas' or MLflow's ``split``
+    orientation, JSON lines) coerced to the dtypes of the rows they are (``raw`` or ``model``,
+    :func:`detect`), and which they are. :class:`DataNotFound` for a missing or empty file,
+    :class:`BadData` for one that is not a table."""
+    import pandas as pd
+
+    path = os.fspath(path)
+    ending = check_input_file(path)
+    sep = "\t" if ending == ".tsv" else ","
     try:
-        if name.endswith((".csv", ".tsv")):
-            sep = "\t" if name.endswith(".tsv") else ","
-            header = pd.read_csv(path, sep=sep, nrows=0).columns
-            kind = detect(header, schema, wanted)
-            text = [c["name"] for c in schema_columns(schema, kind) if c.get("kind") in _TEXT_KINDS]
-            frame = pd.read_csv(path, sep=sep, dtype={c: str for c in text if c in header})
-        elif name.endswith((".parquet", ".pq")):
+        if _FORMATS[ending] == "CSV":
+            frame = pd.read_csv(path, sep=sep)
+        elif _FORMATS[ending] == "Parquet":
             frame = pd.read_parquet(path)
-            kind = detect(frame.columns, schema, wanted)
-        elif name.endswith((".json", ".jsonl", ".ndjson")):
-            frame = json_rows(path, lines=name.endswith((".jsonl", ".ndjson")))
-            kind = detect(frame.columns, schema, wanted)
         else:
-            raise BadData(f"cannot read {path}: use .csv, .tsv, .parquet, .json or .jsonl files", [])
-    except (SchemaMismatch, BadData):
-        raise
-    except (UnicodeDecodeError, ValueError, TypeError, OSError, KeyError) as exc:
+            frame = json_rows(path, lines=_FORMATS[ending] == "JSON lines")
+    except BadData as exc:
+        raise BadData(f"cannot read {path} as a table: {exc}", []) from None
+    except (UnicodeDecodeError, ValueError, TypeError, OSError, KeyError, IndexError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise BadData(f"cannot read {path} as a table ({type(exc).__name__}: {first})", []) from None
+        raise BadData(f"cannot read {path} as a table ({type(exc).__name__}: {first}); check that it is a "
+                      f"{_FORMATS[ending]} file", []) from None
     if frame.empty:
         raise DataNotFound(f"{path} holds no rows")
+    kind = detect(frame.columns, schema, wanted)
+    if _FORMATS[ending] == "CSV":  # text columns the parser made numbers: read them again as text
+        text = [c["name"] for c in schema_columns(schema, kind) if c.get("kind") in _TEXT_KINDS
+                and c["name"] in frame.columns and frame[c["name"]].dtype.kind in "biuf"]
+        if text:
+            frame = pd.read_csv(path, sep=sep, dtype={c: str for c in text})
     return coerce(frame, schema_columns(schema, kind)), kind
 
 
