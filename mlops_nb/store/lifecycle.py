@@ -61,6 +61,17 @@ class LifecycleReads:
         rows = self.rows("SELECT * FROM requirements WHERE run_id = ?", (run_id,))
         return rows[0] if rows else None
 
+    def requirement_metrics(self, run_ids: Iterable[int]) -> list[str]:
+        """The metrics the requirements of ``run_ids`` name, each once, most used first."""
+        ids = list(run_ids)
+        counts: dict[str, int] = {}
+        for start in range(0, len(ids), 900):  # SQLite's bound on one statement's parameters
+            chunk = ids[start:start + 900]
+            for row in self.rows(f"SELECT metric, COUNT(*) AS n FROM requirements WHERE run_id IN "
+                                 f"({','.join('?' * len(chunk))}) GROUP BY metric", chunk):
+                counts[row["metric"]] = counts.get(row["metric"], 0) + row["n"]
+        return sorted(counts, key=lambda metric: (-counts[metric], metric))
+
     def resumable_run(self, kernel: str) -> dict[str, Any] | None:
         """The latest notebook run of ``kernel`` (a kernel id, stable across restarts) that its
         process left unfinished: a restarted kernel carries on with it."""
