@@ -225,8 +225,10 @@ def cron() -> None:
 @cron.command(name="install", short_help="Install (or replace) a package's retraining line.")
 @click.argument("package_dir", metavar="PACKAGE", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--schedule", metavar="CRON", help="Five cron fields. Default: the schedule given at export.")
+@click.option("--user", "-u", metavar="NAME",
+              help="Another account's crontab (root only): the job then runs as NAME, e.g. a service account.")
 @click.pass_context
-def cron_install(ctx: click.Context, package_dir: Path, schedule: str | None) -> None:
+def cron_install(ctx: click.Context, package_dir: Path, schedule: str | None, user: str | None) -> None:
     """Install PACKAGE's retraining line in your crontab (replacing its earlier line), and show when
     it runs next. The store is the global --store, else the one the package was exported from.
 
@@ -234,17 +236,20 @@ def cron_install(ctx: click.Context, package_dir: Path, schedule: str | None) ->
     Examples:
       mlops-nb cron install deploy/churn
       mlops-nb cron install deploy/churn --schedule "*/30 * * * *"
+      sudo mlops-nb cron install deploy/churn --user mlops   # runs as the account mlops
     """
     from mlops_nb.deploy import cron as cron_module
 
-    entry = cron_module.install(package_dir, schedule=schedule, store=ctx.obj["store"])
+    entry = cron_module.install(package_dir, schedule=schedule, store=ctx.obj["store"], user=user)
     moments = ", ".join(m.strftime("%Y-%m-%d %H:%M") for m in entry.next_runs(3))
     click.echo(f"installed: {entry.schedule} retraining of {entry.package} (next: {moments})")
     click.echo(f"  {entry.command}")
 
 
 @cron.command(name="list", short_help="mlops-nb's lines in your crontab.")
-def cron_list() -> None:
+@click.option("--user", "-u", metavar="NAME",
+              help="Another account's crontab (root only): the job then runs as NAME, e.g. a service account.")
+def cron_list(user: str | None) -> None:
     """List mlops-nb's retraining lines in your crontab: schedule, package, next run.
 
     \b
@@ -253,9 +258,10 @@ def cron_list() -> None:
     """
     from mlops_nb.deploy import cron as cron_module
 
-    found = cron_module.entries()
+    found = cron_module.entries(user=user)
     if not found:
-        click.echo("no mlops-nb retraining lines in your crontab; add one with `mlops-nb cron install PACKAGE`")
+        whose = "your crontab" if user is None else f"{user}'s crontab"
+        click.echo(f"no mlops-nb retraining lines in {whose}; add one with `mlops-nb cron install PACKAGE`")
         return
     rows = [[e.schedule, str(e.package), "yes" if e.enabled else "no",
              e.next_runs(1)[0].strftime("%Y-%m-%d %H:%M") if e.enabled else EMPTY] for e in found]
@@ -266,7 +272,9 @@ def cron_list() -> None:
 @cron.command(name="remove", short_help="Remove a package's line (or all of mlops-nb's).")
 @click.argument("package_dir", metavar="PACKAGE", required=False, type=click.Path(path_type=Path))
 @click.option("--all", "everything", is_flag=True, help="Remove every mlops-nb line.")
-def cron_remove(package_dir: Path | None, everything: bool) -> None:
+@click.option("--user", "-u", metavar="NAME",
+              help="Another account's crontab (root only): the job then runs as NAME, e.g. a service account.")
+def cron_remove(package_dir: Path | None, everything: bool, user: str | None) -> None:
     """Remove PACKAGE's retraining line from your crontab (--all: every mlops-nb line). Other
     lines of your crontab are left alone.
 
@@ -279,7 +287,7 @@ def cron_remove(package_dir: Path | None, everything: bool) -> None:
 
     if (package_dir is None) == (not everything):
         raise click.UsageError("give a PACKAGE or --all")
-    gone = cron_module.remove(None if everything else package_dir)
+    gone = cron_module.remove(None if everything else package_dir, user=user)
     if not gone:
         click.echo("nothing to remove: no mlops-nb line for " + ("any package" if everything else str(package_dir)))
     for entry in gone:
