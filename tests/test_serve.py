@@ -251,10 +251,25 @@ def test_a_tampered_package_is_refused_at_start_and_on_switch(exported, serving)
     assert server.client.post("/invocations", json={"dataframe_records": _rows()}).json() == before
     err = server.stop()
     refusals = [line for line in err.splitlines() if "refusing v0002" in line]
-    assert len(refusals) == 1 and "model.skops" in refusals[0]
+    assert len(refusals) == 1 and "SIGNATURE" in refusals[0]  # a new version no store recorded: its signature
 
-    started = subprocess.run([sys.executable, "-m", "mlops_nb", "--store", str(store), "serve", str(root), "--port",
-                              str(_free_port())], capture_output=True, text=True, env=_env(), timeout=120)
+    def start() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "mlops_nb", "--store", str(store), "serve", str(root), "--port",
+                               str(_free_port())], capture_output=True, text=True, env=_env(), timeout=120)
+
+    started = start()  # current names the tampered copy
+    assert started.returncode == EXIT_INTEGRITY
+    assert started.stderr.strip().splitlines()[-1].startswith("error:") and "SIGNATURE" in started.stderr
+
+    # the exported version itself, its model swapped and its manifest rewritten: the store's record names the file
+    first = root / "versions" / "v0001"
+    switch_current(root, first)
+    shutil.rmtree(root / "versions" / "v0002")
+    _tampered_copy(root)
+    shutil.rmtree(first)
+    (root / "versions" / "v0002").rename(first)
+    started = start()
     assert started.returncode == EXIT_INTEGRITY
     last = started.stderr.strip().splitlines()[-1]
-    assert last.startswith("error:") and "model.skops" in last and "Traceback" not in started.stderr
+    assert last.startswith("error:") and "model.skops (differs from the recorded manifest)" in last
+    assert "Traceback" not in started.stderr
