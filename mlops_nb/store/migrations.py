@@ -331,3 +331,48 @@ def m006_trust_and_registry(db) -> None:
         ALTER TABLE model_versions ADD COLUMN forced TEXT;
         """,
     )
+
+
+@migrations()
+def m008_serving(db) -> None:
+    """What ``mlops-nb serve`` saw, one row per server process per minute: traffic, latency, errors,
+    the prediction distribution and a drift sketch of the inputs against the package's reference.
+
+    ``run_id`` is the notebook run the served package came from, so a run's view shows its traffic
+    beside its retraining runs. ``rows_path`` / ``rows_sha256``: the rows logged that minute
+    (``--log-rows``), a content-addressed CSV under ``mlops-artifacts/``.
+    """
+    _script(
+        db,
+        """
+        CREATE TABLE serving (
+            id INTEGER PRIMARY KEY,
+            package TEXT NOT NULL,
+            version_dir TEXT,
+            model_name TEXT,
+            model_version INTEGER,
+            run_id INTEGER,
+            minute REAL NOT NULL,
+            seconds REAL NOT NULL,
+            host TEXT,
+            pid INTEGER,
+            requests INTEGER NOT NULL,
+            rows INTEGER NOT NULL,
+            errors INTEGER NOT NULL,
+            bad_requests INTEGER NOT NULL,
+            latency_p50 REAL,
+            latency_p90 REAL,
+            latency_p99 REAL,
+            latency_max REAL,
+            predictions TEXT,
+            drift TEXT,
+            drift_share REAL,
+            drifted TEXT,
+            logged_rows INTEGER NOT NULL DEFAULT 0,
+            rows_path TEXT,
+            rows_sha256 TEXT
+        );
+        CREATE INDEX serving_package ON serving(package, minute);
+        CREATE INDEX serving_run ON serving(run_id, minute);
+        """,
+    )

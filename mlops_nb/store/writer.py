@@ -414,3 +414,24 @@ class Writer:
                 "signature": signature, "key_id": key_id, "reason": reason, "model_name": model_name,
                 "model_version": model_version, "run_id": run_id, "time": time.time(),
             })
+
+    # -- serving ---------------------------------------------------------------------------------------
+
+    #: The columns of a ``serving`` row a server's minute fills (the table is migration m008's).
+    SERVING_COLUMNS = (
+        "package", "version_dir", "model_name", "model_version", "run_id", "minute", "seconds", "requests", "rows",
+        "errors", "bad_requests", "latency_p50", "latency_p90", "latency_p99", "latency_max", "predictions", "drift",
+        "drift_share", "drifted", "logged_rows", "rows_path", "rows_sha256",
+    )
+
+    def add_serving_minute(self, minute: Mapping[str, Any], rows: artifacts.Stored | None = None) -> int:
+        """Insert one server process's minute (``minute`` has :data:`SERVING_COLUMNS`; JSON values are
+        dumped), with this process's host and pid and, when rows were logged, their stored file."""
+        row = {key: minute.get(key) for key in self.SERVING_COLUMNS}
+        for key in ("predictions", "drift", "drifted"):
+            if row[key] is not None and not isinstance(row[key], str):
+                row[key] = dumps(row[key])
+        if rows is not None:
+            row["rows_sha256"], _, row["rows_path"] = rows
+        row.update(host=HOST, pid=os.getpid(), logged_rows=int(row["logged_rows"] or 0))
+        return self._insert("serving", row)
