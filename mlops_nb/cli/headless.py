@@ -122,14 +122,13 @@ def this_python_kernel_manager(sockets: str | None = None) -> type:
 
 def execute(notebook: Notebook, env: dict[str, str], *, timeout: float | None = None) -> Execution:
     """Run every cell of ``notebook`` in order in its folder, with ``env`` as the kernel's environment,
-    stopping at the first failing cell; ``timeout`` bounds the whole notebook, in seconds. The
+    stopping at the first failing cell; ``timeout`` bounds all its cells together, in seconds. The
     notebook file is not changed."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
     outcome = Execution(timeout=timeout, notebook_stages=list(notebook.stages))
-    started = time.monotonic()
-    deadline = None if timeout is None else started + timeout
+    started = deadline = None
 
     def remaining(cell: Any) -> int | None:
         # nbclient's timeout is per cell: give each cell what is left of the notebook's budget
@@ -144,6 +143,8 @@ def execute(notebook: Notebook, env: dict[str, str], *, timeout: float | None = 
         client.reset_execution_trackers()
         with client.setup_kernel(env=env, cwd=str(notebook.path.parent)):
             client.wait_for_reply(client.kc.kernel_info())
+            started = time.monotonic()  # the budget is the cells': a slow kernel start does not count
+            deadline = None if timeout is None else started + timeout
             for index, cell in enumerate(notebook.node.cells):
                 try:
                     client.execute_cell(cell, index)
@@ -155,7 +156,7 @@ def execute(notebook: Notebook, env: dict[str, str], *, timeout: float | None = 
                 except CellExecutionError as exc:
                     outcome.failed_cell = _failed(index, cell, _last_line(exc, cell))
                     break
-    outcome.elapsed = time.monotonic() - started
+    outcome.elapsed = 0.0 if started is None else time.monotonic() - started
     return outcome
 
 
