@@ -152,6 +152,7 @@ def execute(notebook: Notebook, env: dict[str, str], *, timeout: float | None = 
                     outcome.timed_out = True
                     outcome.failed_cell = _failed(index, cell, "the cell was still running")
                     _interrupt(client)
+                    client.shutdown_kernel = "immediate"  # a kernel that ignored the interrupt is not waited for
                     break
                 except CellExecutionError as exc:
                     outcome.failed_cell = _failed(index, cell, _last_line(exc, cell))
