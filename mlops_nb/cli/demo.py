@@ -21,6 +21,7 @@ import click
 import mlops_nb
 from mlops_nb import store as store_module
 from mlops_nb import tracking
+from mlops_nb.cli.headless import this_python_kernel_manager
 from mlops_nb.cli.main import main
 from mlops_nb.cli.render import emit_frame
 
@@ -56,29 +57,6 @@ def run_notebook(path: Path, store: Path, *, timeout: int = 600) -> None:
             client.execute()
         finally:
             nbformat.write(nb, path)
-
-
-def this_python_kernel_manager(sockets: str | None = None) -> type:
-    """A kernel manager whose kernel is this interpreter, whatever kernelspecs the machine has (a
-    user-level ``python3`` spec may point at another Python, without mlops-nb). With ``sockets`` (a
-    folder), the kernel listens on Unix sockets there instead of TCP ports."""
-    from jupyter_client.kernelspec import KernelSpec
-    from jupyter_client.manager import AsyncKernelManager
-
-    class ThisPythonKernelManager(AsyncKernelManager):
-        def __init__(self, **kwargs):
-            if sockets is not None:
-                kwargs = {"transport": "ipc", "ip": os.path.join(sockets, "kernel"), **kwargs}
-            super().__init__(**kwargs)
-
-        @property
-        def kernel_spec(self) -> KernelSpec:
-            return KernelSpec(
-                argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                display_name=f"Python {sys.version.split()[0]} (mlops-nb)", language="python",
-            )
-
-    return ThisPythonKernelManager
 
 
 def fresh_data(path: Path, *, rows: int = 800, seed: int = 7) -> Path:

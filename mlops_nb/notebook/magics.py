@@ -126,6 +126,36 @@ def _status(magics, args):
     display(status_view(session, args.run))
 
 
+@magic_arguments(name="mlops check")
+@argument("--against", default="champion", help="champion (default), a run id, or none")
+@argument("--margin", type=float, help="how far the primary metric may trail the comparison (default 0.005)")
+def _check(magics, args):
+    """Judge this run as `mlops-nb check` would, without running it again: every stage ran, the
+    requirement gate passed, no integrity problem, not worse than the champion; shown as a widget."""
+    from IPython.display import display
+
+    from mlops_nb.deploy.settings import DEFAULT_SETTINGS
+    from mlops_nb.notebook.widgets.check import CheckWidget
+    from mlops_nb.tracking.comparison import check_view, resolve_against
+    from mlops_nb.tracking.judgement import judge
+
+    run = magics.session.run
+    if run is None:
+        print("mlops: no run to check yet; start one with `%mlops start PROJECT` or run a `%%stage data` cell")
+        return
+    if args.against not in ("champion", "none") and not args.against.isdigit():
+        raise UsageError(f"--against {args.against!r}: use champion, none or a run id such as 3")
+    chosen = resolve_against(run.store, run.id, args.against)
+    other = check_view(run.store, chosen.run_id) if chosen.run_id is not None else None
+    margin = args.margin if args.margin is not None else float(DEFAULT_SETTINGS["margin"])
+    judgement = judge(check_view(run.store, run.id), other, margin=margin, against_label=chosen.label,
+                      no_comparison=chosen.reason)
+    first = judgement["problems"][0]["message"] if judgement["problems"] else ""
+    print(f"mlops: check of run {run.id}: {judgement['outcome']} (exit {judgement['exit']})"
+          + (f": {first[:100]}" if first else ""))
+    display(CheckWidget(judgement))
+
+
 @magic_arguments(name="mlops compare")
 @argument("project", nargs="?", help="project name (default: the current run's project, else every run)")
 @argument("--where", help="filter, e.g. \"metrics.f1 > 0.8 and params.model = 'rf'\" (editable in the widget)")
@@ -245,6 +275,7 @@ SUBCOMMANDS = {
     "require": _require,
     "log": _log,
     "status": _status,
+    "check": _check,
     "compare": _compare,
     "runs": _runs,
     "register": _register,

@@ -25,6 +25,8 @@ DEFAULT_FILENAME = "mlops.db"
 #: says so needs none (checked by a test, so the two cannot drift apart).
 SCHEMA_VERSION = 7
 ENV_VAR = "MLOPS_NB_STORE"
+#: Set by ``mlops-nb check --store`` for the notebook's kernel: it wins over a ``%mlops start --store``.
+CHECK_ENV_VAR = "MLOPS_NB_CHECK_STORE"
 ARTIFACTS_DIR = "mlops-artifacts"
 BUSY_TIMEOUT_S = 30.0
 HOST = socket.gethostname()

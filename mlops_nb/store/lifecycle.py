@@ -162,6 +162,26 @@ class LifecycleReads:
         return found
 
 
+    def stage_frames(self, run_id: int, stages: Iterable[str]) -> list[dict[str, Any]]:
+        """The DataFrames and Series that the latest successful attempt of each of ``stages``
+        captured: ``stage``, ``name``, ``kind``, ``fingerprint``, ``rows`` and ``columns`` (names)."""
+        names = list(stages)
+        marks = ", ".join("?" for _ in names)
+        rows = self.rows(
+            "SELECT stages.stage, captures.name, captures.kind, captures.fingerprint,"
+            " json_extract(captures.summary, '$.rows') AS rows,"
+            " json_extract(captures.summary, '$.columns') AS columns"
+            " FROM captures JOIN stages ON stages.id = captures.stage_id"
+            " WHERE captures.kind IN ('dataframe', 'series') AND captures.stage_id IN"
+            f" (SELECT max(id) FROM stages WHERE run_id = ? AND status = 'ok' AND stage IN ({marks}) GROUP BY stage)"
+            " ORDER BY stages.seq, captures.id",
+            (run_id, *names),
+        )
+        for row in rows:
+            columns = json.loads(row["columns"]) if row["columns"] else []
+            row["columns"] = [c.get("name") if isinstance(c, dict) else c for c in columns]
+        return rows
+
     def child_runs(self, run_id: int, kind: str | None = "retraining") -> list[dict[str, Any]]:
         """The runs whose parent is ``run_id`` (of ``kind``; None for any), oldest first, each with
         its ``tags`` and latest ``metrics`` as dicts."""
