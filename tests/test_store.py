@@ -396,6 +396,8 @@ def every_public_read(store, run_id: int) -> dict[str, object]:
         "model_version": ("churn-rf", 1), "aliases": ("churn-rf",), "alias_history": ("churn-rf",),
         "deployments": ("churn-rf",), "manifests": ("/pkg", "v0001"), "drift": (run_id + 1,),
         "artifact_path": ("mlops-artifacts/x",), "serving_minutes": (), "served_packages": (),
+        "requirement_metrics": ([run_id],), "max_run_id": (), "notebook_runs": ("churn.ipynb",),
+        "stage_frames": (run_id, ["data"]),
     }
     public = {name for name in dir(store) if not name.startswith("_") and inspect.ismethod(getattr(store, name))}
     assert public - {"close"} == set(calls), "a new read of Store: add it here, so it is checked too"
