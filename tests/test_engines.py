@@ -14,6 +14,8 @@ from __future__ import annotations
 import ast
 import contextlib
 import fcntl
+import hashlib
+import io
 import json
 import os
 import re
@@ -35,7 +37,8 @@ from mlops_nb.store import close_all, open_store
 
 IMAGE = "registry.example.com/churn-retrain:1"
 EXPORT = f"%mlops export churn --to deploy/churn --data incoming/fresh.csv --airflow --kubernetes --image {IMAGE}"
-README = (Path(__file__).parent.parent / "README.md").read_text()
+REPO = Path(__file__).parent.parent
+README = (REPO / "README.md").read_text()
 CACHE = Path(os.environ.get("MLOPS_NB_TEST_CACHE") or "/tmp/mlops-nb-test-cache")
 AIRFLOW = "apache-airflow>=3,<4"
 DAG_ID = "mlops_nb_retrain_churn"
@@ -265,3 +268,68 @@ def test_airflow_runs_the_exported_dag_promoted_skipped_failed(pkg, airflow, tmp
     assert ran.returncode != 0 and _task_states(home) == ["success", "skipped", "failed"], log[-4000:]
     assert "exit 65 (bad data)" in log and "column 'f3' is missing" in log and "exit code 65" in log
     assert os.readlink(pkg["root"] / "current") == "versions/v0002"
+
+
+# -- the lean runtime ------------------------------------------------------------------------------------
+
+NOTEBOOK_STACK = ("IPython", "ipywidgets", "ipykernel", "jupyter_server", "jupyter_client", "nbclient", "nbformat",
+                  "jupyterlab", "tornado")
+
+
+@pytest.fixture(scope="module")
+def lean_python(pkg) -> Path:
+    """The interpreter of a cached virtual environment holding mlops-nb's core dependencies at the
+    package's exact versions (what its Dockerfile installs), nothing of the notebook stack, and this
+    checkout installed without extras (editable, so the cache serves while the code changes; the
+    key holds the checkout's path, pyproject.toml and the pins)."""
+    tomllib = pytest.importorskip("tomllib")
+    core = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    pins = [line for line in (pkg["root"] / "current" / "requirements.txt").read_text().splitlines()
+            if line and not line.startswith(("#", "mlops-nb=="))]
+    wanted = sorted({*core, *pins})
+    key = hashlib.sha256("\n".join([str(REPO), (REPO / "pyproject.toml").read_text(), *wanted]).encode()
+                         ).hexdigest()[:12]
+    venv = CACHE / f"lean-py{sys.version_info.major}.{sys.version_info.minor}-{key}"
+    ready = venv / "mlops-nb-ready"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / "lean.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not ready.is_file():
+            shutil.rmtree(venv, ignore_errors=True)
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+            pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+            # jlpm on PATH, should the build hook need to build the JupyterLab extension
+            env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+            for args in (wanted, ["--no-deps", "-e", str(REPO)]):
+                installed = subprocess.run([*pip, *args], capture_output=True, text=True, timeout=1200, env=env)
+                if installed.returncode != 0:
+                    _missing(f"the runtime did not install: {installed.stderr.strip()[-500:]}")
+            ready.write_text("\n".join(wanted) + "\n")
+    return venv / "bin" / "python"
+
+
+def test_retrain_predict_and_verify_run_without_the_notebook_stack(pkg, lean_python, tmp_path):
+    env = {**{k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")},
+           "MLOPS_NB_STORE": str(pkg["store"])}
+
+    def lean(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(lean_python), *args], cwd=pkg["root"], env=env, capture_output=True, text=True,
+                              timeout=300)
+
+    absent = lean("-c", f"import importlib.util; print([m for m in {NOTEBOOK_STACK!r} if importlib.util.find_spec(m)])")
+    assert absent.stdout.strip() == "[]", absent.stdout + absent.stderr  # none of it is even installed
+    verified = lean("-P", "-m", "mlops_nb", "verify", str(pkg["root"]))
+    assert verified.returncode == 0 and "verified" in verified.stdout, verified.stderr
+    import pandas as pd
+
+    pd.read_csv(pkg["better"]).head(20).to_csv(tmp_path / "rows.csv", index=False)
+    predicted = lean("-P", "-m", "mlops_nb", "predict", str(pkg["root"]), str(tmp_path / "rows.csv"))
+    assert predicted.returncode == 0, predicted.stderr
+    assert len(pd.read_csv(io.StringIO(predicted.stdout))) == 20
+    # the package's own script, as a user runs it by hand (it verifies itself first)
+    retrained = lean("current/retrain.py", "--data", str(pkg["better"]))
+    assert retrained.returncode in (0, 99), retrained.stdout + retrained.stderr
+    assert re.search(r"exit (0 \(promoted\)|99 \(kept champion\))", retrained.stdout)
+    demo = subprocess.run([str(lean_python), "-m", "mlops_nb", "demo", "--dir", str(tmp_path / "demo")], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert demo.returncode == 1 and 'pip install "mlops-nb[jupyter]"' in demo.stderr
