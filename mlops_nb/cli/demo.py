@@ -6,6 +6,7 @@ one retraining run on fresh data, all recorded in one store.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shlex
 import shutil
@@ -153,6 +154,10 @@ def demo(ctx: click.Context, folder: Path) -> None:
     """
     if ctx.obj["store"] is not None:
         raise click.UsageError("the demo keeps its store in DIR/mlops.db: give --dir, not --store")
+    missing = [name for name in ("nbclient", "ipykernel") if importlib.util.find_spec(name) is None]
+    if missing:  # the lean runtime (`pip install mlops-nb`) has no notebook stack
+        raise click.ClickException(f"the demo runs a notebook, which needs {' and '.join(missing)}: install "
+                                   f"mlops-nb with its notebook stack, pip install \"mlops-nb[jupyter]\"")
     code = run(folder.absolute(), echo=click.echo)
     store = folder.absolute() / store_module.DEFAULT_FILENAME
     click.echo()

@@ -20,7 +20,11 @@ from mlops_nb.deploy.retrain.command import retrain_command
 @click.option("--schedule", metavar="CRON", help='Retraining schedule. Default: "0 3 * * 1" (Mondays 03:00).')
 @click.option("--data", metavar="SOURCE", help="Where fresh data will be: CSV, Parquet or JSON path or glob.")
 @click.option("--airflow", is_flag=True, help="Also write airflow_dag.py.")
-@click.option("--kubernetes", is_flag=True, help="Also write cronjob.yaml (a Kubernetes CronJob).")
+@click.option("--kubernetes", is_flag=True,
+              help="Also write cronjob.yaml, serving.yaml (Deployment and Service) and their Dockerfile.")
+@click.option("--image", metavar="IMAGE", help="The image the Kubernetes files run. Default: a placeholder.")
+@click.option("--volume-claim", "volume_claim", metavar="NAME",
+              help="Mount the package and the store from this PersistentVolumeClaim. Default: hostPath.")
 @click.option("--force", metavar="REASON", help="Export despite the refusals; the reason is recorded.")
 @click.option("--make-champion", is_flag=True,
               help="Export a version that is not the champion into an existing package, and make it the champion.")
@@ -28,8 +32,8 @@ from mlops_nb.deploy.retrain.command import retrain_command
 @click.option("--y", "y_name", metavar="NAME", help="The notebook frame holding the target, if ambiguous.")
 @click.pass_context
 def export_command(ctx: click.Context, name: str, to: str, version: str | None, schedule: str | None,
-                   data: str | None, airflow: bool, kubernetes: bool, force: str | None, make_champion: bool,
-                   x_name: str | None, y_name: str | None) -> None:
+                   data: str | None, airflow: bool, kubernetes: bool, image: str | None, volume_claim: str | None,
+                   force: str | None, make_champion: bool, x_name: str | None, y_name: str | None) -> None:
     """Export registered model NAME as a package: model.skops, schema, reference data, metrics, pinned
     requirements, a retrain.py generated from the notebook's data/features/selection cells, and
     crontab.txt. Refuses a version whose own stage attempt failed or skipped its gate or is stale, or a
@@ -40,6 +44,7 @@ def export_command(ctx: click.Context, name: str, to: str, version: str | None, 
     Examples:
       mlops-nb export churn --to deploy/churn --data "incoming/*.csv"
       mlops-nb export churn --version 2 --to deploy/churn --schedule "0 3 * * 1" --airflow --kubernetes
+      mlops-nb export churn --to deploy/churn --kubernetes --image registry.example.com/churn:1 --volume-claim mlops
     """
     from mlops_nb.deploy.cron import check_schedule
     from mlops_nb.deploy.export import export_package
@@ -56,7 +61,7 @@ def export_command(ctx: click.Context, name: str, to: str, version: str | None, 
     result = export_package(
         name, version=version, to=to, schedule=schedule, data=data, force=force, airflow=airflow,
         kubernetes=kubernetes, X=x_name, y=y_name, store=open_existing(ctx), command=" ".join(words),
-        make_champion=make_champion,
+        make_champion=make_champion, image=image, volume_claim=volume_claim,
     )
     click.echo(str(result).removeprefix("mlops: "))
 

@@ -233,7 +233,11 @@ def _promote(magics, args):
 @argument("--schedule", help='cron expression for retraining (default "0 3 * * 1": Mondays 03:00)')
 @argument("--data", help="where fresh data will be: a CSV, Parquet or JSON path or glob")
 @argument("--airflow", action="store_true", help="also write airflow_dag.py")
-@argument("--kubernetes", action="store_true", help="also write cronjob.yaml (a Kubernetes CronJob)")
+@argument("--kubernetes", action="store_true",
+          help="also write cronjob.yaml, serving.yaml (Deployment and Service) and their Dockerfile")
+@argument("--image", help="the image the Kubernetes files run (default: a placeholder)")
+@argument("--volume-claim", dest="volume_claim", metavar="NAME",
+          help="mount the package and the store from this PersistentVolumeClaim (default: hostPath)")
 @argument("--force", metavar="REASON", help="export despite the refusals; the reason is recorded")
 @argument("--make-champion", dest="make_champion", action="store_true",
           help="export a version that is not the champion into an existing package, and make it the champion")
@@ -248,7 +252,7 @@ def _export(magics, args):
         args.name, version=args.version, to=args.to, schedule=args.schedule, data=args.data, force=args.force,
         airflow=args.airflow, kubernetes=args.kubernetes, X=args.x_name, y=args.y_name,
         store=run.store if run else magics.session.store, command=_command_line("export", args),
-        make_champion=args.make_champion,
+        make_champion=args.make_champion, image=args.image, volume_claim=args.volume_claim,
     )
     print(result)
 
