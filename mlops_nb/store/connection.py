@@ -23,7 +23,7 @@ from mlops_nb.errors import StoreError
 DEFAULT_FILENAME = "mlops.db"
 #: How many migrations ``mlops_nb/store/migrations.py`` has; a store whose ``PRAGMA user_version``
 #: says so needs none (checked by a test, so the two cannot drift apart).
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 ENV_VAR = "MLOPS_NB_STORE"
 ARTIFACTS_DIR = "mlops-artifacts"
 BUSY_TIMEOUT_S = 30.0
