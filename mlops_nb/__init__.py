@@ -57,6 +57,8 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'mlops_nb' has no attribute {name!r}")
     value = getattr(import_module(module), name)
+    if name in ("start", "get_run"):  # runs of this process push themselves when the store says so
+        import_module("mlops_nb.sync.auto").install()
     globals()[name] = value
     return value
 
