@@ -42,7 +42,7 @@ def server(tmp_path_factory):
     """A real MLflow tracking server; it takes several seconds to start, so one per module."""
     folder = tmp_path_factory.mktemp("mlflow")
     port = free_port()
-    log = open(folder / "server.log", "w")
+    log = open(folder / "server.log", "w")  # noqa: SIM115  (open while the server runs)
     process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{folder}/mlflow.db",
          "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
@@ -60,6 +60,7 @@ def server(tmp_path_factory):
     yield uri
     process.terminate()
     process.wait(30)
+    log.close()
 
 
 @pytest.fixture(scope="module")
