@@ -391,7 +391,10 @@ def every_public_read(store, run_id: int) -> dict[str, object]:
         "data_fingerprints": ([run_id],), "child_runs": (run_id,), "artifact": (1,), "model_versions": (),
         "model_version": ("churn-rf", 1), "aliases": ("churn-rf",), "alias_history": ("churn-rf",),
         "deployments": ("churn-rf",), "manifests": ("/pkg", "v0001"), "drift": (run_id + 1,),
-        "artifact_path": ("mlops-artifacts/x",),
+        "artifact_path": ("mlops-artifacts/x",), "setting": ("mlflow_uri",), "settings": (),
+        "sync_runs": ("http://mlflow",), "sync_items": ("http://mlflow", "artifact"), "runs_to_sync": (["churn"], 1),
+        "metric_rows": (run_id, 0, 10), "run_params_tags": (run_id,), "all_params_tags": ([run_id],),
+        "lifecycle_digest": ([run_id],),
     }
     public = {name for name in dir(store) if not name.startswith("_") and inspect.ismethod(getattr(store, name))}
     assert public - {"close"} == set(calls), "a new read of Store: add it here, so it is checked too"
