@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from notebook_helpers import notebook, run_notebook, text_of
 from test_retrain import build_package, job
 
 import mlops_nb as mnb
@@ -208,10 +209,11 @@ def _many_metrics_store(path: Path, project: str) -> None:
                 run.log_metrics({"loss": 1 / (step + 1), "acc": step / 700}, step=step)
 
 
-@pytest.mark.parametrize("kill_at", [2, 4, 7])
+@pytest.mark.parametrize("kill_at", [2, 4])
 def test_a_sync_killed_part_way_and_resumed_pushes_every_value_exactly_once(server, tmp_path, kill_at):
-    # record_run calls: 1 intent to create run 1, 2 its MLflow id (the run exists, the store does not
-    # know), 3 first batch in flight, 4 its acknowledgement (on the server, not recorded), 5.., 7 ...
+    # record_run calls: 1 intent to create run 1, 2 its MLflow id (the run exists on the server, the
+    # store does not know it), 3 first batch in flight, 4 its acknowledgement (the values are on the
+    # server, the store still says "in flight").
     store = tmp_path / "mlops.db"
     project = f"killed{kill_at}"
     _many_metrics_store(store, project)
@@ -219,6 +221,13 @@ def test_a_sync_killed_part_way_and_resumed_pushes_every_value_exactly_once(serv
     killed = subprocess.run([sys.executable, "-c", KILLER, server, str(store), str(kill_at)],
                             capture_output=True, text=True, timeout=300)
     assert killed.returncode == -9, killed.stderr
+    state = open_store(store, readonly=True).sync_runs(server)[1]
+    if kill_at == 2:  # MLflow created the run; the store does not know its id
+        assert state["remote_id"] is None and list(remote_runs(server, project)) == ["1"]
+    else:  # the first batch reached the server; the store still says it is in flight
+        assert state["inflight_rowid"] is not None and state["metric_rowid"] == 0
+        assert client(server).get_metric_history(state["remote_id"], "loss")
+    close_all()
     sync_mlflow(server, store=store)
     assert sync_mlflow(server, store=store).nothing
     runs = remote_runs(server, project)
@@ -269,3 +278,21 @@ def test_dry_run_asks_nothing_and_a_missing_uri_says_what_to_pass(tmp_path):
                              timeout=120, env=env)
     assert missing.returncode == 1 and "--tracking-uri" in missing.stderr
     assert json.loads(json.dumps(open_store(store, readonly=True).sync_runs("http://127.0.0.1:9"))) == {}
+
+
+def test_percent_mlops_sync_prints_one_line_and_auto_pushes_the_run_when_it_ends(server, tmp_path):
+    cells = [
+        "%load_ext mlops_nb\n%mlops start magic",
+        "%mlops log f1=0.9",
+        f"%mlops sync --tracking-uri {server} --auto",
+        "%mlops log f1=0.95",
+        "%mlops end",
+    ]
+    done = run_notebook(notebook(cells), tmp_path, store=tmp_path / "mlops.db", timeout=300)
+    synced = text_of(done.cells[2].outputs).strip()
+    assert synced.count("\n") == 0 and "1 new run(s)" in synced and "pushes itself" in synced
+    assert "pushed to MLflow" in text_of(done.cells[4].outputs)
+    [remote] = remote_runs(server, "magic").values()
+    assert remote.info.status == "FINISHED"
+    history = client(server).get_metric_history(remote.info.run_id, "f1")
+    assert [m.value for m in history] == [0.9, 0.95]
