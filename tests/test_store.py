@@ -398,6 +398,10 @@ def every_public_read(store, run_id: int) -> dict[str, object]:
         "artifact_path": ("mlops-artifacts/x",), "serving_minutes": (), "served_packages": (),
         "requirement_metrics": ([run_id],), "max_run_id": (), "notebook_runs": ("churn.ipynb",),
         "stage_frames": (run_id, ["data"]),
+        "setting": ("mlflow_uri",), "settings": (),
+        "sync_runs": ("http://mlflow",), "sync_items": ("http://mlflow", "artifact"), "runs_to_sync": (["churn"], 1),
+        "metric_rows": (run_id, 0, 10), "run_params_tags": (run_id,), "all_params_tags": ([run_id],),
+        "lifecycle_digest": ([run_id],),
     }
     public = {name for name in dir(store) if not name.startswith("_") and inspect.ismethod(getattr(store, name))}
     assert public - {"close"} == set(calls), "a new read of Store: add it here, so it is checked too"

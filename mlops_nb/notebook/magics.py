@@ -21,6 +21,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from mlops_nb.errors import MlopsError
 from mlops_nb.notebook.session import NotebookSession, current_session, session_for, stage_of, strip_stage_header
 from mlops_nb.stages import STAGES, parse_requirement
+from mlops_nb.sync import auto as sync_auto
 from mlops_nb.tracking import context as tracking_context
 from mlops_nb.tracking import lifecycle as tracking_lifecycle
 
@@ -257,6 +258,34 @@ def _export(magics, args):
     print(result)
 
 
+@magic_arguments(name="mlops sync")
+@argument("--tracking-uri", dest="uri", help="the MLflow server (default: the store's mlflow_uri, "
+          "else $MLFLOW_TRACKING_URI)")
+@argument("--project", action="append", help="only this project (repeat for several)")
+@argument("--since", type=int, metavar="RUN", help="only runs from this run id on")
+@argument("--dry-run", dest="dry_run", action="store_true", help="say what would be pushed; push nothing")
+@argument("--auto", action="store_true", help="also remember the URI: every run's end pushes itself")
+@argument("--no-auto", dest="no_auto", action="store_true", help="forget the remembered URI")
+def _sync(magics, args):
+    """Push this store's new runs and models to an MLflow server: `%mlops sync --tracking-uri http://host:5000`."""
+    from mlops_nb.store import open_store
+    from mlops_nb.sync import sync_mlflow
+    from mlops_nb.tracking import sync_state
+
+    run = magics.session.run
+    store = run.store if run is not None else open_store(magics.session.store)
+    if args.no_auto:
+        sync_state.set_setting("mlflow_uri", None, store=store)
+        print("mlops: runs no longer push themselves to MLflow")
+        return
+    uri = args.uri or store.setting("mlflow_uri") or os.environ.get("MLFLOW_TRACKING_URI")
+    if args.auto and uri:
+        sync_state.set_setting("mlflow_uri", uri, store=store)
+    summary = sync_mlflow(uri or "", store=store, projects=args.project, since=args.since, dry_run=args.dry_run,
+                          progress=False)
+    print(summary.line() + (" (every run's end pushes itself from now on)" if args.auto and uri else ""))
+
+
 def _command_line(name: str, args: Any) -> str:
     """The sub-command as a user would type it again, from its parsed arguments (for the record)."""
     words = [f"%mlops {name}"]
@@ -285,6 +314,7 @@ SUBCOMMANDS = {
     "register": _register,
     "promote": _promote,
     "export": _export,
+    "sync": _sync,
 }
 
 
@@ -356,6 +386,7 @@ def load(shell: Any) -> None:
     for event in ("pre_run_cell", "post_run_cell"):  # after the recording: views show what was recorded
         shell.events.register(event, session.refresh_views)
     tracking_context.set_provider(_current)
+    sync_auto.install()  # a run that ends pushes itself when the store has the mlflow_uri setting
 
 
 def _current() -> tracking_context.Current | None:

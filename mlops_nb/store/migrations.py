@@ -376,3 +376,47 @@ def m008_serving(db) -> None:
         CREATE INDEX serving_run ON serving(run_id, minute);
         """,
     )
+
+
+@migrations()
+def m009_sync(db) -> None:
+    """What the store pushed to an MLflow tracking server, and the store's settings.
+
+    ``settings``: small key/value pairs of the store (``mlflow_uri``: push automatically when a run
+    ends; ``store_uuid``: this store's identity, part of the tag that finds a pushed run again).
+    ``sync_runs``: per target (the tracking URI) and local run, the MLflow run id (NULL while its
+    creation is in flight: a sync killed then looks the run up by its tag), the highest metric rowid
+    acknowledged by the server, the rowid range of a batch in flight (checked against the server's
+    history on resume, so a re-sent batch never duplicates a value) and a digest of what else was
+    pushed (params, tags, status, generated artifacts). ``sync_items``: experiments, artifacts,
+    model versions and aliases pushed, each once.
+    """
+    _script(
+        db,
+        """
+        CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value TEXT
+        ) WITHOUT ROWID;
+        INSERT INTO settings (key, value) VALUES ('store_uuid', lower(hex(randomblob(16))));
+        CREATE TABLE sync_runs (
+            target TEXT NOT NULL,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            remote_id TEXT,
+            metric_rowid INTEGER NOT NULL DEFAULT 0,
+            inflight_rowid INTEGER,
+            params TEXT,
+            state TEXT,
+            time REAL NOT NULL,
+            PRIMARY KEY (target, run_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE sync_items (
+            target TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            remote TEXT,
+            time REAL NOT NULL,
+            PRIMARY KEY (target, kind, key)
+        ) WITHOUT ROWID;
+        """,
+    )

@@ -19,9 +19,10 @@ from mlops_nb.store.lifecycle import LifecycleReads
 from mlops_nb.store.registry import RegistryReads
 from mlops_nb.store.runs import RunReads
 from mlops_nb.store.serving import ServingReads
+from mlops_nb.store.sync import SyncReads
 
 
-class Store(RunReads, LifecycleReads, RegistryReads, ServingReads):
+class Store(RunReads, LifecycleReads, RegistryReads, ServingReads, SyncReads):
     """An open store. Get one with :func:`mlops_nb.store.open_store`; its methods are the store's
     whole read vocabulary, and none of them writes (a read-only open proves it: SQLite refuses)."""
 
