@@ -10,8 +10,8 @@ of DESIGN.md section 7. Use from a test module::
             open_notebook(page, lab, "demo.ipynb")
             run_all_cells(page)
 
-- :func:`require_browser` skips a test when Chromium or Playwright is missing, and fails it instead
-  when ``$CI`` is set (in CI a missing browser is a broken machine, not a reason to pass).
+- :func:`require_browser` fails a test when Chromium or Playwright is missing, whatever ``$CI`` says:
+  the test command installs both, so a missing browser is a broken machine, not a reason to pass.
 - :func:`jupyter_lab` starts ``jupyter lab`` on 127.0.0.1 with a random token and a free port, in an
   isolated Jupyter config/runtime/settings/workspaces, with a private ``python3`` kernelspec that runs
   *this* interpreter; it waits until the server answers and shuts it (and its kernels) down after.
@@ -65,12 +65,9 @@ PAGE_TIMEOUT_S = 120
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
 def require_browser() -> None:
-    """Skip (locally) or fail (``$CI`` set) unless Chromium and Playwright are both available."""
+    """Fail unless Chromium and Playwright are both available (never skip: a suite that passes without
+    its browser tests has tested less than it says)."""
     problems = []
     if not os.access(CHROMIUM, os.X_OK):
         problems.append(f"{CHROMIUM} is missing (apt-get install chromium); Playwright must not download one")
@@ -79,10 +76,8 @@ def require_browser() -> None:
     except ImportError:
         problems.append("the Python package playwright is not installed (pip install playwright)")
     if problems:
-        reason = "browser test needs a browser: " + "; ".join(problems)
-        if in_ci():
-            pytest.fail(f"{reason} (CI is set: a missing browser fails the test instead of skipping it)")
-        pytest.skip(reason)
+        pytest.fail("browser test needs a browser: " + "; ".join(problems)
+                    + " (scripts/setup.sh test installs both)")
 
 
 def artifact_path(name: str) -> Path:
@@ -253,7 +248,7 @@ def _shut_down(server: LabServer) -> None:
 
 @contextmanager
 def chromium_page(*, width: int = 1440, height: int = 1000, timeout: float = PAGE_TIMEOUT_S) -> Iterator[Any]:
-    """A Playwright page in ``/usr/bin/chromium``; skips or fails first (see :func:`require_browser`).
+    """A Playwright page in ``/usr/bin/chromium``; fails first when there is none (see :func:`require_browser`).
 
     ``page.console_errors`` collects the console's error messages and uncaught page errors.
     """

@@ -103,7 +103,7 @@ def test_export_writes_every_file_with_checksums_and_says_when_it_runs(deployed)
     listed = verify(pkg)["files"]
     expected = {"model.skops", "pipeline.json", "schema.json", "reference/profile.json", SAMPLE,
                 "metrics.json", "requirements.txt", "input_example.json", "retrain.py", "features.py", "crontab.txt",
-                "airflow_dag.py", "cronjob.yaml"}
+                "airflow_dag.py", "cronjob.yaml", "serving.yaml", "Dockerfile"}
     assert set(listed) == expected
     version = pkg / "versions" / "v0001"
     unlisted = {"MANIFEST.json", "SIGNATURE", "public_key.pem"}  # the manifest and the signature over it
@@ -288,8 +288,8 @@ def test_scheduler_files_carry_the_schedule_and_one_guarded_task(deployed):
     assert job["kind"] == "CronJob" and job["apiVersion"] == "batch/v1"
     assert job["spec"]["schedule"] == SCHEDULE and job["spec"]["concurrencyPolicy"] == "Forbid"
     container = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
-    assert f"-P -m mlops_nb retrain {pkg}" in container["command"][-1] and container["workingDir"] == str(pkg)
-    assert container["command"][-1].startswith("/usr/local/bin/python ")
+    assert container["args"][:6] == ["python", "-P", "-m", "mlops_nb", "retrain", str(pkg)]
+    assert container["workingDir"] == str(pkg)
     assert {"name": "MLOPS_NB_STORE", "value": str(deployed["store"])} in container["env"]
 
     tree = ast.parse((pkg / "current" / "airflow_dag.py").read_text())

@@ -21,7 +21,11 @@ from mlops_nb.deploy.retrain.command import retrain_command
 @click.option("--schedule", metavar="CRON", help='Retraining schedule. Default: "0 3 * * 1" (Mondays 03:00).')
 @click.option("--data", metavar="SOURCE", help="Where fresh data will be: CSV, Parquet or JSON path or glob.")
 @click.option("--airflow", is_flag=True, help="Also write airflow_dag.py.")
-@click.option("--kubernetes", is_flag=True, help="Also write cronjob.yaml (a Kubernetes CronJob).")
+@click.option("--kubernetes", is_flag=True,
+              help="Also write cronjob.yaml, serving.yaml (Deployment and Service) and their Dockerfile.")
+@click.option("--image", metavar="IMAGE", help="The image the Kubernetes files run. Default: a placeholder.")
+@click.option("--volume-claim", "volume_claim", metavar="NAME",
+              help="Mount the package and the store from this PersistentVolumeClaim. Default: hostPath.")
 @click.option("--force", metavar="REASON", help="Export despite the refusals; the reason is recorded.")
 @click.option("--make-champion", is_flag=True,
               help="Export a version that is not the champion into an existing package, and make it the champion.")
@@ -29,8 +33,8 @@ from mlops_nb.deploy.retrain.command import retrain_command
 @click.option("--y", "y_name", metavar="NAME", help="The notebook frame holding the target, if ambiguous.")
 @click.pass_context
 def export_command(ctx: click.Context, name: str, to: str, version: str | None, schedule: str | None,
-                   data: str | None, airflow: bool, kubernetes: bool, force: str | None, make_champion: bool,
-                   x_name: str | None, y_name: str | None) -> None:
+                   data: str | None, airflow: bool, kubernetes: bool, image: str | None, volume_claim: str | None,
+                   force: str | None, make_champion: bool, x_name: str | None, y_name: str | None) -> None:
     """Export registered model NAME as a package: model.skops, schema, reference data, metrics, pinned
     requirements, a retrain.py generated from the notebook's data/features/selection cells, and
     crontab.txt. Refuses a version whose own stage attempt failed or skipped its gate or is stale, or a
@@ -41,6 +45,7 @@ def export_command(ctx: click.Context, name: str, to: str, version: str | None, 
     Examples:
       mlops-nb export churn --to deploy/churn --data "incoming/*.csv"
       mlops-nb export churn --version 2 --to deploy/churn --schedule "0 3 * * 1" --airflow --kubernetes
+      mlops-nb export churn --to deploy/churn --kubernetes --image registry.example.com/churn:1 --volume-claim mlops
     """
     from mlops_nb.deploy.cron import check_schedule
     from mlops_nb.deploy.export import export_package
@@ -57,7 +62,7 @@ def export_command(ctx: click.Context, name: str, to: str, version: str | None, 
     result = export_package(
         name, version=version, to=to, schedule=schedule, data=data, force=force, airflow=airflow,
         kubernetes=kubernetes, X=x_name, y=y_name, store=open_existing(ctx), command=" ".join(words),
-        make_champion=make_champion,
+        make_champion=make_champion, image=image, volume_claim=volume_claim,
     )
     click.echo(str(result).removeprefix("mlops: "))
 
@@ -266,8 +271,10 @@ def cron() -> None:
 @cron.command(name="install", short_help="Install (or replace) a package's retraining line.")
 @click.argument("package_dir", metavar="PACKAGE", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--schedule", metavar="CRON", help="Five cron fields. Default: the schedule given at export.")
+@click.option("--user", "-u", metavar="NAME",
+              help="Another account's crontab (root only): the job then runs as NAME, e.g. a service account.")
 @click.pass_context
-def cron_install(ctx: click.Context, package_dir: Path, schedule: str | None) -> None:
+def cron_install(ctx: click.Context, package_dir: Path, schedule: str | None, user: str | None) -> None:
     """Install PACKAGE's retraining line in your crontab (replacing its earlier line), and show when
     it runs next. The store is the global --store, else the one the package was exported from.
 
@@ -275,17 +282,20 @@ def cron_install(ctx: click.Context, package_dir: Path, schedule: str | None) ->
     Examples:
       mlops-nb cron install deploy/churn
       mlops-nb cron install deploy/churn --schedule "*/30 * * * *"
+      sudo mlops-nb cron install deploy/churn --user mlops   # runs as the account mlops
     """
     from mlops_nb.deploy import cron as cron_module
 
-    entry = cron_module.install(package_dir, schedule=schedule, store=ctx.obj["store"])
+    entry = cron_module.install(package_dir, schedule=schedule, store=ctx.obj["store"], user=user)
     moments = ", ".join(m.strftime("%Y-%m-%d %H:%M") for m in entry.next_runs(3))
     click.echo(f"installed: {entry.schedule} retraining of {entry.package} (next: {moments})")
     click.echo(f"  {entry.command}")
 
 
 @cron.command(name="list", short_help="mlops-nb's lines in your crontab.")
-def cron_list() -> None:
+@click.option("--user", "-u", metavar="NAME",
+              help="Another account's crontab (root only): the job then runs as NAME, e.g. a service account.")
+def cron_list(user: str | None) -> None:
     """List mlops-nb's retraining lines in your crontab: schedule, package, next run.
 
     \b
@@ -294,9 +304,10 @@ def cron_list() -> None:
     """
     from mlops_nb.deploy import cron as cron_module
 
-    found = cron_module.entries()
+    found = cron_module.entries(user=user)
     if not found:
-        click.echo("no mlops-nb retraining lines in your crontab; add one with `mlops-nb cron install PACKAGE`")
+        whose = "your crontab" if user is None else f"{user}'s crontab"
+        click.echo(f"no mlops-nb retraining lines in {whose}; add one with `mlops-nb cron install PACKAGE`")
         return
     rows = [[e.schedule, str(e.package), "yes" if e.enabled else "no",
              e.next_runs(1)[0].strftime("%Y-%m-%d %H:%M") if e.enabled else EMPTY] for e in found]
@@ -307,7 +318,9 @@ def cron_list() -> None:
 @cron.command(name="remove", short_help="Remove a package's line (or all of mlops-nb's).")
 @click.argument("package_dir", metavar="PACKAGE", required=False, type=click.Path(path_type=Path))
 @click.option("--all", "everything", is_flag=True, help="Remove every mlops-nb line.")
-def cron_remove(package_dir: Path | None, everything: bool) -> None:
+@click.option("--user", "-u", metavar="NAME",
+              help="Another account's crontab (root only): the job then runs as NAME, e.g. a service account.")
+def cron_remove(package_dir: Path | None, everything: bool, user: str | None) -> None:
     """Remove PACKAGE's retraining line from your crontab (--all: every mlops-nb line). Other
     lines of your crontab are left alone.
 
@@ -320,7 +333,7 @@ def cron_remove(package_dir: Path | None, everything: bool) -> None:
 
     if (package_dir is None) == (not everything):
         raise click.UsageError("give a PACKAGE or --all")
-    gone = cron_module.remove(None if everything else package_dir)
+    gone = cron_module.remove(None if everything else package_dir, user=user)
     if not gone:
         click.echo("nothing to remove: no mlops-nb line for " + ("any package" if everything else str(package_dir)))
     for entry in gone:
