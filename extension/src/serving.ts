@@ -66,6 +66,11 @@ function ms(value: number | null): string {
   return value === null || value === undefined ? '' : value.toFixed(1);
 }
 
+/** `HH:MM` of a row's start (the full local time is its title). */
+function clock(epochSeconds: number): string {
+  return formatTime(epochSeconds).slice(11);
+}
+
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
@@ -109,7 +114,7 @@ export function renderServing(run: IMonitoredRun): HTMLElement | null {
     verdict,
     sparks,
     table,
-    h('div', { class: 'mlops-muted mlops-serving-packages' }, m.packages.join(', '))
+    h('div', { class: 'mlops-muted mlops-serving-packages', title: m.packages.join('\n') }, m.packages.join(', '))
   );
   (details as HTMLDetailsElement).open = true;
   return details;
@@ -121,7 +126,7 @@ function serveRow(row: Serving.IServeRow): HTMLElement {
   return h(
     'div',
     { class: 'mlops-serving-row', role: 'listitem', 'data-kind': 'serve', 'data-verdict': row.verdict ?? '' },
-    h('span', { class: 'mlops-serving-when' }, formatTime(row.start)),
+    h('span', { class: 'mlops-serving-when', title: formatTime(row.start) }, clock(row.start)),
     h('span', { class: 'mlops-serving-version' }, row.version_dir ?? ''),
     h('span', { class: 'mlops-serving-count', title: `${row.rows} rows, ${row.errors} errors` }, `${row.requests} req`),
     h('span', { class: 'mlops-serving-latency', title: 'p50 / p99 latency (ms)' }, `${ms(row.latency_p50)} / ${ms(row.latency_p99)} ms`),
@@ -134,20 +139,20 @@ function retrainRow(row: Serving.IRetrainRow): HTMLElement {
   return h(
     'div',
     { class: 'mlops-serving-row mlops-serving-retrain', role: 'listitem', 'data-kind': 'retrain' },
-    h('span', { class: 'mlops-serving-when' }, formatTime(row.start)),
+    h('span', { class: 'mlops-serving-when', title: formatTime(row.start) }, clock(row.start)),
     h('span', { class: `mlops-status mlops-status-${row.status}` }, `retrain run ${row.run_id}`),
-    h('span', { class: 'mlops-serving-decision' }, `${row.decision}${drift}`)
+    h('span', { class: 'mlops-serving-decision', title: `${row.decision}${drift}` }, `${row.decision}${drift}`)
   );
 }
 
 /** A small SVG line from 0 to the series' maximum (missing values skipped), with that maximum. */
 function spark(label: string, values: (number | null)[], cls: string): HTMLElement {
-  const width = 90;
+  const width = 100;
   const height = 22;
   const points = values.map((v, i) => [i, v] as const).filter((p): p is readonly [number, number] => p[1] !== null);
   const box = h('span', { class: `mlops-spark ${cls}`, title: label });
   if (!points.length) {
-    box.append(h('span', { class: 'mlops-muted' }, `${label} –`));
+    box.append(h('span', { class: 'mlops-muted mlops-spark-label' }, `${label} –`));
     return box;
   }
   const top = Math.max(...points.map(p => p[1])) || 1;
@@ -157,6 +162,7 @@ function spark(label: string, values: (number | null)[], cls: string): HTMLEleme
   svg.setAttribute('width', String(width));
   svg.setAttribute('height', String(height));
   svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
+  svg.setAttribute('preserveAspectRatio', 'none');
   if (points.length > 1) {
     const line = document.createElementNS('http://www.w3.org/2000/svg', 'polyline');
     line.setAttribute('points', points.map(([i, v]) => `${(i * step).toFixed(1)},${y(v)}`).join(' '));
@@ -168,6 +174,9 @@ function spark(label: string, values: (number | null)[], cls: string): HTMLEleme
     dot.setAttribute('r', '2');
     svg.append(dot);
   }
-  box.append(h('span', { class: 'mlops-muted' }, label), svg, h('span', {}, `max ${formatNumber(top, 3)}`));
+  box.append(
+    h('span', { class: 'mlops-muted mlops-spark-label' }, label, h('span', {}, ` max ${formatNumber(top, 3)}`)),
+    svg
+  );
   return box;
 }

@@ -53,7 +53,7 @@ def serving_lines(monitoring: dict[str, Any] | None) -> list[str]:
         when = local_time(row["start"], MINUTES_FORMAT)
         if row["kind"] == "serve":
             drift = "" if row["drift_share"] is None else (
-                f"  drift {row['verdict'] or ''} {row['drift_share']:.0%} {', '.join(row['drifted'])}".rstrip())
+                f"  {row['verdict']}: {row['drift_share']:.0%} {', '.join(row['drifted'])}".rstrip())
             lines.append(f"    {when}  {row['version_dir'] or '':<6} {row['requests']:>6} req {row['rows']:>7} rows "
                          f"{row['errors']:>4} err  p50 {_ms(row['latency_p50']):>6} ms  p99 "
                          f"{_ms(row['latency_p99']):>6} ms{drift}")
