@@ -15,6 +15,7 @@ from typing import Any
 from mlops_nb.format import json_safe, number, short_class
 from mlops_nb.stages import STAGES
 from mlops_nb.store import Store, process_gone
+from mlops_nb.tracking.monitoring import monitoring_summary
 
 #: The states a stage can be in, as every front end shows them.
 STATES = ("not run", "running", "ok", "error", "stale")
@@ -40,7 +41,9 @@ def run_view(store: Store, run_id: int) -> dict[str, Any]:
     attempt's ``status``, ``duration``, ``start_time``, ``error``, ``execution_count``, ``captured``
     (short lines such as ``X 200×3``) and every attempt (with ``variables`` and compact ``captures``);
     ``retraining`` (child runs with their ``decision`` and metrics); ``artifacts``; ``drift``;
-    ``serving``: the minutes its exported packages' servers recorded (:func:`serving_view`).
+    ``serving``: the minutes its exported packages' servers recorded (:func:`serving_view`);
+    ``monitoring``: those minutes in buckets with the latest input-drift verdict, beside the
+    retraining runs (:func:`mlops_nb.tracking.monitoring.monitoring_summary`; None when never served).
     Raises :class:`~mlops_nb.errors.RunNotFound` for an unknown id.
     """
     details = store.run_details(run_id)
@@ -55,6 +58,8 @@ def run_view(store: Store, run_id: int) -> dict[str, Any]:
     gates = [{key: gate.get(key) for key in _GATE_KEYS} for gate in details["gates"]]
     for gate in gates:
         gate["passed"] = bool(gate["passed"])
+    retraining = [_child(child) for child in store.child_runs(run_id, "retraining")]
+    serving = serving_view(store, run_id=run_id, limit=SERVING_MINUTES)["minutes"]
     view = {
         **run,
         "params": details["params"],
@@ -66,11 +71,12 @@ def run_view(store: Store, run_id: int) -> dict[str, Any]:
         "gates": gates,
         "warnings": [{"kind": w["kind"], "stage": w["stage"], "message": w["message"]} for w in details["warnings"]],
         "stages": _stages(store, details, run_id),
-        "retraining": [_child(child) for child in store.child_runs(run_id, "retraining")],
+        "retraining": retraining,
         "artifacts": [{key: a[key] for key in _ARTIFACT_KEYS} for a in details["artifacts"]],
         "drift": [{key: row[key] for key in ("column_name", "kind", "statistic", "value", "verdict")}
                   for row in details.get("drift") or []],
-        "serving": serving_view(store, run_id=run_id, limit=SERVING_MINUTES)["minutes"],
+        "serving": serving,
+        "monitoring": monitoring_summary(serving, retraining),
     }
     return json_safe(view)
 
