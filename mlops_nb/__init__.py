@@ -38,12 +38,16 @@ _LAZY = {
     "SchemaMismatch": "mlops_nb.errors",
     "DataNotFound": "mlops_nb.errors",
     "PackageLocked": "mlops_nb.errors",
+    "SyncError": "mlops_nb.errors",
+    "ServerUnreachable": "mlops_nb.errors",
+    "SyncAuthRefused": "mlops_nb.errors",
     "STAGES": "mlops_nb.stages",
     "register": "mlops_nb.tracking.registry",
     "promote": "mlops_nb.tracking.registry",
     "models": "mlops_nb.tracking.registry",
     "export": "mlops_nb.deploy.export",
-    "load_model": "mlops_nb.deploy.model",
+    "load_model": "mlops_nb.deploy.predict",
+    "predict": "mlops_nb.deploy.predict",
     "rollback": "mlops_nb.deploy.rollback",
     "status": "mlops_nb.notebook.widgets.status",
     "compare": "mlops_nb.notebook.widgets.compare",
@@ -57,6 +61,8 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'mlops_nb' has no attribute {name!r}")
     value = getattr(import_module(module), name)
+    if name in ("start", "get_run"):  # runs of this process push themselves when the store says so
+        import_module("mlops_nb.sync.auto").install()
     globals()[name] = value
     return value
 

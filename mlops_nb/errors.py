@@ -85,3 +85,16 @@ class DataNotFound(PackageError):
 
 class PackageLocked(PackageError):
     """Another retraining, export or rollback of the same package is running (exit status 75)."""
+
+
+class SyncError(MlopsError):
+    """A sync to an MLflow tracking server that was refused: a value or an experiment the server would
+    not take (exit status 1). The message names the server, the run and what to do."""
+
+
+class ServerUnreachable(SyncError):
+    """The MLflow tracking server did not answer (exit status 69); the local store is unchanged."""
+
+
+class SyncAuthRefused(SyncError):
+    """The MLflow tracking server refused the credentials, or lacks a permission (exit status 77)."""

@@ -21,7 +21,7 @@ MINUTES_FORMAT = "%Y-%m-%d %H:%M"
 
 def is_missing(value: Any) -> bool:
     """None, NaN and pandas' NA/NaT (without importing pandas)."""
-    if value is None:
+    if value is None or type(value).__name__ == "NAType":  # pandas.NA refuses bool()
         return True
     try:
         return bool(value != value)  # NaN, NaT and NA compare unequal to themselves

@@ -29,6 +29,31 @@ STAGE_INDEX = {name: i for i, name in enumerate(STAGES)}
 REPLAYED = ("data", "features", "selection")
 
 
+#: ``%%stage NAME`` on a cell's first line (after blank lines).
+STAGE_HEADER = re.compile(r"\A\s*%%stage[ \t]+([A-Za-z_]\w*)[ \t]*(?:\n|\Z)")
+
+#: Metric names where smaller is better, when no requirement says which way.
+_LOWER_IS_BETTER = re.compile(r"(loss|error|err|mse|mae|rmse|mape|logloss|latency|time|duration)", re.I)
+
+
+def stage_of(raw_cell: str) -> str | None:
+    """The stage named by a cell's ``%%stage NAME`` header, if it names a known stage."""
+    match = STAGE_HEADER.match(raw_cell)
+    if match and match.group(1) in STAGE_INDEX:
+        return match.group(1)
+    return None
+
+
+def lower_is_better(metric: str, requirement_op: str | None = None) -> bool:
+    """Whether a smaller ``metric`` is better: the requirement's direction when there is one
+    (``rmse <= 3``), else the name (loss, error, mse, mae, rmse, time...)."""
+    if requirement_op in ("<", "<="):
+        return True
+    if requirement_op in (">", ">=", "=", "=="):
+        return False
+    return bool(_LOWER_IS_BETTER.search(metric))
+
+
 def check_stage(name: str) -> str:
     """Return ``name`` if it is a lifecycle stage, else raise :class:`StageError` listing them."""
     if name not in STAGE_INDEX:

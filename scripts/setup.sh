@@ -2,8 +2,9 @@
 # Set up mlops-nb in ./.venv on a fresh Debian machine (Python 3.10+): the system packages it needs
 # (venv support, Node.js to build the JupyterLab extension, Chromium for browser tests, cron for the
 # scheduled-retraining test), then the project itself. Safe to run again; it only adds what is missing.
-#   scripts/setup.sh            # runtime only
-#   scripts/setup.sh test       # with the test extra
+#   scripts/setup.sh            # mlops-nb with its notebook stack (the jupyter extra)
+#   scripts/setup.sh test       # and the test extra
+#   scripts/setup.sh runtime    # the lean runtime only (retrain, predict, verify, serve; no Jupyter)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extra="${1:-}"
@@ -31,8 +32,8 @@ fi
 "$venv/bin/python" -m pip install -q --upgrade pip
 # jlpm (from jupyterlab) must be on PATH while pip builds the extension.
 export PATH="$PWD/$venv/bin:$PATH"
-if [ "$extra" = test ]; then
-  "$venv/bin/python" -m pip install -q -e ".[test]"
-else
-  "$venv/bin/python" -m pip install -q -e .
-fi
+case "$extra" in
+  test) "$venv/bin/python" -m pip install -q -e ".[jupyter,test]" ;;
+  runtime) "$venv/bin/python" -m pip install -q -e . ;;
+  *) "$venv/bin/python" -m pip install -q -e ".[jupyter]" ;;
+esac

@@ -10,11 +10,12 @@ of DESIGN.md section 7. Use from a test module::
             open_notebook(page, lab, "demo.ipynb")
             run_all_cells(page)
 
-- :func:`require_browser` skips a test when Chromium or Playwright is missing, and fails it instead
-  when ``$CI`` is set (in CI a missing browser is a broken machine, not a reason to pass).
+- :func:`require_browser` fails a test when Chromium or Playwright is missing, whatever ``$CI`` says:
+  the test command installs both, so a missing browser is a broken machine, not a reason to pass.
 - :func:`jupyter_lab` starts ``jupyter lab`` on 127.0.0.1 with a random token and a free port, in an
   isolated Jupyter config/runtime/settings/workspaces, with a private ``python3`` kernelspec that runs
-  *this* interpreter; it waits until the server answers and shuts it (and its kernels) down after.
+  *this* interpreter, and the JupyterLab extension this checkout built (``mlops_nb/labextension``)
+  ahead of any installed copy; it waits until the server answers and shuts it (and its kernels) down after.
   :class:`LabServer` gives the URLs, authenticated REST calls (``api``) and the server's log.
 - :func:`chromium_page` is a Playwright page with generous timeouts; console errors are collected in
   ``page.console_errors``.
@@ -63,14 +64,13 @@ CHROMIUM_ARGS = [
 SERVER_TIMEOUT_S = 180
 PAGE_TIMEOUT_S = 120
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+#: The extension as this checkout built it (``jlpm build`` in ``extension/``, or ``pip install``).
+BUILT_EXTENSION = Path(__file__).resolve().parent.parent / "mlops_nb" / "labextension"
 
 
 def require_browser() -> None:
-    """Skip (locally) or fail (``$CI`` set) unless Chromium and Playwright are both available."""
+    """Fail unless Chromium and Playwright are both available (never skip: a suite that passes without
+    its browser tests has tested less than it says)."""
     problems = []
     if not os.access(CHROMIUM, os.X_OK):
         problems.append(f"{CHROMIUM} is missing (apt-get install chromium); Playwright must not download one")
@@ -79,10 +79,8 @@ def require_browser() -> None:
     except ImportError:
         problems.append("the Python package playwright is not installed (pip install playwright)")
     if problems:
-        reason = "browser test needs a browser: " + "; ".join(problems)
-        if in_ci():
-            pytest.fail(f"{reason} (CI is set: a missing browser fails the test instead of skipping it)")
-        pytest.skip(reason)
+        pytest.fail("browser test needs a browser: " + "; ".join(problems)
+                    + " (scripts/setup.sh test installs both)")
 
 
 def artifact_path(name: str) -> Path:
@@ -182,6 +180,7 @@ def jupyter_lab(root_dir: Path, *, env: Mapping[str, str] | None = None, extra_a
         f"--ServerApp.token={token}", f"--ServerApp.root_dir={root_dir}",
         f"--LabApp.user_settings_dir={home / 'settings'}", f"--LabApp.workspaces_dir={home / 'workspaces'}",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        *_this_checkouts_extension(home),
         *extra_args,
     ]
     full_env = {
@@ -204,6 +203,18 @@ def jupyter_lab(root_dir: Path, *, env: Mapping[str, str] | None = None, extra_a
     finally:
         _shut_down(server)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _this_checkouts_extension(home: Path) -> list[str]:
+    """Serve the extension this checkout built rather than the copy an install put in the
+    environment's ``share/jupyter/labextensions`` (which may be another checkout's, or older): an
+    extra labextensions folder comes first, and the first ``mlops-nb`` found wins."""
+    if not (BUILT_EXTENSION / "package.json").exists():
+        return []
+    folder = home / "labextensions"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "mlops-nb").symlink_to(BUILT_EXTENSION, target_is_directory=True)
+    return [f"--LabApp.extra_labextensions_path={folder}"]
 
 
 def _die_with_parent() -> None:
@@ -253,7 +264,7 @@ def _shut_down(server: LabServer) -> None:
 
 @contextmanager
 def chromium_page(*, width: int = 1440, height: int = 1000, timeout: float = PAGE_TIMEOUT_S) -> Iterator[Any]:
-    """A Playwright page in ``/usr/bin/chromium``; skips or fails first (see :func:`require_browser`).
+    """A Playwright page in ``/usr/bin/chromium``; fails first when there is none (see :func:`require_browser`).
 
     ``page.console_errors`` collects the console's error messages and uncaught page errors.
     """

@@ -63,20 +63,60 @@ def invoke(*args: str):
     return CliRunner().invoke(main, list(args))
 
 
-def test_runs_table_lists_runs_newest_first_with_params_and_metrics(recorded):
+def test_runs_table_lists_runs_newest_first_with_params_and_metrics(recorded, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "160")
     result = invoke("runs")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     header = lines[0].split()
-    assert header[:5] == ["run_id", "project", "name", "status", "start_time"]
-    assert {"params.C", "metrics.f1", "metrics.loss", "tags.team"} <= set(header)
+    # who and when, the metrics most runs have (no requirement stated), the param that differs
+    assert header == ["run_id", "project", "name", "kind", "status", "start_time", "duration", "f1", "loss",
+                      "params.model"]
     assert [line.split()[0] for line in lines[1:]] == [str(i) for i in reversed(recorded)]
     lr_row = lines[-1]
-    assert "lr" in lr_row and "0.81" in lr_row and "0.4" in lr_row and "growth" in lr_row
+    assert "lr" in lr_row and "script" in lr_row and "0.81" in lr_row and "0.4" in lr_row
     # local time to the second, and missing values as '-' rather than NaN / None
     assert re.search(r" \d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", lr_row)
     assert "NaN" not in result.stdout and "None" not in result.stdout
     assert " - " in lines[1]
+    assert "more columns: --columns NAME,... picks some, --all shows every one" in result.stderr
+
+    every = invoke("runs", "--all")
+    assert every.exit_code == 0 and not every.stderr
+    assert {"params.C", "params.n_estimators", "metrics.f1", "tags.team", "end_time"} <= set(
+        every.stdout.splitlines()[0].split())
+    assert "growth" in every.stdout
+
+
+def test_runs_table_fits_the_terminal_and_names_what_it_left_out(recorded, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "44")
+    result = invoke("runs")
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 44
+    assert {"run_id", "name", "status"} <= set(lines[0].split())
+    assert "more columns" in result.stderr
+
+
+def test_runs_table_shows_the_requirement_metric_and_whole_numbers(db_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    for name, depth, auc in (("shallow", 2, 0.7), ("deep", 8, 0.9)):
+        with mnb.start("churn", name=name, store=db_path) as run:
+            run.log_params({"depth": depth, "seed": 0})
+            run.log_metrics({"accuracy": 0.5, "loss": 0.3, "auc": auc})
+    with mnb.start("churn", name="unfinished", store=db_path) as run:
+        run.log_metric("accuracy", 0.4)
+    from mlops_nb.stages import parse_requirement
+    from mlops_nb.tracking import lifecycle
+
+    lifecycle.set_requirement(mnb.get_run(2, store=db_path), parse_requirement("auc >= 0.8"))
+    result = invoke("runs")
+    header = result.stdout.splitlines()[0].split()
+    assert "auc" in header and "params.depth" in header
+    assert "params.seed" not in header  # the same in every run, so it tells nothing
+    # a param logged as 8 reads 8, not 8.0, although the third run's missing depth made it float
+    assert re.search(r" deep .* 8$", result.stdout.splitlines()[2])
+    assert json.loads(invoke("runs", "-f", "json").stdout)[1]["params.depth"] == 8
+    assert invoke("runs", "--all", "--columns", "f1").exit_code == 2
 
 
 def test_runs_csv_is_machine_readable(recorded):

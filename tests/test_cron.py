@@ -1,14 +1,22 @@
 """Scheduled retraining through the system's real cron daemon, and the crontab bookkeeping.
 
-The real-cron test installs the exported line with `mlops-nb cron install` (a `* * * * *`
-schedule), starts Debian's `cron -f` when no daemon runs, waits for the tick, and checks that a
-retraining run of the package appeared in the store and logged beside the package. In CI
-(`CI=true`) a missing cron fails the test instead of skipping it: `.ci/run` installs cron.
+The real-cron test installs the exported line with `mlops-nb cron install --user` (a `* * * * *`
+schedule) in the crontab of a throwaway account made for the test, starts Debian's `cron -f` when
+no daemon runs, waits for the tick, and checks that a retraining run of the package appeared in the
+store and logged beside the package. The tester's own crontab is never read or written: the test
+compares it byte for byte before and after. A missing cron fails the test rather than skipping it
+(the test command installs cron), whatever `$CI` says.
+
+The throwaway account shares root's uid on purpose: cron keys crontabs by account *name*, so a name
+of its own gives a crontab of its own, while the job still runs the project's interpreter wherever
+the clone lives (a clone under /root is unreadable to any other uid). The account and its crontab
+are removed afterwards, and leftovers of a killed run are removed before the next one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
 import shutil
 import sqlite3
@@ -28,10 +36,40 @@ from mlops_nb.store import close_all
 TICK_WAIT_S = 150
 
 
+ACCOUNT_PREFIX = "mlopsnb-crontest-"
+
+
 def _missing(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}; CI must run this test (scripts/setup.sh test installs cron)")
-    pytest.skip(reason)
+    pytest.fail(f"{reason}; the test command installs cron (scripts/setup.sh test), so this machine is broken")
+
+
+def _remove_account(name: str) -> None:
+    subprocess.run(["crontab", "-u", name, "-r"], capture_output=True)
+    # -f: the account shares uid 0, which running processes always use, and userdel refuses it otherwise.
+    subprocess.run(["userdel", "-f", name], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def throwaway_account(tmp_path_factory):
+    """An account made for this test (and removed after), whose crontab the test installs into."""
+    if os.geteuid() != 0:
+        _missing("the real-cron test needs root: it makes a throwaway account so that it never touches "
+                 "your own crontab (run the suite as root, as scripts/test.sh does on a fresh machine)")
+    import pwd
+
+    for stale in (p.pw_name for p in pwd.getpwall() if p.pw_name.startswith(ACCOUNT_PREFIX)):
+        _remove_account(stale)  # left by a run that was killed before its clean-up
+    name = f"{ACCOUNT_PREFIX}{os.getpid()}"
+    home = tmp_path_factory.mktemp("cron-home")
+    made = subprocess.run(["useradd", "-o", "-u", "0", "-g", "0", "-M", "-d", str(home), "-s", "/bin/sh",
+                           "-c", "mlops-nb real-cron test, removed after it", name], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.fail(f"cannot make the throwaway account {name}: {made.stderr.strip()}")
+    try:
+        yield name
+    finally:
+        _remove_account(name)
+        assert name not in {p.pw_name for p in pwd.getpwall()}
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +106,15 @@ def _canonical(command: str) -> str:
                     and os.access(word, os.X_OK) else word for word in command.split())
 
 
-def _crontab() -> str:
-    listed = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
+def _crontab(user: str) -> str:
+    listed = subprocess.run(["crontab", "-u", user, "-l"], capture_output=True, text=True)
     return listed.stdout if listed.returncode == 0 else ""
+
+
+def _own_crontab() -> bytes | None:
+    """The tester's own crontab file, byte for byte (None when there is none)."""
+    path = Path("/var/spool/cron/crontabs") / getpass.getuser()
+    return path.read_bytes() if path.exists() else None
 
 
 def _finished_retraining_runs(store: Path) -> list[tuple]:
@@ -79,27 +123,28 @@ def _finished_retraining_runs(store: Path) -> list[tuple]:
                             " ORDER BY id").fetchall()
 
 
-def test_real_cron_runs_the_exported_line(pkg, cron_daemon):
+def test_real_cron_runs_the_exported_line(pkg, throwaway_account, cron_daemon):
+    user = throwaway_account
     root = pkg["root"]
     incoming = pkg["folder"] / "incoming"
     incoming.mkdir()
     shutil.copy(pkg["better"], incoming / "fresh.csv")  # the data source named at export
     mlops_nb = str(Path(sys.executable).parent / "mlops-nb")
     env = {**os.environ, "MLOPS_NB_STORE": str(pkg["store"])}
-    before = _crontab()
-    installed = subprocess.run([mlops_nb, "cron", "install", str(root), "--schedule", "* * * * *"],
+    own_before = _own_crontab()
+    installed = subprocess.run([mlops_nb, "cron", "install", str(root), "--schedule", "* * * * *", "--user", user],
                                capture_output=True, text=True, env=env)
     assert installed.returncode == 0, installed.stderr
     try:
         assert f"installed: * * * * * retraining of {root}" in installed.stdout
-        line = next(x for x in _crontab().splitlines() if x.endswith(f"# mlops-nb retrain {root}"))
+        line = next(x for x in _crontab(user).splitlines() if x.endswith(f"# mlops-nb retrain {root}"))
         exported = next(x for x in (root / "current" / "crontab.txt").read_text().splitlines()
                         if x and not x.startswith("#"))
         # The same command as the export wrote, up to which name of the same interpreter runs it
         # (a venv's python and python3 are one program).
         assert line.startswith("* * * * * ")
         assert _canonical(line.split(None, 5)[5]).startswith(_canonical(exported.split(None, 5)[5])), (line, exported)
-        listed = subprocess.run([mlops_nb, "cron", "list"], capture_output=True, text=True, env=env)
+        listed = subprocess.run([mlops_nb, "cron", "list", "--user", user], capture_output=True, text=True, env=env)
         assert str(root) in listed.stdout and "* * * * *" in listed.stdout
 
         deadline = time.monotonic() + TICK_WAIT_S
@@ -107,13 +152,13 @@ def test_real_cron_runs_the_exported_line(pkg, cron_daemon):
         while time.monotonic() < deadline and not runs:
             time.sleep(2)
             runs = _finished_retraining_runs(pkg["store"])
-        assert runs, f"cron did not run the job within {TICK_WAIT_S} s; crontab:\n{_crontab()}"
+        assert runs, f"cron did not run the job within {TICK_WAIT_S} s; crontab:\n{_crontab(user)}"
     finally:
-        removed = subprocess.run([mlops_nb, "cron", "remove", str(root)], capture_output=True, text=True, env=env)
+        removed = subprocess.run([mlops_nb, "cron", "remove", str(root), "--user", user], capture_output=True,
+                                 text=True, env=env)
     assert removed.returncode == 0 and f"removed: * * * * * retraining of {root}" in removed.stdout
-    assert f"mlops-nb retrain {root}" not in _crontab()
-    assert [x for x in _crontab().splitlines() if "mlops-nb retrain" not in x] == [
-        x for x in before.splitlines() if "mlops-nb retrain" not in x]  # nobody else's line was touched
+    assert f"mlops-nb retrain {root}" not in _crontab(user)
+    assert _own_crontab() == own_before  # the tester's own crontab: not a byte changed
 
     run_id, parent_id, status = runs[0]
     assert parent_id == 1 and status == "finished"
@@ -149,3 +194,15 @@ def test_install_list_remove_touch_only_mlops_lines(pkg, tmp_path):
     assert [e.package for e in cron.remove(pkg["root"], tabfile=tab)] == [pkg["root"]]
     assert cron.entries(tabfile=tab) == [] and "backup.sh" in tab.read_text()
     assert cron.remove(None, tabfile=tab) == []
+
+
+def test_another_accounts_crontab_needs_an_existing_account(pkg):
+    mlops_nb = str(Path(sys.executable).parent / "mlops-nb")
+    for command in (["install", str(pkg["root"])], ["list"], ["remove", "--all"]):
+        result = subprocess.run([mlops_nb, "cron", *command, "--user", "no-such-account-x"], capture_output=True,
+                                text=True)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.strip().endswith(
+            "there is no user 'no-such-account-x' on this machine: give an existing account to --user "
+            "(e.g. the service account that owns the package)"), result.stderr
+        assert "Traceback" not in result.stderr

@@ -102,8 +102,8 @@ def test_export_writes_every_file_with_checksums_and_says_when_it_runs(deployed)
     assert json.loads((pkg / "settings.json").read_text())["on_drift"] == "hold"
     listed = verify(pkg)["files"]
     expected = {"model.skops", "pipeline.json", "schema.json", "reference/profile.json", SAMPLE,
-                "metrics.json", "requirements.txt", "input_example.json", "retrain.py", "crontab.txt",
-                "airflow_dag.py", "cronjob.yaml"}
+                "metrics.json", "requirements.txt", "input_example.json", "retrain.py", "features.py", "crontab.txt",
+                "airflow_dag.py", "cronjob.yaml", "serving.yaml", "Dockerfile"}
     assert set(listed) == expected
     version = pkg / "versions" / "v0001"
     unlisted = {"MANIFEST.json", "SIGNATURE", "public_key.pem"}  # the manifest and the signature over it
@@ -288,8 +288,8 @@ def test_scheduler_files_carry_the_schedule_and_one_guarded_task(deployed):
     assert job["kind"] == "CronJob" and job["apiVersion"] == "batch/v1"
     assert job["spec"]["schedule"] == SCHEDULE and job["spec"]["concurrencyPolicy"] == "Forbid"
     container = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
-    assert f"-P -m mlops_nb retrain {pkg}" in container["command"][-1] and container["workingDir"] == str(pkg)
-    assert container["command"][-1].startswith("/usr/local/bin/python ")
+    assert container["args"][:6] == ["python", "-P", "-m", "mlops_nb", "retrain", str(pkg)]
+    assert container["workingDir"] == str(pkg)
     assert {"name": "MLOPS_NB_STORE", "value": str(deployed["store"])} in container["env"]
 
     tree = ast.parse((pkg / "current" / "airflow_dag.py").read_text())
@@ -369,7 +369,9 @@ def test_schema_reference_and_pipeline_describe_the_training_data(deployed):
                                   ).verdict == "ok"
     pd.testing.assert_frame_equal(sample, data)  # fewer than 10,000 rows: all of them
     example = pd.read_json(current / "input_example.json", orient="split")
-    assert list(example.columns) == list(model.feature_names_in_) and len(example) == 3
+    # raw rows, as the data stage produced them without the target: what predict and serve take
+    assert list(example.columns) == [c["name"] for c in schema["raw"]["columns"]] and len(example) == 3
+    assert list(example.columns) == [c for c in data.columns if c != "target"]
 
     spec = json.loads((current / "pipeline.json").read_text())
     assert spec["rebuildable"] and spec["class"] == "sklearn.pipeline.Pipeline"

@@ -348,7 +348,7 @@ def recorded_store(store_path: Path) -> int:
     captures, a requirement and gate, warnings, a registered model, a deployment and a retraining
     child with drift. Returns the notebook run's id."""
     from mlops_nb.stages import Requirement
-    from mlops_nb.tracking import lifecycle, registry, retraining
+    from mlops_nb.tracking import lifecycle, registry, retraining, serving
     from mlops_nb.tracking.deployments import record_deployment
 
     run = mnb.start("churn", name="nb", store=store_path, kind="notebook")
@@ -375,6 +375,10 @@ def recorded_store(store_path: Path) -> int:
     retraining.record_drift(child.id, [{"column": "x", "kind": "numeric", "statistic": "psi", "value": 0.3,
                                         "verdict": "drift", "details": {}}], b"{}", store=store_path)
     retraining.finish_retraining(child.id, ok=True, metrics={"candidate_f1": 0.91}, store=store_path)
+    serving.record_minute({"package": "/pkg", "run_id": run.id, "minute": time.time(), "seconds": 60, "requests": 2,
+                           "rows": 3, "errors": 0, "bad_requests": 1, "latency_p50": 1.0, "latency_p90": 2.0,
+                           "latency_p99": 3.0, "latency_max": 3.0, "drift": {"x": {"verdict": "ok"}}},
+                          rows_csv=b"x\n1\n", store=store_path)
     close_all()
     return run.id
 
@@ -391,7 +395,14 @@ def every_public_read(store, run_id: int) -> dict[str, object]:
         "data_fingerprints": ([run_id],), "child_runs": (run_id,), "artifact": (1,), "model_versions": (),
         "model_version": ("churn-rf", 1), "aliases": ("churn-rf",), "alias_history": ("churn-rf",),
         "deployments": ("churn-rf",), "manifests": ("/pkg", "v0001"), "drift": (run_id + 1,),
-        "artifact_path": ("mlops-artifacts/x",), "has_project": ("churn",),
+        "artifact_path": ("mlops-artifacts/x",), "has_project": ("churn",), "serving_minutes": (),
+        "served_packages": (),
+        "requirement_metrics": ([run_id],), "max_run_id": (), "notebook_runs": ("churn.ipynb",),
+        "stage_frames": (run_id, ["data"]),
+        "setting": ("mlflow_uri",), "settings": (),
+        "sync_runs": ("http://mlflow",), "sync_items": ("http://mlflow", "artifact"), "runs_to_sync": (["churn"], 1),
+        "metric_rows": (run_id, 0, 10), "run_params_tags": (run_id,), "all_params_tags": ([run_id],),
+        "lifecycle_digest": ([run_id],),
     }
     public = {name for name in dir(store) if not name.startswith("_") and inspect.ismethod(getattr(store, name))}
     assert public - {"close"} == set(calls), "a new read of Store: add it here, so it is checked too"

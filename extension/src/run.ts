@@ -1,12 +1,14 @@
 /**
  * The run detail of the sidebar: the run's view (mlops_nb/tracking/views.py, the same data the
  * status widget and `mlops-nb show` render): gate, warnings, each stage that ran with its `state`
- * (a stale stage shows as stale, with its warning), attempts on a timeline, metrics and params.
+ * (a stale stage shows as stale, with its warning), attempts on a timeline, what its served model
+ * saw (serving.ts), metrics and params.
  */
 import { h } from './dom';
 import { formatDuration, formatNumber, formatValue, formatWhen } from './format';
 import { API } from './request';
 import { gateText } from './runs';
+import { renderServing } from './serving';
 import { isStage, stageClass } from './stages';
 
 /** The mark each stage state shows (as the status widget's timeline). */
@@ -66,6 +68,10 @@ export function renderRun(run: API.IRun, onClose: () => void): HTMLElement {
     section.append(renderWarning(warning));
   }
   section.append(renderTimeline(run, ran));
+  const serving = renderServing(run);
+  if (serving) {
+    section.append(serving);
+  }
   const metrics = Object.entries(run.metrics);
   if (metrics.length) {
     section.append(renderPairs('Metrics', metrics, true));

@@ -6,6 +6,7 @@ one retraining run on fresh data, all recorded in one store.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shlex
 import shutil
@@ -21,6 +22,7 @@ import click
 import mlops_nb
 from mlops_nb import store as store_module
 from mlops_nb import tracking
+from mlops_nb.cli.headless import this_python_kernel_manager
 from mlops_nb.cli.main import main
 from mlops_nb.cli.render import emit_frame
 
@@ -56,29 +58,6 @@ def run_notebook(path: Path, store: Path, *, timeout: int = 600) -> None:
             client.execute()
         finally:
             nbformat.write(nb, path)
-
-
-def this_python_kernel_manager(sockets: str | None = None) -> type:
-    """A kernel manager whose kernel is this interpreter, whatever kernelspecs the machine has (a
-    user-level ``python3`` spec may point at another Python, without mlops-nb). With ``sockets`` (a
-    folder), the kernel listens on Unix sockets there instead of TCP ports."""
-    from jupyter_client.kernelspec import KernelSpec
-    from jupyter_client.manager import AsyncKernelManager
-
-    class ThisPythonKernelManager(AsyncKernelManager):
-        def __init__(self, **kwargs):
-            if sockets is not None:
-                kwargs = {"transport": "ipc", "ip": os.path.join(sockets, "kernel"), **kwargs}
-            super().__init__(**kwargs)
-
-        @property
-        def kernel_spec(self) -> KernelSpec:
-            return KernelSpec(
-                argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                display_name=f"Python {sys.version.split()[0]} (mlops-nb)", language="python",
-            )
-
-    return ThisPythonKernelManager
 
 
 def fresh_data(path: Path, *, rows: int = 800, seed: int = 7) -> Path:
@@ -175,6 +154,10 @@ def demo(ctx: click.Context, folder: Path) -> None:
     """
     if ctx.obj["store"] is not None:
         raise click.UsageError("the demo keeps its store in DIR/mlops.db: give --dir, not --store")
+    missing = [name for name in ("nbclient", "ipykernel") if importlib.util.find_spec(name) is None]
+    if missing:  # the lean runtime (`pip install mlops-nb`) has no notebook stack
+        raise click.ClickException(f"the demo runs a notebook, which needs {' and '.join(missing)}: install "
+                                   f"mlops-nb with its notebook stack, pip install \"mlops-nb[jupyter]\"")
     code = run(folder.absolute(), echo=click.echo)
     store = folder.absolute() / store_module.DEFAULT_FILENAME
     click.echo()

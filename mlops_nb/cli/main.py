@@ -2,6 +2,7 @@
 becomes one line, ``error: <message>`` on stderr, and the exit status the README's "Exit codes"
 table documents (:func:`exit_status`): 65 bad data, 66 missing data, 75 locked, 78 bad configuration
 (an unusable store path, a broken package or settings, a refused query or schedule), 82 integrity,
+69 an MLflow server that does not answer, 77 one that refuses the credentials,
 1 any other refusal (an unknown run, model or filter column), 2 a usage error (click's), and 70 only
 for a defect of mlops-nb, said in one line too (MLOPS_NB_DEBUG=1 shows its traceback).
 
@@ -20,13 +21,23 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mlops_nb import store as store_module
-from mlops_nb.errors import ExportError, MlopsError, PackageError, PackageLocked, StoreError
+from mlops_nb.errors import (
+    ExportError,
+    MlopsError,
+    PackageError,
+    PackageLocked,
+    ServerUnreachable,
+    StoreError,
+    SyncAuthRefused,
+)
 
 if TYPE_CHECKING:
     from mlops_nb.store import Store
 
 
 EXIT_REFUSED = 1
+EXIT_UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE: the MLflow server did not answer
+EXIT_NOPERM = 77  # sysexits EX_NOPERM: the MLflow server refused the credentials or a permission
 EXIT_BUG = 70
 DEBUG_VAR = "MLOPS_NB_DEBUG"
 
@@ -39,6 +50,10 @@ def exit_status(exc: MlopsError) -> int:
         return EXIT_LOCKED if "locked" in str(exc) else EXIT_CONFIG
     if isinstance(exc, PackageLocked):
         return EXIT_LOCKED
+    if isinstance(exc, ServerUnreachable):
+        return EXIT_UNAVAILABLE
+    if isinstance(exc, SyncAuthRefused):
+        return EXIT_NOPERM
     if isinstance(exc, PackageError):
         stop = stop_for(exc)
         return stop.code if stop is not None else EXIT_CONFIG

@@ -4,12 +4,24 @@ a registry alias."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import click
 
 from mlops_nb import tracking
 from mlops_nb.cli.main import RUN_ID, main, open_existing
-from mlops_nb.cli.render import EMPTY, emit_frame, local_time, pick_columns, render_run, table_lines, with_duration
+from mlops_nb.cli.render import (
+    EMPTY,
+    bare_metric_names,
+    emit_frame,
+    local_time,
+    pick_columns,
+    readable_columns,
+    render_run,
+    table_lines,
+    whole_params,
+    with_duration,
+)
 from mlops_nb.errors import MlopsError
 from mlops_nb.format import iso, json_safe, short_class
 from mlops_nb.tracking.views import run_view
@@ -26,16 +38,20 @@ from mlops_nb.tracking.views import run_view
 @click.option("--columns", "-c", metavar="COLS",
               help="Comma-separated columns to show after run_id, e.g. metrics.f1,params.C "
                    "(a bare key such as f1 works when it is unambiguous).")
+@click.option("--all", "-a", "every", is_flag=True, help="Every column (csv and json always have them all).")
 @click.option("--limit", "-n", type=click.IntRange(min=1), metavar="N", help="Only the N newest runs.")
 @click.pass_context
 def runs(ctx: click.Context, project: str | None, where: str | None, fmt: str, columns: str | None,
-         limit: int | None) -> None:
+         every: bool, limit: int | None) -> None:
     """List runs, newest first: run columns, then params.*, metrics.* (latest value) and tags.*.
 
     Columns: run_id, project, name, kind, status, start_time, end_time, duration (seconds), then
-    one per param, metric and tag. The table leaves out kind and end_time (csv and json have
-    every column) and shows local times; csv and json give times in ISO 8601 (UTC) and leave
-    missing values empty (csv) or null (json).
+    one per param, metric and tag. The table shows what fits the terminal, most telling first:
+    run_id, project, name, kind, status, start, duration, the metric the runs' requirement names
+    (a retraining run's candidate value of it too), and up to three params that differ between the
+    runs shown; --columns picks columns, --all shows every one. The table shows local times; csv
+    and json have every column, times in ISO 8601 (UTC), and leave missing values empty (csv) or
+    null (json).
 
     The --where language compares columns with numbers or quoted strings and combines them with
     and / or / not; `in (...)` and `like '...%'` work too.
@@ -45,19 +61,26 @@ def runs(ctx: click.Context, project: str | None, where: str | None, fmt: str, c
       mlops-nb runs
       mlops-nb runs -p churn --where "metrics.f1 >= 0.85 and status = 'finished'"
       mlops-nb runs --columns metrics.f1,params.C --limit 5
+      mlops-nb runs --all | less -S
       mlops-nb runs --format csv > runs.csv
       mlops-nb runs --format json | jq '.[0]'
     """
+    if columns and every:
+        raise click.UsageError("--columns and --all cannot be used together: --all already shows every column")
     opened = open_existing(ctx, readonly=True)
-    frame = with_duration(tracking.runs(project, where=where, store=opened))
+    frame = whole_params(with_duration(tracking.runs(project, where=where, store=opened)))
     frame = frame.iloc[::-1].reset_index(drop=True)
     if limit is not None:
         frame = frame.head(limit)
+    hidden = 0
     if columns:
         frame = frame[["run_id", *pick_columns(frame, columns)]]
-    elif fmt == "table":
-        hidden = {"kind", "end_time", *(["project"] if project else [])}
-        frame = frame[[c for c in frame.columns if c not in hidden]]
+    elif fmt == "table" and not every and not frame.empty:
+        width = shutil.get_terminal_size().columns
+        shown = readable_columns(frame, opened.requirement_metrics(frame["run_id"].tolist()), width,
+                                 project=project is None)
+        hidden = len(frame.columns) - len(shown)
+        frame = frame[shown].rename(columns=bare_metric_names(frame.columns, shown))
     if fmt == "table" and frame.empty:
         scope = f" in project {project!r}" if project else ""
         if where or project:
@@ -66,6 +89,8 @@ def runs(ctx: click.Context, project: str | None, where: str | None, fmt: str, c
             click.echo(f"no runs yet in {opened.path}; record some with `mlops-nb demo` or mnb.start('project')")
         return
     emit_frame(frame, fmt)
+    if hidden:
+        click.echo(f"({hidden} more columns: --columns NAME,... picks some, --all shows every one)", err=True)
 
 
 @main.command(short_help="Everything recorded about one run.")

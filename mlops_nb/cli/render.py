@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -43,6 +44,76 @@ def pick_columns(frame: pandas.DataFrame, spec: str) -> list[str]:
     return picked
 
 
+def readable_columns(frame: pandas.DataFrame, required: list[str], width: int, *, project: bool = True) -> list[str]:
+    """The columns ``mlops-nb runs`` shows by default, most telling first and cut to fit ``width``
+    characters: who and when (run_id, project, name, kind, status, start, duration), the metrics the
+    runs' requirements name (and a retraining run's ``candidate_`` value of them; the two most filled
+    metrics when no requirement is stated), then up to three params whose values differ between the
+    runs shown, shortest keys first."""
+    def filled(column: str) -> bool:
+        return column in frame.columns and bool(frame[column].notna().any())
+
+    head = ["run_id", *(["project"] if project else []), "name", "kind", "status", "start_time", "duration"]
+    metrics = [c for m in required for c in (f"metrics.{m}", f"metrics.candidate_{m}") if filled(c)]
+    if not required:
+        counts = frame[[c for c in frame.columns if c.startswith("metrics.")]].notna().sum()
+        metrics = [c for c in counts.sort_values(ascending=False, kind="stable").index[:2] if counts[c]]
+    differing = [c for c in frame.columns if c.startswith("params.") and frame[c].dropna().astype(str).nunique() > 1]
+    differing.sort(key=lambda c: (c.count("."), len(c)))
+    natural = [c for c in head if c in frame.columns] + metrics + differing[:3]
+    # When the terminal is narrow, what identifies a run and how good it is outrank when it ran.
+    rank = ["run_id", "name", "status", *metrics, "kind", "project", "duration", "start_time", *differing[:3]]
+    cells = table_cells(frame[natural])
+    kept: set[str] = set()
+    used = 0
+    for column in (c for c in rank if c in natural):
+        header = column.removeprefix("metrics.")  # shown bare where unambiguous (bare_metric_names)
+        need = max(len(header), int(cells[column].str.len().max() or 0)) + 1
+        if used + need > width and len(kept) >= 3:  # run_id, name and status stay whatever the width
+            continue
+        kept.add(column)
+        used += need
+    return [c for c in natural if c in kept]
+
+
+def bare_metric_names(every: Iterable[str], shown: list[str]) -> dict[str, str]:
+    """Headers for the default runs table: ``metrics.f1`` as ``f1`` where no other column of the runs
+    ends in that key, since every column shown by default that is not a run column is a metric or a
+    param (params keep their prefix)."""
+    keys = [c.split(".", 1)[1] for c in every if "." in c]
+    return {c: c.split(".", 1)[1] for c in shown if c.startswith("metrics.") and keys.count(c.split(".", 1)[1]) == 1}
+
+
+def table_cells(frame: pandas.DataFrame) -> pandas.DataFrame:
+    """``frame`` as the strings a table shows: local times, durations, numbers to six significant
+    digits (a whole number without ``.0``), ``-`` for missing."""
+    out = frame.astype(object).copy()
+    for column in frame.columns:
+        if column in time_columns(frame):
+            out[column] = frame[column].map(local_time)
+        elif column == "duration":
+            out[column] = frame[column].map(duration)
+        elif column == "run_id":  # an id, not a quantity: no thousands separator
+            out[column] = frame[column].map(lambda v: EMPTY if formatting.is_missing(v) else str(int(v)))
+        else:
+            out[column] = frame[column].map(number)
+    return out
+
+
+def whole_params(frame: pandas.DataFrame) -> pandas.DataFrame:
+    """``frame`` with each ``params.*`` column whose values are all whole numbers as integers: a param
+    logged as 2 reads back as 2, not 2.0, although another run's missing value made its column float."""
+    out = frame
+    for column in frame.columns:
+        values = frame[column]
+        if column.startswith("params.") and values.dtype.kind == "f" and values.notna().any():
+            present = values.dropna()
+            if bool((present == present.round()).all()) and bool((present.abs() < 2**53).all()):
+                out = out if out is not frame else frame.copy()
+                out[column] = values.astype("Int64")
+    return out
+
+
 def emit_frame(frame: pandas.DataFrame, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(formatting.json_safe(frame.to_dict(orient="records")), indent=2, allow_nan=False))
@@ -52,12 +123,7 @@ def emit_frame(frame: pandas.DataFrame, fmt: str) -> None:
             out[column] = out[column].map(formatting.iso)
         click.echo(out.to_csv(index=False), nl=False)
     else:
-        out = frame.copy()
-        for column in time_columns(out):
-            out[column] = out[column].map(local_time)
-        if "duration" in out.columns:
-            out["duration"] = out["duration"].map(duration)
-        click.echo(out.to_string(index=False, na_rep=EMPTY))
+        click.echo(table_cells(frame).to_string(index=False))
 
 
 def time_columns(frame: pandas.DataFrame) -> list[str]:

@@ -13,7 +13,8 @@ Where each thing lives:
   requirements.txt.
 - ``retrain/``: the job, its store records, its new version, its log lines and its one command;
   ``runtime``: what a generated retrain.py calls; ``rollback``.
-- ``schedule``: cron line, next runs, Airflow DAG, Kubernetes CronJob; ``cron``: the user's crontab.
+- ``schedule``: cron line, next runs, Airflow DAG; ``kubernetes``: the CronJob, the serving
+  Deployment and Service, their Dockerfile; ``cron``: the user's crontab.
 
 Imports point one way inside the package (``lint-imports`` keeps it acyclic), and nothing here
 imports IPython, ipywidgets or :mod:`mlops_nb.notebook`.

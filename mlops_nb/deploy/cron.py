@@ -42,7 +42,7 @@ class CronEntry:
         return f"{self.schedule}  {self.package}{state}"
 
 
-def _crontab(tabfile: str | os.PathLike | None) -> Any:
+def _crontab(tabfile: str | os.PathLike | None, user: str | None = None) -> Any:
     from crontab import CronTab
 
     if tabfile is not None:
@@ -51,17 +51,37 @@ def _crontab(tabfile: str | os.PathLike | None) -> Any:
     if shutil.which("crontab") is None:
         raise MlopsError("the `crontab` command is not installed: install cron (Debian: apt-get install cron) "
                          "and start it, or use the exported airflow_dag.py / cronjob.yaml")
+    if user is not None:
+        _check_user(user)
     try:
-        return CronTab(user=True)
+        return CronTab(user=user or True)
     except Exception as exc:
-        raise MlopsError(f"cannot read your crontab: {exc}") from None
+        raise MlopsError(f"cannot read {_whose(user)} crontab: {exc}") from None
 
 
-def _write(tab: Any, tabfile: str | os.PathLike | None) -> None:
+def _check_user(user: str) -> None:
+    """Another account's crontab (``crontab -u``) is root's to edit, and the account must exist."""
+    import pwd
+
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        raise MlopsError(f"there is no user {user!r} on this machine: give an existing account to --user "
+                         "(e.g. the service account that owns the package)") from None
+    if os.geteuid() != 0:
+        raise MlopsError(f"only root can edit the crontab of {user!r}: run the command as root (sudo), or as "
+                         f"{user} without --user") from None
+
+
+def _whose(user: str | None) -> str:
+    return "your" if user is None else f"{user}'s"
+
+
+def _write(tab: Any, tabfile: str | os.PathLike | None, user: str | None = None) -> None:
     try:
         tab.write(str(tabfile)) if tabfile is not None else tab.write()
     except Exception as exc:
-        raise MlopsError(f"cannot write your crontab: {exc}") from None
+        raise MlopsError(f"cannot write {_whose(user)} crontab: {exc}") from None
 
 
 def _comment(root: Path) -> str:
@@ -97,22 +117,24 @@ def job_line(package_path: str | os.PathLike, *, schedule: str | None = None, st
 
 
 def install(package_path: str | os.PathLike, *, schedule: str | None = None, store: str | os.PathLike | None = None,
-            python: str | None = None, tabfile: str | os.PathLike | None = None) -> CronEntry:
+            python: str | None = None, tabfile: str | os.PathLike | None = None,
+            user: str | None = None) -> CronEntry:
     """Install (or replace) the retraining line of a package in the user's crontab (or ``tabfile``)
     and return it. ``schedule``: a five-field cron expression (default: the export's). ``store``:
-    the store to record in (default: the export's). ``python``: the interpreter (default: this one)."""
+    the store to record in (default: the export's). ``python``: the interpreter (default: this one).
+    ``user``: another account's crontab (root only), e.g. a service account the job should run as."""
     root, schedule, command = job_line(package_path, schedule=schedule, store=store, python=python)
-    tab = _crontab(tabfile)
+    tab = _crontab(tabfile, user)
     tab.remove_all(comment=_comment(root))
     job = tab.new(command=command, comment=_comment(root))
     job.setall(schedule)
-    _write(tab, tabfile)
+    _write(tab, tabfile, user)
     return CronEntry(root, schedule, command, True)
 
 
-def entries(*, tabfile: str | os.PathLike | None = None) -> list[CronEntry]:
-    """mlops-nb's lines in the user's crontab (or ``tabfile``), in crontab order."""
-    tab = _crontab(tabfile)
+def entries(*, tabfile: str | os.PathLike | None = None, user: str | None = None) -> list[CronEntry]:
+    """mlops-nb's lines in the user's crontab (or ``tabfile``, or ``user``'s), in crontab order."""
+    tab = _crontab(tabfile, user)
     found = []
     for job in tab:
         if job.comment.startswith(f"{TAG} "):
@@ -121,10 +143,10 @@ def entries(*, tabfile: str | os.PathLike | None = None) -> list[CronEntry]:
     return found
 
 
-def remove(package_path: str | os.PathLike | None = None, *, tabfile: str | os.PathLike | None = None
-           ) -> list[CronEntry]:
+def remove(package_path: str | os.PathLike | None = None, *, tabfile: str | os.PathLike | None = None,
+           user: str | None = None) -> list[CronEntry]:
     """Remove the line of one package (or, with None, every mlops-nb line); return what went."""
-    tab = _crontab(tabfile)
+    tab = _crontab(tabfile, user)
     if package_path is None:
         wanted = None
     else:
@@ -142,5 +164,5 @@ def remove(package_path: str | os.PathLike | None = None, *, tabfile: str | os.P
             gone.append(CronEntry(Path(root), str(job.slices), job.command, job.is_enabled()))
             tab.remove(job)
     if gone:
-        _write(tab, tabfile)
+        _write(tab, tabfile, user)
     return gone

@@ -9,23 +9,29 @@ holds (package format 1, DESIGN.md section 4)::
     MANIFEST.json          format, run and model ids, created, SHA-256 and size of every other file
     model.skops            the fitted model (load it with mlops_nb.load_model: checksums, allow-list)
     pipeline.json          class path and JSON-safe params, nested for pipelines (model.rebuild_estimator)
-    schema.json            what fresh data must look like (the data stage's frames), the target, and
-                           the model's own input columns (dtypes, nullability, category domains)
+    schema.json            what fresh data must look like (the data stage's frames), the target, the raw
+                           rows predict takes ("raw": the data stage's columns without the target) and
+                           the model's own input columns ("input": dtypes, nullability, category domains)
     reference/profile.json mlops_nb.drift.reference_profile of the training table, and under "scores"
                            the profile of the model's scores on its training input (prediction drift)
     reference/sample.*     mlops_nb.drift.reference_sample: at most 10,000 training rows (Parquet when
                            pyarrow is installed, else CSV)
     metrics.json           the run's metrics, requirement and gate
     requirements.txt       exact pins of the installed libraries the model needs
-    input_example.json     a few rows of model input (pandas "split" orientation)
+    input_example.json     a few rows as the data stage produced them, without the target (pandas "split"
+                           orientation); rows of model input when there is no features.py
+    features.py            the row-wise lines of the features and selection cells as ``model_input(rows)``:
+                           raw rows -> the model's input (mlops_nb.deploy.rowwise proves it at export)
     retrain.py             the data, features and selection cells as plain functions, then a call
                            into the retraining command (mlops_nb.deploy.runtime.main); export runs it
                            once in a subprocess from the notebook's folder (mlops_nb.deploy.materialize)
                            to build schema.json and the reference, never in the kernel
     crontab.txt            the cron line: absolute interpreter, cd into DIR, store path, current/retrain.py,
                            appending to DIR-retrain.log beside DIR
-    airflow_dag.py         (airflow=True) BashOperator running retrain.py, max_active_runs=1, 99 skipped
-    cronjob.yaml           (kubernetes=True) a CronJob with concurrencyPolicy: Forbid
+    airflow_dag.py         (airflow=True) a BashOperator running the cron line's command, 99 skipped
+    cronjob.yaml           (kubernetes=True) a CronJob with concurrencyPolicy: Forbid, 99 a success
+    serving.yaml           (kubernetes=True) a Deployment running `mlops-nb serve` and its Service
+    Dockerfile             (kubernetes=True) the image of both, built from requirements.txt
 
 A version appears whole or not at all: its files are written and fsynced under a temporary name,
 renamed, and only then does ``current`` move to it (``os.replace`` of a new symlink); a new package
@@ -56,8 +62,10 @@ from pathlib import Path
 from typing import Any
 
 from mlops_nb.capture import json_safe
+from mlops_nb.deploy import kubernetes as k8s
 from mlops_nb.deploy.layout import (
     CURRENT,
+    FEATURES_FILE,
     FORMAT_VERSION,
     MANIFEST,
     MODEL_FILE,
@@ -80,15 +88,15 @@ from mlops_nb.deploy.schedule import (
     airflow_dag,
     check_line_value,
     cron_command,
-    cronjob_yaml,
     crontab_text,
     next_run_times,
 )
 from mlops_nb.deploy.script.plan import plan_script
 from mlops_nb.deploy.script.render import render_script
+from mlops_nb.deploy.script.rowwise import rowwise_request
 from mlops_nb.deploy.settings import keep_versions, write_default_settings
 from mlops_nb.deploy.trust import seal_and_record
-from mlops_nb.errors import ExportError, PackageLocked
+from mlops_nb.errors import ExportError, PackageError, PackageLocked
 from mlops_nb.store import Store
 from mlops_nb.tracking import deployments, integrity, registry
 from mlops_nb.tracking.context import current
@@ -110,6 +118,7 @@ class ExportResult:
     warnings: list[str] = field(default_factory=list)
     forced: str | None = None
     overridden: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         tags = f" ({', '.join(self.aliases)})" if self.aliases else ""
@@ -123,6 +132,7 @@ class ExportResult:
         if self.forced:
             overrode = "; ".join(self.overridden) or "nothing needed overriding"
             lines.append(f"  forced ({self.forced}): {overrode}")
+        lines.extend(f"  {note}" for note in self.notes)
         lines.extend(f"  warning: {w}" for w in self.warnings)
         return "\n".join(lines)
 
@@ -143,6 +153,8 @@ def export_package(
     command: str | None = None,
     workdir: str | os.PathLike | None = None,
     make_champion: bool = False,
+    image: str | None = None,
+    volume_claim: str | None = None,
 ) -> ExportResult:
     """Write the deployment package of model ``name`` to folder ``to`` and record it.
 
@@ -151,7 +163,10 @@ def export_package(
     validated; the next three runs are reported. ``data``: where fresh data will be (a CSV, Parquet
     or JSON path or glob, made absolute; default: retrain.py re-runs the notebook's own data step).
     ``force``: a reason to export despite the refusals (recorded with the export). ``airflow``,
-    ``kubernetes``: also write ``airflow_dag.py`` / ``cronjob.yaml``. ``X``, ``y``: the notebook
+    ``kubernetes``: also write ``airflow_dag.py`` / ``cronjob.yaml``, ``serving.yaml`` and a
+    ``Dockerfile`` (:mod:`mlops_nb.deploy.kubernetes`); ``image``: the image the Kubernetes workloads
+    run (default: a placeholder, and one line saying how to build it); ``volume_claim``: a
+    PersistentVolumeClaim holding the package and the store (default: hostPath). ``X``, ``y``: the notebook
     names of the model's input frame and target, when export cannot tell them on its own.
     ``store``: the store (default: the notebook's, else ``$MLOPS_NB_STORE`` / ``./mlops.db``).
     ``command``: the command line to record. ``workdir``: the folder the notebook ran in (default:
@@ -167,6 +182,10 @@ def export_package(
     check_line_value(to, "the package path")
     check_line_value(data, "the data source")
     check_line_value(schedule, "the schedule")
+    k8s.check_image(image)
+    k8s.check_claim(volume_claim)
+    if (image or volume_claim) and not kubernetes:
+        raise PackageError("--image and --volume-claim describe the Kubernetes files: add --kubernetes")
     if force is not None and not str(force).strip():
         raise ExportError("--force needs a reason, e.g. --force \"hotfix approved by the data team\"")
     opened, _, _ = registry.context(None, store)
@@ -204,9 +223,16 @@ def export_package(
         "created": started,
     }
     script = render_script(plan, header)
-    built = materialize(script, plan, model, model_bytes, captures, workdir)
+    built = materialize(script, plan, model, model_bytes, captures, workdir,
+                        rowwise=rowwise_request(plan, model, header) if model is not None else None)
+    if built.rowwise_error and force is None:
+        raise ExportError(f"export of {chosen} refused: {built.rowwise_error} (or export with --force \"REASON\" "
+                          f"to ship a package that predicts from the model's input only)")
 
     warnings = [*plan.warnings, *built.warnings, *_integrity_notes(events)]
+    if built.rowwise_error:
+        refused = [*refused, f"not row-wise: {built.rowwise_error}"]
+        warnings.append(f"no features.py: {built.rowwise_error}")
     if data_source and "://" not in data_source and not _matches(data_source):
         warnings.append(f"nothing matches {data_source} yet; retraining exits 66 until data arrives there")
     store_path = str(opened.path)
@@ -222,12 +248,19 @@ def export_package(
                                              ).encode(),
         "input_example.json": built.input_example.encode(),
         SCRIPT_FILE: script.encode(),
+        **({FEATURES_FILE: built.features.encode()} if built.features else {}),
         "crontab.txt": crontab_text(schedule, line, chosen.name, target).encode(),
     }
     if airflow:
         files["airflow_dag.py"] = airflow_dag(chosen.name, schedule, line.split(" >> ")[0]).encode()
+    notes = []
     if kubernetes:
-        files["cronjob.yaml"] = cronjob_yaml(chosen.name, schedule, target, store_path, data_source).encode()
+        where = {"image": image, "claim": volume_claim}
+        files["cronjob.yaml"] = k8s.cronjob_yaml(chosen.name, schedule, target, store_path, data_source,
+                                                 **where).encode()
+        files["serving.yaml"] = k8s.serving_yaml(chosen.name, target, store_path, data_source, **where).encode()
+        files["Dockerfile"] = k8s.dockerfile(chosen.name, target).encode()
+        notes.append(k8s.image_line(image, target) or f"kubernetes: cronjob.yaml and serving.yaml run {image}")
     manifest = {
         "format": FORMAT_VERSION,
         "created": datetime.fromtimestamp(started, timezone.utc).isoformat(),
@@ -268,7 +301,7 @@ def export_package(
     return ExportResult(
         target, chosen.name, chosen.version, registry.get_version(name, chosen.version, store=opened).aliases,
         run_id, listed, schedule, next_runs,
-        seconds, warnings, force, manifest["overridden"],
+        seconds, warnings, force, manifest["overridden"], notes,
     )
 
 

@@ -40,6 +40,8 @@ MODEL_FILE = "model.skops"
 SCHEMA_FILE = "schema.json"
 PIPELINE_FILE = "pipeline.json"
 SCRIPT_FILE = "retrain.py"
+#: The row-wise part of the features and selection cells: raw rows -> the model's input (predict, serve).
+FEATURES_FILE = "features.py"
 PROFILE_FILE = "reference/profile.json"
 VERSIONS_DIR = "versions"
 CURRENT = "current"

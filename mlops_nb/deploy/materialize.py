@@ -40,10 +40,12 @@ class Built:
     input_example: str
     reproduced: dict[str, bool]
     warnings: list[str]
+    features: str | None = None  #: features.py, proved row-wise; None when there is none
+    rowwise_error: str | None = None  #: why the features cannot be replayed per row
 
 
 def materialize(script: str, plan: ScriptPlan, model: Any, model_bytes: bytes | None, captures: list[dict],
-                workdir: str | os.PathLike) -> Built:
+                workdir: str | os.PathLike, rowwise: dict[str, Any] | None = None) -> Built:
     """Run ``script``'s data and feature steps in a subprocess from ``workdir``: check they reproduce
     the notebook's frames (fingerprints), and build schema.json, the reference profile and sample,
     and the input example from what they produce. ``model`` is the loaded model (None when it
@@ -55,7 +57,7 @@ def materialize(script: str, plan: ScriptPlan, model: Any, model_bytes: bytes | 
         "script": SCRIPT_FILE, "model": "model.skops" if model is not None and model_bytes else None,
         "binding": plan.binding, "target": plan.target, "x_name": plan.x_name, "y_name": plan.y_name,
         "features": features, "fingerprints": {n: fp for n, fp in data_caps.items() if n in plan.data_frames},
-        "x_fingerprint": (plan.x_capture or {}).get("fingerprint"),
+        "x_fingerprint": (plan.x_capture or {}).get("fingerprint"), "rowwise": rowwise,
     }
     with tempfile.TemporaryDirectory(prefix="mlops-nb-export-") as tmp:
         folder = Path(tmp)
@@ -76,7 +78,8 @@ def materialize(script: str, plan: ScriptPlan, model: Any, model_bytes: bytes | 
                               f"and export again, and report it if it persists")
         result = json.loads((folder / replay.RESULT).read_text(encoding="utf-8"))
         reference = {name: (folder / replay.OUT / name).read_bytes() for name in result["reference"]}
-    return Built(result["schema"], reference, result["input_example"], result["reproduced"], result["warnings"])
+    return Built(result["schema"], reference, result["input_example"], result["reproduced"], result["warnings"],
+                 result.get("features"), result.get("rowwise_error"))
 
 
 def _run(folder: Path, cwd: str) -> int:

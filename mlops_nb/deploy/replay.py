@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from mlops_nb.capture import fingerprint, json_safe
+from mlops_nb.deploy import rowwise
 from mlops_nb.deploy.layout import FORMAT_VERSION
 from mlops_nb.deploy.reference import reference_files
+from mlops_nb.deploy.rows import example_json
 from mlops_nb.deploy.schema import bound_table, columns
 from mlops_nb.deploy.script.load import load_script_file
 
@@ -54,6 +56,7 @@ def replay(folder: Path) -> dict[str, Any]:
         table = bound_table(frames, {"data": {"binding": binding}, "target": target}).copy()
         schema["frames"] = {name: {"rows": int(len(f)), "columns": columns(f)} for name, f in frames.items()}
         schema["data"] = {"binding": binding, "rows": int(len(table)), "columns": columns(table)}
+        pristine = {name: frame.copy() for name, frame in frames.items()}
         X = _features_step(module, frames)  # after the frames were measured: a step may change them in place
         if request.get("x_fingerprint"):
             reproduced[request["x_name"]] = fingerprint(X) == request["x_fingerprint"]
@@ -61,11 +64,20 @@ def replay(folder: Path) -> dict[str, Any]:
         if different:
             warnings.append(f"retrain.py's steps did not reproduce {', '.join(different)} exactly (the data source "
                             f"changed since the run, or a step is not deterministic)")
-    inputs = None
+    inputs = rows_text = rowwise_error = None
     if X is not None:
         inputs = X[features] if features and set(features) <= set(map(str, X.columns)) else X
         schema["input"] = {"name": request["x_name"], "columns": columns(inputs)}
-        example = inputs.head(3).to_json(orient="split", index=False, date_format="iso")
+        example = example_json(inputs.head(3))
+        if request.get("rowwise"):
+            raw = rowwise.raw_rows(pristine, binding, target)
+            schema["raw"] = {"columns": columns(raw)}
+            try:
+                rows_text, notes = rowwise.prove(request["rowwise"], pristine, X)
+                warnings.extend(notes)
+                example = example_json(raw.loc[inputs.index[:3]])
+            except rowwise.NotRowwise as exc:
+                rowwise_error = str(exc)
     else:
         schema["input"] = {"name": request["x_name"], "columns": [
             {"name": f, "dtype": None, "kind": "other", "nullable": True} for f in features]}
@@ -78,7 +90,7 @@ def replay(folder: Path) -> dict[str, Any]:
         (out / relative).parent.mkdir(parents=True, exist_ok=True)
         (out / relative).write_bytes(data)
     return {"schema": schema, "reference": sorted(reference), "input_example": example + "\n",
-            "reproduced": reproduced, "warnings": warnings}
+            "reproduced": reproduced, "warnings": warnings, "features": rows_text, "rowwise_error": rowwise_error}
 
 
 def _data_step(script: Path) -> tuple[Any, dict[str, Any]]:

@@ -1,7 +1,8 @@
-"""What an exported ``retrain.py`` calls: :func:`guard` (its first executable line: verify the
-package before any of its code runs), :func:`main` (the retraining command, run on the package
-version the script belongs to) and :func:`working_dir` (the notebook's data step runs from the
-notebook's folder). Importing this module is cheap; the job loads when :func:`main` runs."""
+"""What an exported ``retrain.py`` and ``features.py`` call: :func:`guard` (its first executable line:
+verify the package before any of its code runs), :func:`main` (the retraining command, run on the
+package version the script belongs to), :func:`working_dir` (the notebook's data step runs from the
+notebook's folder) and :func:`bind_rows` (raw rows as the data stage's frames). Importing this
+module is cheap; the job loads when :func:`main` runs."""
 
 from __future__ import annotations
 
@@ -72,3 +73,17 @@ def working_dir(path: str | os.PathLike) -> Iterator[Path]:
         yield Path(path)
     finally:
         os.chdir(before)
+
+
+def bind_rows(rows: Any, binding: dict[str, Any], target: str, columns: Sequence[str]) -> dict[str, Any]:
+    """Rows without the target as the frames the notebook's data stage produced, by name, for a
+    package's features.py: one frame with the target column back in its place (all missing, so a
+    line that uses it shows at export), or an input frame and a target series of missing values."""
+    import numpy as np
+    import pandas as pd
+
+    frame = rows.copy()
+    if binding["mode"] == "frame":
+        frame[target] = np.nan
+        return {binding["frame"]: frame[[c for c in columns if c in frame.columns]]}
+    return {binding["X"]: frame, binding["y"]: pd.Series(np.nan, index=frame.index, name=target)}

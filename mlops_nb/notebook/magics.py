@@ -21,6 +21,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from mlops_nb.errors import MlopsError
 from mlops_nb.notebook.session import NotebookSession, current_session, session_for, stage_of, strip_stage_header
 from mlops_nb.stages import STAGES, parse_requirement
+from mlops_nb.sync import auto as sync_auto
 from mlops_nb.tracking import context as tracking_context
 from mlops_nb.tracking import lifecycle as tracking_lifecycle
 
@@ -126,6 +127,36 @@ def _status(magics, args):
     display(status_view(session, args.run))
 
 
+@magic_arguments(name="mlops check")
+@argument("--against", default="champion", help="champion (default), a run id, or none")
+@argument("--margin", type=float, help="how far the primary metric may trail the comparison (default 0.005)")
+def _check(magics, args):
+    """Judge this run as `mlops-nb check` would, without running it again: every stage ran, the
+    requirement gate passed, no integrity problem, not worse than the champion; shown as a widget."""
+    from IPython.display import display
+
+    from mlops_nb.deploy.settings import DEFAULT_SETTINGS
+    from mlops_nb.notebook.widgets.check import CheckWidget
+    from mlops_nb.tracking.comparison import check_view, resolve_against
+    from mlops_nb.tracking.judgement import judge
+
+    run = magics.session.run
+    if run is None:
+        print("mlops: no run to check yet; start one with `%mlops start PROJECT` or run a `%%stage data` cell")
+        return
+    if args.against not in ("champion", "none") and not args.against.isdigit():
+        raise UsageError(f"--against {args.against!r}: use champion, none or a run id such as 3")
+    chosen = resolve_against(run.store, run.id, args.against)
+    other = check_view(run.store, chosen.run_id) if chosen.run_id is not None else None
+    margin = args.margin if args.margin is not None else float(DEFAULT_SETTINGS["margin"])
+    judgement = judge(check_view(run.store, run.id), other, margin=margin, against_label=chosen.label,
+                      no_comparison=chosen.reason)
+    first = judgement["problems"][0]["message"] if judgement["problems"] else ""
+    print(f"mlops: check of run {run.id}: {judgement['outcome']} (exit {judgement['exit']})"
+          + (f": {first[:100]}" if first else ""))
+    display(CheckWidget(judgement))
+
+
 @magic_arguments(name="mlops compare")
 @argument("project", nargs="?", help="project name (default: the current run's project, else every run)")
 @argument("--where", help="filter, e.g. \"metrics.f1 > 0.8 and params.model = 'rf'\" (editable in the widget)")
@@ -203,7 +234,11 @@ def _promote(magics, args):
 @argument("--schedule", help='cron expression for retraining (default "0 3 * * 1": Mondays 03:00)')
 @argument("--data", help="where fresh data will be: a CSV, Parquet or JSON path or glob")
 @argument("--airflow", action="store_true", help="also write airflow_dag.py")
-@argument("--kubernetes", action="store_true", help="also write cronjob.yaml (a Kubernetes CronJob)")
+@argument("--kubernetes", action="store_true",
+          help="also write cronjob.yaml, serving.yaml (Deployment and Service) and their Dockerfile")
+@argument("--image", help="the image the Kubernetes files run (default: a placeholder)")
+@argument("--volume-claim", dest="volume_claim", metavar="NAME",
+          help="mount the package and the store from this PersistentVolumeClaim (default: hostPath)")
 @argument("--force", metavar="REASON", help="export despite the refusals; the reason is recorded")
 @argument("--make-champion", dest="make_champion", action="store_true",
           help="export a version that is not the champion into an existing package, and make it the champion")
@@ -218,9 +253,37 @@ def _export(magics, args):
         args.name, version=args.version, to=args.to, schedule=args.schedule, data=args.data, force=args.force,
         airflow=args.airflow, kubernetes=args.kubernetes, X=args.x_name, y=args.y_name,
         store=run.store if run else magics.session.store, command=_command_line("export", args),
-        make_champion=args.make_champion,
+        make_champion=args.make_champion, image=args.image, volume_claim=args.volume_claim,
     )
     print(result)
+
+
+@magic_arguments(name="mlops sync")
+@argument("--tracking-uri", dest="uri", help="the MLflow server (default: the store's mlflow_uri, "
+          "else $MLFLOW_TRACKING_URI)")
+@argument("--project", action="append", help="only this project (repeat for several)")
+@argument("--since", type=int, metavar="RUN", help="only runs from this run id on")
+@argument("--dry-run", dest="dry_run", action="store_true", help="say what would be pushed; push nothing")
+@argument("--auto", action="store_true", help="also remember the URI: every run's end pushes itself")
+@argument("--no-auto", dest="no_auto", action="store_true", help="forget the remembered URI")
+def _sync(magics, args):
+    """Push this store's new runs and models to an MLflow server: `%mlops sync --tracking-uri http://host:5000`."""
+    from mlops_nb.store import open_store
+    from mlops_nb.sync import sync_mlflow
+    from mlops_nb.tracking import sync_state
+
+    run = magics.session.run
+    store = run.store if run is not None else open_store(magics.session.store)
+    if args.no_auto:
+        sync_state.set_setting("mlflow_uri", None, store=store)
+        print("mlops: runs no longer push themselves to MLflow")
+        return
+    uri = args.uri or store.setting("mlflow_uri") or os.environ.get("MLFLOW_TRACKING_URI")
+    if args.auto and uri:
+        sync_state.set_setting("mlflow_uri", uri, store=store)
+    summary = sync_mlflow(uri or "", store=store, projects=args.project, since=args.since, dry_run=args.dry_run,
+                          progress=False)
+    print(summary.line() + (" (every run's end pushes itself from now on)" if args.auto and uri else ""))
 
 
 def _command_line(name: str, args: Any) -> str:
@@ -245,11 +308,13 @@ SUBCOMMANDS = {
     "require": _require,
     "log": _log,
     "status": _status,
+    "check": _check,
     "compare": _compare,
     "runs": _runs,
     "register": _register,
     "promote": _promote,
     "export": _export,
+    "sync": _sync,
 }
 
 
@@ -321,6 +386,7 @@ def load(shell: Any) -> None:
     for event in ("pre_run_cell", "post_run_cell"):  # after the recording: views show what was recorded
         shell.events.register(event, session.refresh_views)
     tracking_context.set_provider(_current)
+    sync_auto.install()  # a run that ends pushes itself when the store has the mlflow_uri setting
 
 
 def _current() -> tracking_context.Current | None:

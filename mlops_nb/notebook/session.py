@@ -18,24 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from mlops_nb import capture
-from mlops_nb.stages import STAGE_INDEX, Requirement
+from mlops_nb.stages import Requirement, stage_of
+from mlops_nb.store import CHECK_ENV_VAR
 from mlops_nb.tracking import Run, lifecycle, start
 
-#: ``%%stage NAME`` on a cell's first line (after blank lines).
-STAGE_HEADER = re.compile(r"\A\s*%%stage[ \t]+([A-Za-z_]\w*)[ \t]*(?:\n|\Z)")
 #: Cells that only drive mlops-nb are not part of the run's lineage.
 _OWN_CELL = re.compile(r"\A\s*(%mlops\b|%load_ext\s+mlops_nb|%reload_ext\s+mlops_nb)")
 
 PROFILED_STAGES = ("data", "eda")
 MODEL_STAGES = ("model", "tuning", "selection", "features")
-
-
-def stage_of(raw_cell: str) -> str | None:
-    """The stage named by a cell's ``%%stage NAME`` header, if it names a known stage."""
-    match = STAGE_HEADER.match(raw_cell)
-    if match and match.group(1) in STAGE_INDEX:
-        return match.group(1)
-    return None
 
 
 def strip_stage_header(lines: list[str]) -> list[str]:
@@ -112,6 +103,8 @@ class NotebookSession:
         """End the current run (finished) and start a new notebook run."""
         if store is not None:
             self.store = store
+        if os.environ.get(CHECK_ENV_VAR):  # `mlops-nb check --store` wins over the notebook's own --store
+            self.store = os.environ[CHECK_ENV_VAR]
         if self.run is not None and self.run.status == "running":
             self.run.end("finished")
         notebook = notebook_path(self.shell.user_ns)

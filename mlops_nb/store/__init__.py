@@ -28,6 +28,7 @@ import threading
 from mlops_nb.store.connection import (
     ARTIFACTS_DIR,
     BUSY_TIMEOUT_S,
+    CHECK_ENV_VAR,
     DEFAULT_FILENAME,
     ENV_VAR,
     HOST,
@@ -48,7 +49,8 @@ from mlops_nb.store.values import dumps
 _HOST = HOST  # the name tests and older callers know
 
 __all__ = [
-    "ARTIFACTS_DIR", "BUSY_TIMEOUT_S", "DEFAULT_FILENAME", "ENV_VAR", "RUN_COLUMNS", "SCHEMA_VERSION", "Store",
+    "ARTIFACTS_DIR", "BUSY_TIMEOUT_S", "CHECK_ENV_VAR", "DEFAULT_FILENAME", "ENV_VAR", "RUN_COLUMNS",
+    "SCHEMA_VERSION", "Store",
     "close_all", "dumps", "open_store", "process_gone", "process_start_token", "resolve_path",
 ]
 

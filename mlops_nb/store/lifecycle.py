@@ -62,6 +62,17 @@ class LifecycleReads:
         rows = self.rows("SELECT * FROM requirements WHERE run_id = ?", (run_id,))
         return rows[0] if rows else None
 
+    def requirement_metrics(self, run_ids: Iterable[int]) -> list[str]:
+        """The metrics the requirements of ``run_ids`` name, each once, most used first."""
+        ids = list(run_ids)
+        counts: dict[str, int] = {}
+        for start in range(0, len(ids), 900):  # SQLite's bound on one statement's parameters
+            chunk = ids[start:start + 900]
+            for row in self.rows(f"SELECT metric, COUNT(*) AS n FROM requirements WHERE run_id IN "
+                                 f"({','.join('?' * len(chunk))}) GROUP BY metric", chunk):
+                counts[row["metric"]] = counts.get(row["metric"], 0) + row["n"]
+        return sorted(counts, key=lambda metric: (-counts[metric], metric))
+
     def resumable_run(self, kernel: str) -> dict[str, Any] | None:
         """The latest notebook run of ``kernel`` (a kernel id, stable across restarts) that its
         process left unfinished: a restarted kernel carries on with it."""
@@ -151,6 +162,26 @@ class LifecycleReads:
             found.setdefault(row["run_id"], {})[row["name"]] = row["fingerprint"]
         return found
 
+
+    def stage_frames(self, run_id: int, stages: Iterable[str]) -> list[dict[str, Any]]:
+        """The DataFrames and Series that the latest successful attempt of each of ``stages``
+        captured: ``stage``, ``name``, ``kind``, ``fingerprint``, ``rows`` and ``columns`` (names)."""
+        names = list(stages)
+        marks = ", ".join("?" for _ in names)
+        rows = self.rows(
+            "SELECT stages.stage, captures.name, captures.kind, captures.fingerprint,"
+            " json_extract(captures.summary, '$.rows') AS rows,"
+            " json_extract(captures.summary, '$.columns') AS columns"
+            " FROM captures JOIN stages ON stages.id = captures.stage_id"
+            " WHERE captures.kind IN ('dataframe', 'series') AND captures.stage_id IN"
+            f" (SELECT max(id) FROM stages WHERE run_id = ? AND status = 'ok' AND stage IN ({marks}) GROUP BY stage)"
+            " ORDER BY stages.seq, captures.id",
+            (run_id, *names),
+        )
+        for row in rows:
+            columns = json.loads(row["columns"]) if row["columns"] else []
+            row["columns"] = [c.get("name") if isinstance(c, dict) else c for c in columns]
+        return rows
 
     def child_runs(self, run_id: int, kind: str | None = "retraining") -> list[dict[str, Any]]:
         """The runs whose parent is ``run_id`` (of ``kind``; None for any), oldest first, each with

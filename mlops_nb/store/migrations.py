@@ -366,3 +366,92 @@ def m007_run_summaries(db) -> None:
                 "INSERT INTO run_summaries (run_id, keys, texts, metrics) VALUES (?, ?, ?, ?)",
                 (run_id, *pack(params, metrics, tags)),
             )
+
+
+@migrations()
+def m008_serving(db) -> None:
+    """What ``mlops-nb serve`` saw, one row per server process per minute: traffic, latency, errors,
+    the prediction distribution and a drift sketch of the inputs against the package's reference.
+
+    ``run_id`` is the notebook run the served package came from, so a run's view shows its traffic
+    beside its retraining runs. ``rows_path`` / ``rows_sha256``: the rows logged that minute
+    (``--log-rows``), a content-addressed CSV under ``mlops-artifacts/``.
+    """
+    _script(
+        db,
+        """
+        CREATE TABLE serving (
+            id INTEGER PRIMARY KEY,
+            package TEXT NOT NULL,
+            version_dir TEXT,
+            model_name TEXT,
+            model_version INTEGER,
+            run_id INTEGER,
+            minute REAL NOT NULL,
+            seconds REAL NOT NULL,
+            host TEXT,
+            pid INTEGER,
+            requests INTEGER NOT NULL,
+            rows INTEGER NOT NULL,
+            errors INTEGER NOT NULL,
+            bad_requests INTEGER NOT NULL,
+            latency_p50 REAL,
+            latency_p90 REAL,
+            latency_p99 REAL,
+            latency_max REAL,
+            predictions TEXT,
+            drift TEXT,
+            drift_share REAL,
+            drifted TEXT,
+            logged_rows INTEGER NOT NULL DEFAULT 0,
+            rows_path TEXT,
+            rows_sha256 TEXT
+        );
+        CREATE INDEX serving_package ON serving(package, minute);
+        CREATE INDEX serving_run ON serving(run_id, minute);
+        """,
+    )
+
+
+@migrations()
+def m009_sync(db) -> None:
+    """What the store pushed to an MLflow tracking server, and the store's settings.
+
+    ``settings``: small key/value pairs of the store (``mlflow_uri``: push automatically when a run
+    ends; ``store_uuid``: this store's identity, part of the tag that finds a pushed run again).
+    ``sync_runs``: per target (the tracking URI) and local run, the MLflow run id (NULL while its
+    creation is in flight: a sync killed then looks the run up by its tag), the highest metric rowid
+    acknowledged by the server, the rowid range of a batch in flight (checked against the server's
+    history on resume, so a re-sent batch never duplicates a value) and a digest of what else was
+    pushed (params, tags, status, generated artifacts). ``sync_items``: experiments, artifacts,
+    model versions and aliases pushed, each once.
+    """
+    _script(
+        db,
+        """
+        CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value TEXT
+        ) WITHOUT ROWID;
+        INSERT INTO settings (key, value) VALUES ('store_uuid', lower(hex(randomblob(16))));
+        CREATE TABLE sync_runs (
+            target TEXT NOT NULL,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            remote_id TEXT,
+            metric_rowid INTEGER NOT NULL DEFAULT 0,
+            inflight_rowid INTEGER,
+            params TEXT,
+            state TEXT,
+            time REAL NOT NULL,
+            PRIMARY KEY (target, run_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE sync_items (
+            target TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            remote TEXT,
+            time REAL NOT NULL,
+            PRIMARY KEY (target, kind, key)
+        ) WITHOUT ROWID;
+        """,
+    )

@@ -392,3 +392,12 @@ class RunReads:
             args,
         ).fetchone()
         return row[0]
+
+    def max_run_id(self) -> int:
+        """The highest run id so far (0 in an empty store): runs started later have larger ids."""
+        return self.conn.execute("SELECT coalesce(max(id), 0) FROM runs").fetchone()[0]
+
+    def notebook_runs(self, notebook: str, *, after: int = 0) -> list[int]:
+        """The ids of the runs recorded from notebook file ``notebook`` with an id above ``after``, oldest first."""
+        return [row[0] for row in self.conn.execute(
+            "SELECT id FROM runs WHERE notebook = ? AND id > ? ORDER BY id", (notebook, after))]

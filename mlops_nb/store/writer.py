@@ -435,3 +435,55 @@ class Writer:
                 "signature": signature, "key_id": key_id, "reason": reason, "model_name": model_name,
                 "model_version": model_version, "run_id": run_id, "time": time.time(),
             })
+
+    # -- serving ---------------------------------------------------------------------------------------
+
+    #: The columns of a ``serving`` row a server's minute fills (the table is migration m008's).
+    SERVING_COLUMNS = (
+        "package", "version_dir", "model_name", "model_version", "run_id", "minute", "seconds", "requests", "rows",
+        "errors", "bad_requests", "latency_p50", "latency_p90", "latency_p99", "latency_max", "predictions", "drift",
+        "drift_share", "drifted", "logged_rows", "rows_path", "rows_sha256",
+    )
+
+    def add_serving_minute(self, minute: Mapping[str, Any], rows: artifacts.Stored | None = None) -> int:
+        """Insert one server process's minute (``minute`` has :data:`SERVING_COLUMNS`; JSON values are
+        dumped), with this process's host and pid and, when rows were logged, their stored file."""
+        row = {key: minute.get(key) for key in self.SERVING_COLUMNS}
+        for key in ("predictions", "drift", "drifted"):
+            if row[key] is not None and not isinstance(row[key], str):
+                row[key] = dumps(row[key])
+        if rows is not None:
+            row["rows_sha256"], _, row["rows_path"] = rows
+        row.update(host=HOST, pid=os.getpid(), logged_rows=int(row["logged_rows"] or 0))
+        return self._insert("serving", row)
+
+    # -- settings and sync bookkeeping ----------------------------------------------------------------
+
+    def set_setting(self, key: str, value: str | None) -> None:
+        """Set the store setting ``key`` (None removes it)."""
+        if value is None:
+            self._write("DELETE FROM settings WHERE key = ?", (key,))
+        else:
+            self._write("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, value))
+
+    def sync_run(self, target: str, run_id: int, **changes: Any) -> None:
+        """Create or update what was pushed of run ``run_id`` to ``target`` (columns of ``sync_runs``)."""
+        columns = {"remote_id", "metric_rowid", "inflight_rowid", "params", "state"}
+        if not set(changes) <= columns:
+            raise ValueError(f"unknown sync_runs columns: {sorted(set(changes) - columns)}")
+        now = time.time()
+        with self.transaction():
+            self._write("INSERT OR IGNORE INTO sync_runs (target, run_id, time) VALUES (?, ?, ?)",
+                        (target, run_id, now))
+            if changes:
+                assignments = ", ".join(f"{c} = ?" for c in changes)
+                self._write(f"UPDATE sync_runs SET {assignments}, time = ? WHERE target = ? AND run_id = ?",
+                            [*changes.values(), now, target, run_id])
+
+    def sync_item(self, target: str, kind: str, key: str, remote: str | None) -> None:
+        """Record that item ``key`` of ``kind`` is on ``target`` as ``remote`` (None forgets it)."""
+        if remote is None:
+            self._write("DELETE FROM sync_items WHERE target = ? AND kind = ? AND key = ?", (target, kind, key))
+        else:
+            self._write("INSERT OR REPLACE INTO sync_items (target, kind, key, remote, time) VALUES (?, ?, ?, ?, ?)",
+                        (target, kind, key, remote, time.time()))

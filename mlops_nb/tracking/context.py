@@ -36,3 +36,29 @@ def set_provider(provider: Callable[[], Current | None] | None) -> None:
 def current() -> Current | None:
     """What the registered provider says, or None when there is no provider or it knows no session."""
     return _provider() if _provider is not None else None
+
+
+# -- after a run ends ---------------------------------------------------------------------------------
+# A layer above may want to act when a run ends (the sync pushes it to the MLflow server of the
+# store's ``mlflow_uri`` setting). It registers a listener here rather than tracking importing it.
+
+_end_listeners: list[Callable[[Any], None]] = []
+
+
+def on_run_end(listener: Callable[[Any], None]) -> None:
+    """Call ``listener(run)`` after every :meth:`~mlops_nb.tracking.Run.end` of this process (once,
+    however often it is registered)."""
+    if listener not in _end_listeners:
+        _end_listeners.append(listener)
+
+
+def run_ended(run: Any) -> None:
+    """Tell the listeners that ``run`` has ended. The run is already recorded as ended: a listener
+    that fails costs one line on stderr, never the run."""
+    import sys
+
+    for listener in list(_end_listeners):
+        try:
+            listener(run)
+        except Exception as exc:  # the local record stands whatever a listener does
+            print(f"mlops: after run {getattr(run, 'id', '?')} ended: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from mlops_nb.errors import InvalidValue, RunEnded
 from mlops_nb.store import RUN_COLUMNS, Store, open_store, resolve_path
 from mlops_nb.store.writer import Writer
+from mlops_nb.tracking import context
 
 if TYPE_CHECKING:
     import pandas
@@ -138,6 +139,7 @@ class Run:
         self._check_open("end it again")
         self._writer.end_run(self.id, status, error, reason=reason)
         self.status = status
+        context.run_ended(self)
 
 
 class _Refused:

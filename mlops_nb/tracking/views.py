@@ -15,6 +15,7 @@ from typing import Any
 from mlops_nb.format import json_safe, number, short_class
 from mlops_nb.stages import STAGES
 from mlops_nb.store import Store, process_gone
+from mlops_nb.tracking.monitoring import monitoring_summary
 
 #: The states a stage can be in, as every front end shows them.
 STATES = ("not run", "running", "ok", "error", "stale")
@@ -39,7 +40,10 @@ def run_view(store: Store, run_id: int) -> dict[str, Any]:
     order (then any unknown stage name), each with ``state`` (one of :data:`STATES`), the latest
     attempt's ``status``, ``duration``, ``start_time``, ``error``, ``execution_count``, ``captured``
     (short lines such as ``X 200×3``) and every attempt (with ``variables`` and compact ``captures``);
-    ``retraining`` (child runs with their ``decision`` and metrics); ``artifacts``; ``drift``.
+    ``retraining`` (child runs with their ``decision`` and metrics); ``artifacts``; ``drift``;
+    ``serving``: the minutes its exported packages' servers recorded (:func:`serving_view`);
+    ``monitoring``: those minutes in buckets with the latest input-drift verdict, beside the
+    retraining runs (:func:`mlops_nb.tracking.monitoring.monitoring_summary`; None when never served).
     Raises :class:`~mlops_nb.errors.RunNotFound` for an unknown id.
     """
     details = store.run_details(run_id)
@@ -54,6 +58,8 @@ def run_view(store: Store, run_id: int) -> dict[str, Any]:
     gates = [{key: gate.get(key) for key in _GATE_KEYS} for gate in details["gates"]]
     for gate in gates:
         gate["passed"] = bool(gate["passed"])
+    retraining = [_child(child) for child in store.child_runs(run_id, "retraining")]
+    serving = serving_view(store, run_id=run_id, limit=SERVING_MINUTES)["minutes"]
     view = {
         **run,
         "params": details["params"],
@@ -65,10 +71,12 @@ def run_view(store: Store, run_id: int) -> dict[str, Any]:
         "gates": gates,
         "warnings": [{"kind": w["kind"], "stage": w["stage"], "message": w["message"]} for w in details["warnings"]],
         "stages": _stages(store, details, run_id),
-        "retraining": [_child(child) for child in store.child_runs(run_id, "retraining")],
+        "retraining": retraining,
         "artifacts": [{key: a[key] for key in _ARTIFACT_KEYS} for a in details["artifacts"]],
         "drift": [{key: row[key] for key in ("column_name", "kind", "statistic", "value", "verdict")}
                   for row in details.get("drift") or []],
+        "serving": serving,
+        "monitoring": monitoring_summary(serving, retraining),
     }
     return json_safe(view)
 
@@ -179,3 +187,62 @@ def _child(child: dict[str, Any]) -> dict[str, Any]:
         "decision": child["tags"].get("decision") or child["error"] or "", "error": child["error"],
         "metrics": child["metrics"], "tags": child["tags"],
     }
+
+
+#: Minutes of serving a run's view carries (the status widget and the sidebar chart them).
+SERVING_MINUTES = 120
+
+
+def serving_view(store: Store, *, package: str | None = None, run_id: int | None = None,
+                 limit: int = 1440) -> dict[str, Any]:
+    """What the scoring servers of a package (or of a notebook run's packages) saw, minute by minute,
+    beside the run's retraining history, as plain JSON-safe data.
+
+    ``minutes``: one entry per minute, the rows of every server process (``--workers``) merged:
+    ``minute`` (epoch seconds), ``version_dir``, ``model_version``, ``requests``, ``rows``, ``errors``,
+    ``bad_requests``, ``latency_p50`` (request-weighted mean of the processes' medians), ``latency_p99``
+    and ``latency_max`` (their maximum, ms), ``drift_share`` and ``drifted`` (of the process that saw
+    the most rows), ``predictions`` (label counts summed, else that process's quantiles), ``logged_rows``.
+    ``retraining``: the retraining runs of the notebook run (as in :func:`run_view`). ``totals``:
+    requests, rows, errors over the minutes shown.
+    """
+    rows = store.serving_minutes(package=package, run_id=run_id, limit=limit)
+    merged: dict[tuple[str, float], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["package"], row["minute"])
+        m = merged.get(key)
+        if m is None:
+            merged[key] = m = {k: row[k] for k in (
+                "package", "minute", "seconds", "version_dir", "model_name", "model_version", "run_id", "requests",
+                "rows", "errors", "bad_requests", "latency_p50", "latency_p90", "latency_p99", "latency_max",
+                "drift", "drift_share", "drifted", "predictions", "logged_rows")}
+            m["processes"] = 1
+            m["_most"] = row["rows"]
+            continue
+        total = m["requests"] + row["requests"]
+        for k in ("latency_p50", "latency_p90"):
+            m[k] = (m[k] * m["requests"] + row[k] * row["requests"]) / total if total else m[k]
+        for k in ("latency_p99", "latency_max"):
+            m[k] = max(m[k], row[k])
+        for k in ("requests", "rows", "errors", "bad_requests", "logged_rows"):
+            m[k] += row[k] or 0
+        m["processes"] += 1
+        m["version_dir"], m["model_version"] = row["version_dir"], row["model_version"]
+        if row["rows"] > m["_most"]:
+            m.update(_most=row["rows"], drift=row["drift"], drift_share=row["drift_share"], drifted=row["drifted"])
+        mine, theirs = m.get("predictions") or {}, row.get("predictions") or {}
+        if mine.get("kind") == theirs.get("kind") == "labels":
+            counts = dict(mine["counts"])
+            for label, n in theirs["counts"].items():
+                counts[label] = counts.get(label, 0) + n
+            m["predictions"] = {**mine, "counts": counts}
+    minutes = sorted(merged.values(), key=lambda m: m["minute"])
+    for m in minutes:
+        m.pop("_most", None)
+    run_ids = {m["run_id"] for m in minutes if m["run_id"] is not None}
+    if run_id is not None:
+        run_ids.add(run_id)
+    retraining = [_child(c) for rid in sorted(run_ids) for c in store.child_runs(rid, "retraining")]
+    totals = {k: sum(m[k] or 0 for m in minutes) for k in ("requests", "rows", "errors", "bad_requests")}
+    return json_safe({"package": package, "run_id": run_id, "minutes": minutes, "retraining": retraining,
+                      "totals": totals})

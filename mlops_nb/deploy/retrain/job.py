@@ -476,6 +476,11 @@ class Job:
             outcome.metrics = dict(self.metrics)
         except Exception as exc:  # the decision stands; say that it could not be recorded
             self.progress.note(f"mlops-nb retrain: could not record run {self.run_id}: {type(exc).__name__}: {exc}")
+            return
+        # The store's mlflow_uri setting: push this run; a down server costs one line, never the job.
+        from mlops_nb.sync.auto import push_after
+
+        push_after(self.store, self.run_id)
 
 
 def _fmt(value: float) -> str:

@@ -10,8 +10,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mlops_nb.deploy.layout import MODEL_FILE, version_number
+from mlops_nb.deploy.layout import FEATURES_FILE, MODEL_FILE, SCHEMA_FILE, version_number
 from mlops_nb.deploy.reference import reference_files
+from mlops_nb.deploy.rows import example_json
 from mlops_nb.format import json_safe
 
 
@@ -24,8 +25,14 @@ def version_files(current: Path, manifest: dict[str, Any], model_bytes: bytes, *
     files = {rel: (current / rel).read_bytes() for rel in manifest["files"] if not rel.startswith("reference/")}
     files[MODEL_FILE] = model_bytes
     files.update(reference_files(table, model=candidate, inputs=inputs))
-    files["input_example.json"] = (inputs.head(3).to_json(orient="split", index=False, date_format="iso")
-                                   + "\n").encode()
+    schema = json.loads(files[SCHEMA_FILE]) if SCHEMA_FILE in files else {}
+    raw = [c["name"] for c in (schema.get("raw") or {}).get("columns") or []]
+    # raw rows when the package makes its own model input (features.py), as export wrote them
+    example = inputs.head(3)
+    if FEATURES_FILE in files and raw and set(raw) <= set(table.columns):
+        first = inputs.index[:3]
+        example = table.loc[first, raw] if first.isin(table.index).all() else table[raw].head(3)
+    files["input_example.json"] = (example_json(example) + "\n").encode()
     requirement = manifest.get("requirement")
     files["metrics.json"] = (json.dumps(json_safe({
         "run_id": run_id,

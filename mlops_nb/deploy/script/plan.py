@@ -34,6 +34,7 @@ class Step:
     referenced: set[str]
     assigned: set[str]
     imported: set[str]
+    source: str = ""  # the cell as recorded, to name a line of it in messages
 
 
 @dataclass
@@ -169,7 +170,7 @@ def _make_step(row: dict, function: str) -> tuple[Step, list[str]]:
     direct, nested, targets = _top_level_bindings(tree)
     referenced = _referenced(code) if code.strip() else set()
     step = Step(row["stage"], row["seq"], row.get("execution_count"), function, code, [], direct, nested, imports,
-                referenced - imported, set(direct) | set(nested) | targets | imported, imported)
+                referenced - imported, set(direct) | set(nested) | targets | imported, imported, row["source"])
     return step, notes
 
 

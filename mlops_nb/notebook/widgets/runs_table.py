@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import difflib
 import math
-import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from mlops_nb.errors import FilterError, InvalidValue
 from mlops_nb.format import is_missing
-from mlops_nb.stages import STAGES
+from mlops_nb.stages import STAGES, lower_is_better
 from mlops_nb.store import RUN_COLUMNS, Store, process_gone
 
 if TYPE_CHECKING:
@@ -39,22 +38,11 @@ OVERVIEW_COLUMNS = ("parent_id", "stages", "reached", "req_metric", "req_op", "r
 #: Extra frame columns exported with a visible one.
 COMPANIONS = {"stages": ("reached",), "gate": ("gate_value",)}
 PAGE_SIZE = 25
-_LOWER_IS_BETTER = re.compile(r"(loss|error|err|mse|mae|rmse|mape|logloss|latency|time|duration)", re.I)
 
 
 def namespace(column: str) -> str | None:
     head, dot, _ = column.partition(".")
     return head if dot and head in ("params", "metrics", "tags") else None
-
-
-def lower_is_better(metric: str, requirement_op: str | None = None) -> bool:
-    """Whether a smaller ``metric`` is better: the requirement's direction when there is one
-    (``rmse <= 3``), else the name (loss, error, mse, mae, rmse, time...)."""
-    if requirement_op in ("<", "<="):
-        return True
-    if requirement_op in (">", ">=", "=", "=="):
-        return False
-    return bool(_LOWER_IS_BETTER.search(metric))
 
 
 def _no_runs() -> pandas.DataFrame:

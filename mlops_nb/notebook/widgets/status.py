@@ -28,6 +28,7 @@ from mlops_nb.notebook.widgets._render import (
     section,
     table,
 )
+from mlops_nb.notebook.widgets.serving import serving_section
 from mlops_nb.notebook.widgets.text import status_text
 from mlops_nb.store import Store, open_store, resolve_path
 from mlops_nb.tracking.views import STATES, requirement_text, run_view, stage_states
@@ -152,7 +153,8 @@ def render(data: dict[str, Any]) -> str:
         f'<span style="margin-left:auto;color:{MUTED};font-size:11px">started {esc(when)}</span></div>'
     )
     return _frame(header + _gate_line(data["requirement"], data["gate"]) + _stepper(data["stages"])
-                  + _details(data["stages"]) + _warnings(data["warnings"]) + _retraining(data["retraining"]))
+                  + _details(data["stages"]) + _warnings(data["warnings"]) + _retraining(data["retraining"])
+                  + serving_section(data.get("monitoring")))
 
 
 def _frame(body: str) -> str:
@@ -170,7 +172,8 @@ def render_empty(message: str) -> str:
 
 class StatusWidget(widgets.VBox):
     """A run's lifecycle: stages in order with state, attempts, duration and what they captured; the
-    requirement gate; integrity warnings; retraining runs. Get one from :func:`status`.
+    requirement gate; integrity warnings; retraining runs; once its model is served, the traffic,
+    latency and input drift its servers recorded. Get one from :func:`status`.
 
     ``follow`` (set when no run was named inside a notebook session) tracks the session's current
     run, including one started after the widget was shown.

@@ -1,0 +1,269 @@
+"""Benchmark: ``mlops-nb serve`` against ``mlflow models serve --env-manager local`` and the model's
+in-process predict, on a quickstart-like package and a mixed-type package.
+
+Plain script: ``python benchmarks/bench_serve.py [--requests N] [--seconds S]``. Both packages are
+made through the magics of an in-process IPython shell (the same ``%%stage`` machinery as a
+notebook): the quickstart's breast-cancer pipeline (scaler, SelectKBest, logistic regression) and a
+mixed-type frame (numbers and strings with missing values: imputers, one-hot, logistic regression).
+The same fitted pipeline is saved as an MLflow model in a temporary folder. Each server runs as the
+real command in a process of its own on a free loopback port; the client is httpx with keep-alive.
+
+Printed, per package: single-row round trip p50 and p99 (``dataframe_split``), the 1,000-row round
+trip (median), rows per second with 8 concurrent clients sending single rows, for mlops-nb serve
+with monitoring on (flushing every 5 s here, so flushes fall inside the run) and off, and for MLflow;
+in-process: ``mlops_nb.deploy.predict.predict`` (schema check + model) and the bare
+``model.predict``, on the same row. Targets (issue 13): single-row p50 within in-process predict
++ 1 ms and ahead of MLflow; monitoring costs under 5% of throughput. The machine is shared: read
+medians, and compare within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+MIXED_CELLS = (
+    "%%stage data\nimport numpy as np, pandas as pd\nrng = np.random.default_rng(0)\nn = 2000\n"
+    "df = pd.DataFrame({'age': rng.normal(40, 12, n).round(), 'fare': rng.lognormal(3, 1, n).round(2),"
+    " 'sex': rng.choice(['male', 'female'], n), 'embarked': rng.choice(['S', 'C', 'Q', None], n),"
+    " 'pclass': rng.choice(['1', '2', '3'], n)})\n"
+    "df.loc[rng.random(n) < 0.1, 'age'] = np.nan\n"
+    "df['survived'] = ((df['sex'] == 'female') ^ (rng.random(n) < 0.2)).astype(int)",
+    "%%stage features\nX = df.drop(columns='survived')\ny = df['survived']",
+    "%%stage model\nfrom sklearn.compose import ColumnTransformer\nfrom sklearn.impute import SimpleImputer\n"
+    "from sklearn.linear_model import LogisticRegression\nfrom sklearn.pipeline import Pipeline, make_pipeline\n"
+    "from sklearn.preprocessing import OneHotEncoder, StandardScaler\n"
+    "pre = ColumnTransformer([('num', make_pipeline(SimpleImputer(strategy='median'), StandardScaler()),"
+    " ['age', 'fare']), ('cat', make_pipeline(SimpleImputer(strategy='constant', fill_value='missing'),"
+    " OneHotEncoder(handle_unknown='ignore')), ['sex', 'embarked', 'pclass'])])\n"
+    "model = Pipeline([('pre', pre), ('clf', LogisticRegression(max_iter=1000))]).fit(X, y)",
+    "%%stage validation\nfrom sklearn.metrics import f1_score\nf1 = f1_score(y, model.predict(X))",
+)
+QUICKSTART_CELLS = (
+    "%%stage data\nimport pandas as pd\nfrom sklearn.datasets import load_breast_cancer\n"
+    "df = load_breast_cancer(as_frame=True).frame\ndf['target'] = (df['target'] == 0).astype(int)",
+    "%%stage features\nX = df.drop(columns='target')\ny = df['target']",
+    "%%stage model\nfrom sklearn.feature_selection import SelectKBest, f_classif\n"
+    "from sklearn.linear_model import LogisticRegression\nfrom sklearn.pipeline import Pipeline\n"
+    "from sklearn.preprocessing import StandardScaler\nmodel = Pipeline([('scale', StandardScaler()),"
+    " ('select', SelectKBest(f_classif, k=10)), ('clf', LogisticRegression(max_iter=1000))]).fit(X, y)",
+    "%%stage validation\nfrom sklearn.metrics import f1_score\nf1 = f1_score(y, model.predict(X))",
+)
+
+
+def export_package(folder: Path, name: str, target: str, cells: tuple[str, ...]) -> Path:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    before = os.getcwd()
+    os.chdir(folder)
+    try:
+        for cell in ("%load_ext mlops_nb", f"%mlops start {name}", f"%mlops require f1 >= 0.1 --target {target}",
+                     *cells, f"%mlops register model --name {name}", f"%mlops export {name} --to deploy/{name}",
+                     "%mlops end"):
+            with contextlib.redirect_stdout(io.StringIO()):
+                result = shell.run_cell(cell, store_history=True)
+            error = result.error_before_exec or result.error_in_exec
+            if error is not None:
+                raise RuntimeError(f"benchmark setup cell failed: {cell!r}: {error}")
+        frame = shell.user_ns["X"]
+    finally:
+        os.chdir(before)
+    return folder / "deploy" / name, frame
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Process:
+    def __init__(self, args: list[str], port: int, env: dict[str, str], cwd: Path):
+        import httpx
+
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
+        started = time.perf_counter()
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{args[:4]} ended: {self.proc.stderr.read().decode()[-2000:]}")
+            try:
+                if httpx.get(self.url + "/ping", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+            if time.perf_counter() - started > 180:
+                raise RuntimeError(f"{args[:4]} did not start")
+        self.start_s = time.perf_counter() - started
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def body(frame) -> bytes:
+    import json
+
+    split = frame.to_dict(orient="split")
+    split.pop("index", None)
+    return json.dumps({"dataframe_split": split}, default=lambda v: None if v != v else v).encode()
+
+
+def round_trips(url: str, payload: bytes, n: int) -> list[float]:
+    import httpx
+
+    with httpx.Client(base_url=url, headers={"Content-Type": "application/json"}) as client:
+        for _ in range(10):  # warm-up
+            client.post("/invocations", content=payload).raise_for_status()
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            client.post("/invocations", content=payload).raise_for_status()
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def throughput(url: str, payload: bytes, rows: int, seconds: float, clients: int = 8) -> float:
+    import httpx
+
+    stop = time.perf_counter() + seconds
+    counts = [0] * clients
+
+    def client(i: int) -> None:
+        with httpx.Client(base_url=url, headers={"Content-Type": "application/json"}) as c:
+            while time.perf_counter() < stop:
+                c.post("/invocations", content=payload).raise_for_status()
+                counts[i] += rows
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts) / (time.perf_counter() - t0)
+
+
+def measure(url: str, one: bytes, thousand: bytes, requests: int, seconds: float) -> dict[str, float]:
+    single = round_trips(url, one, requests)
+    big = round_trips(url, thousand, max(10, requests // 20))
+    return {"p50": statistics.median(single) * 1e3, "p99": float(np.percentile(single, 99)) * 1e3,
+            "rows1000": statistics.median(big) * 1e3, "rps": throughput(url, one, 1, seconds)}
+
+
+def in_process(root: Path, frame, repeats: int) -> dict[str, float]:
+    import mlops_nb as mnb
+    from mlops_nb.deploy.predict import predict
+
+    model = mnb.load_model(root)
+    row = frame.iloc[:1]
+    out = {}
+    for name, func in (("mlops-nb predict()", lambda: predict(root, row, model=model)),
+                       ("model.predict", lambda: model.predict(row))):
+        for _ in range(20):
+            func()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            func()
+            times.append(time.perf_counter() - t0)
+        out[name] = statistics.median(times) * 1e3
+    return out
+
+
+def bench_package(folder: Path, name: str, target: str, cells, args) -> None:
+    import importlib.util
+
+    import mlops_nb as mnb
+
+    has_mlflow = importlib.util.find_spec("mlflow") is not None
+
+    root, frame = export_package(folder, name, target, cells)
+    store = folder / "mlops.db"
+    model = mnb.load_model(root)
+    mlflow_dir = folder / f"mlflow-{name}"
+    if has_mlflow:  # the same fitted pipeline, as an MLflow model
+        import mlflow.sklearn
+
+        mlflow.sklearn.save_model(model, mlflow_dir, serialization_format="cloudpickle")
+    one = body(frame.iloc[:1])
+    thousand = body(frame.sample(1000, replace=True, random_state=0))
+    env = {**os.environ, "MLOPS_NB_SERVE_FLUSH": "5", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    results = {}
+    exe = Path(sys.executable).parent
+    env["PATH"] = f"{exe}{os.pathsep}{env.get('PATH', '')}"  # mlflow execs `uvicorn` from PATH
+    for label, extra in (("mlops-nb serve", []), ("mlops-nb serve --no-monitor", ["--no-monitor"])):
+        port = free_port()
+        server = Process([sys.executable, "-m", "mlops_nb", "--store", str(store), "serve", str(root), "--port",
+                          str(port), *extra], port, env, folder)
+        try:
+            results[label] = {**measure(server.url, one, thousand, args.requests, args.seconds),
+                              "start": server.start_s}
+        finally:
+            server.stop()
+    port = free_port()
+    mlflow_args = [str(exe / "mlflow"), "models", "serve", "-m", str(mlflow_dir), "--env-manager", "local",
+                   "--host", "127.0.0.1", "-p", str(port)]
+    mlflow_env = {**env, "MLFLOW_TRACKING_URI": str(folder / "mlruns")}
+    server = Process(mlflow_args, port, mlflow_env, folder) if has_mlflow else None
+    if server is not None:
+        try:
+            results["mlflow models serve"] = {**measure(server.url, one, thousand, args.requests, args.seconds),
+                                              "start": server.start_s}
+        finally:
+            server.stop()
+    local = in_process(root, frame, args.requests)
+
+    print(f"\n{name}: {frame.shape[1]} input columns ({', '.join(map(str, frame.dtypes.astype(str).unique()))})")
+    print(f"  {'':30} {'1 row p50':>10} {'1 row p99':>10} {'1,000 rows':>11} {'rows/s x8':>10} {'start':>7}")
+    for label, r in results.items():
+        print(f"  {label:30} {r['p50']:8.2f}ms {r['p99']:8.2f}ms {r['rows1000']:9.2f}ms {r['rps']:10.0f} "
+              f"{r['start']:6.1f}s")
+    for label, ms in local.items():
+        print(f"  in-process {label:19} {ms:8.2f}ms")
+    ours, theirs = results["mlops-nb serve"], results.get("mlflow models serve")
+    budget = local["mlops-nb predict()"] + 1.0
+    print(f"  target: 1-row p50 {ours['p50']:.2f} ms <= in-process predict() + 1 ms = {budget:.2f} ms: "
+          f"{'met' if ours['p50'] <= budget else 'NOT met'}")
+    if theirs is not None:
+        print(f"  target: ahead of MLflow: {ours['p50']:.2f} ms vs {theirs['p50']:.2f} ms "
+              f"({theirs['p50'] / ours['p50']:.2f}x): {'met' if ours['p50'] < theirs['p50'] else 'NOT met'}")
+    off = results["mlops-nb serve --no-monitor"]["rps"]
+    cost = 1 - ours["rps"] / off
+    print(f"  target: monitoring < 5% of throughput: {ours['rps']:.0f} vs {off:.0f} rows/s off, cost {cost:+.1%}: "
+          f"{'met' if cost < 0.05 else 'NOT met'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=300, help="single-row requests per server")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of the 8-client throughput run")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        os.environ["MLOPS_NB_STORE"] = str(folder / "mlops.db")
+        bench_package(folder, "quickstart", "target", QUICKSTART_CELLS, args)
+        bench_package(folder, "mixed", "survived", MIXED_CELLS, args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,151 @@
+"""The scoring server's ASGI app (Starlette on uvicorn): ``POST /invocations``, ``GET /ping``,
+``/health`` and ``/version``.
+
+Starlette rather than FastAPI: the server has four fixed routes and reads its bodies by hand (the
+MLflow protocol is four payload shapes and CSV, which a pydantic model would only re-describe), so
+FastAPI would add pydantic and its import time and per-request validation for nothing. Starlette is
+the layer FastAPI is built on; MLflow's own server uses FastAPI, and clients cannot tell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from mlops_nb.deploy.serve.monitor import Monitor
+from mlops_nb.deploy.serve.protocol import BadRequest, answer, columns_named, parse
+from mlops_nb.deploy.serve.served import Holder, Served
+from mlops_nb.errors import MlopsError, SchemaMismatch
+
+#: Payloads up to this many rows are predicted on the event loop (a thread hop costs more than
+#: they do); larger ones in the thread pool, so /ping keeps answering.
+INLINE_ROWS = 256
+CONFIG_VAR = "MLOPS_NB_SERVE_CONFIG"
+
+
+def score(served: Served, frame: Any) -> Any:
+    """The one place the server predicts: ``mlops_nb.deploy.predict.predict`` with the version's
+    loaded model (its schema check, its columns)."""
+    from mlops_nb.deploy.predict import predict
+
+    return predict(served.folder, frame, model=served.model)
+
+
+def _json(body: Mapping[str, Any], status: int = 200) -> Any:
+    from starlette.responses import Response
+
+    return Response(json.dumps(body, default=str), status_code=status, media_type="application/json")
+
+
+def create_app(holder: Holder, monitor: Monitor | None = None) -> Any:
+    """The Starlette app serving ``holder``'s package, recording into ``monitor`` (None: no monitoring)."""
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    stop = threading.Event()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any):
+        poller = threading.Thread(target=holder.poll, args=(stop,), name="mlops-nb-current", daemon=True)
+        poller.start()
+        if monitor is not None:
+            monitor.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if monitor is not None:
+                await run_in_threadpool(monitor.stop)
+
+    async def ping(request: Any) -> Any:
+        return Response("\n", media_type="application/json")
+
+    async def version(request: Any) -> Any:
+        return _json(holder.served.version())
+
+    def predict_frame(served: Served, frame: Any) -> tuple[Served, Any]:
+        try:
+            return served, score(served, frame)
+        except SchemaMismatch:
+            raise
+        except (OSError, MlopsError):
+            if holder.served is served:
+                raise
+            # the version this request started on was pruned by a promotion mid-way: the new one answers
+            served = holder.served
+            return served, score(served, frame)
+
+    async def invocations(request: Any) -> Any:
+        started = time.perf_counter()
+        served = holder.served  # this request's version, whatever a switch does meanwhile
+        frame = None
+        try:
+            body = await request.body()
+            frame, params = parse(body, request.headers.get("content-type"), served.input_columns)
+            if len(frame) > INLINE_ROWS:
+                served, predictions = await run_in_threadpool(predict_frame, served, frame)
+            else:
+                served, predictions = predict_frame(served, frame)
+            response = Response(answer(predictions, params), media_type="application/json")
+        except BadRequest as exc:
+            response, predictions = _json(exc.body(), exc.status), None
+        except SchemaMismatch as exc:
+            bad = BadRequest(str(exc), columns_named(exc.problems))
+            response, predictions = _json(bad.body(), 400), None
+        except Exception as exc:  # a defect or a model that cannot answer: 500, counted as an error
+            response, predictions = _json({"error_code": "INTERNAL_ERROR",
+                                           "message": f"{type(exc).__name__}: {str(exc)[:300]}"}, 500), None
+        if monitor is not None:
+            monitor.record(served, time.perf_counter() - started, frame=frame, predictions=predictions,
+                           status=response.status_code)
+        return response
+
+    return Starlette(routes=[
+        Route("/ping", ping, methods=["GET"]),
+        Route("/health", ping, methods=["GET"]),
+        Route("/version", version, methods=["GET"]),
+        Route("/invocations", invocations, methods=["POST"]),
+    ], lifespan=lifespan)
+
+
+def build(config: Mapping[str, Any]) -> Any:
+    """The app for a ``serve`` configuration (``package``, ``store``, ``public_key``, ``monitor``,
+    ``log_rows``): verify and load the package, open the store for monitoring."""
+    holder = Holder(config["package"], store=_anchor(config.get("store")), public_key=config.get("public_key"))
+    monitor = None
+    if config.get("monitor", True):
+        monitor = Monitor(_writer(config.get("store"), holder.served.manifest), log_rows=config.get("log_rows") or 0)
+    return create_app(holder, monitor)
+
+
+def _anchor(store: str | None) -> Any:
+    """The store verification compares with: the one given, else the package's own (verify's default)."""
+    return store or os.environ.get("MLOPS_NB_STORE") or None
+
+
+def _writer(store: str | None, manifest: Mapping[str, Any]) -> Any:
+    """What the monitor calls with each minute: tracking's writer into the serving store (``--store``,
+    else ``$MLOPS_NB_STORE``, else the store the package was exported from, as retraining does)."""
+    from mlops_nb import tracking  # noqa: F401 - the package, so tracking.serving resolves
+    from mlops_nb.tracking.serving import record_minute
+
+    target = store or os.environ.get("MLOPS_NB_STORE") or manifest.get("store")
+
+    def write(row: dict[str, Any], rows_csv: bytes | None) -> None:
+        if not target:
+            raise MlopsError("no store to record in: pass --store or set MLOPS_NB_STORE")
+        record_minute(row, rows_csv=rows_csv, store=target)
+
+    return write
+
+
+def from_environment() -> Any:
+    """uvicorn's factory for ``--workers N``: each worker builds the app from ``$MLOPS_NB_SERVE_CONFIG``."""
+    return build(json.loads(os.environ[CONFIG_VAR]))

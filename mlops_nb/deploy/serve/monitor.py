@@ -1,0 +1,228 @@
+"""What a server records per minute, without a request ever waiting on SQLite.
+
+Each request appends its latency, row count, outcome, input frame and predictions to the current
+window under a lock (a few list appends); a flush thread wakes at each window's end (the clock
+minute; ``MLOPS_NB_SERVE_FLUSH`` seconds for tests), swaps the window for an empty one, and only
+then computes the summary (latency percentiles, the prediction distribution, a drift sketch of the
+window's inputs against the package's reference with :mod:`mlops_nb.drift`) and writes one
+``serving`` row through :func:`mlops_nb.tracking.serving.record_minute`. The last window is
+flushed at shutdown. A window without requests writes nothing. A store that cannot be written
+costs one line on stderr per window, never a request.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlops_nb.deploy.serve.served import Served
+
+FLUSH_VAR = "MLOPS_NB_SERVE_FLUSH"
+#: Input rows a window keeps for its drift sketch (a busier minute keeps a uniform sample of them).
+DRIFT_ROWS = 20_000
+#: Predictions a window keeps for its distribution.
+PREDICTION_ROWS = 100_000
+
+
+@dataclass
+class Window:
+    start: float
+    served: Served | None = None
+    requests: int = 0
+    rows: int = 0
+    errors: int = 0
+    bad_requests: int = 0
+    latencies: list[float] = field(default_factory=list)
+    frames: list[Any] = field(default_factory=list)
+    frame_rows: int = 0
+    predictions: list[Any] = field(default_factory=list)
+    prediction_rows: int = 0
+    logged: list[Any] = field(default_factory=list)
+
+
+class Monitor:
+    """The per-minute buffer of one server process and its flush thread."""
+
+    def __init__(self, write: Callable[[dict[str, Any], bytes | None], Any], *, log_rows: float = 0.0,
+                 interval: float | None = None):
+        self.write = write
+        self.log_rows = float(log_rows)
+        self.interval = float(interval or os.environ.get(FLUSH_VAR) or 60.0)
+        self._lock = threading.Lock()
+        self._window = Window(self._window_start(time.time()))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._random = random.Random()
+
+    def _window_start(self, now: float) -> float:
+        return math.floor(now / self.interval) * self.interval
+
+    # -- the request side: cheap -------------------------------------------------------------------
+
+    def record(self, served: Served, latency_s: float, *, frame: Any = None, predictions: Any = None,
+               status: int = 200) -> None:
+        """Count one request (``status`` 200, 4xx bad request, 5xx error) and keep what the summary needs."""
+        logged = None
+        if frame is not None and self.log_rows > 0 and status == 200:
+            logged = frame.sample(frac=self.log_rows, random_state=self._random.randrange(2**31)) \
+                if self.log_rows < 1 else frame
+        with self._lock:
+            w = self._window
+            w.served = served
+            w.requests += 1
+            w.latencies.append(latency_s)
+            if status >= 500:
+                w.errors += 1
+            elif status >= 400:
+                w.bad_requests += 1
+            if frame is None or status != 200:
+                return
+            n = len(frame)
+            w.rows += n
+            if w.frame_rows < DRIFT_ROWS:
+                w.frames.append(frame)
+                w.frame_rows += n
+            if predictions is not None and w.prediction_rows < PREDICTION_ROWS:
+                w.predictions.append(predictions)
+                w.prediction_rows += n
+            if logged is not None and len(logged):
+                w.logged.append(logged.assign(served_at=time.time()))
+
+    # -- the flush side ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="mlops-nb-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and flush what is buffered (server shutdown)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self.flush()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                due = self._window.start + self.interval
+            if self._stop.wait(max(0.0, due - time.time())):
+                return
+            self.flush()
+
+    def flush(self) -> dict[str, Any] | None:
+        """Write the current window (when it saw requests) and start the next; returns what was written."""
+        now = time.time()
+        with self._lock:
+            window, self._window = self._window, Window(self._window_start(now))
+        if not window.requests or window.served is None:
+            return None
+        try:
+            row, rows_csv = summarize(window, now)
+            self.write(row, rows_csv)
+            return row
+        except Exception as exc:  # monitoring never takes the server down
+            stamp = time.strftime("%H:%M:%S", time.localtime(window.start))
+            sys.stderr.write(f"mlops-nb serve: could not record the minute from {stamp} ({type(exc).__name__}: "
+                             f"{exc}); it is lost, serving goes on\n")
+            return None
+
+
+def _percentiles(latencies: list[float]) -> dict[str, float]:
+    import numpy as np
+
+    ms = np.asarray(latencies) * 1000.0
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+    return {"latency_p50": float(p50), "latency_p90": float(p90), "latency_p99": float(p99),
+            "latency_max": float(ms.max())}
+
+
+def summarize(window: Window, now: float) -> tuple[dict[str, Any], bytes | None]:
+    """The ``serving`` row of a window and the CSV of its logged rows."""
+    import pandas as pd
+
+    served = window.served
+    assert served is not None
+    model = served.manifest.get("model") or {}
+    root = served.folder.parent.parent if served.folder.parent.name == "versions" else served.folder
+    row: dict[str, Any] = {
+        "package": str(root), "version_dir": served.folder.name, "model_name": model.get("name"),
+        "model_version": model.get("version"), "run_id": (served.manifest.get("run") or {}).get("id"),
+        "minute": window.start, "seconds": max(now - window.start, 0.0), "requests": window.requests,
+        "rows": window.rows, "errors": window.errors, "bad_requests": window.bad_requests,
+        **_percentiles(window.latencies),
+    }
+    if window.predictions:
+        row["predictions"] = prediction_distribution(served, pd.concat(window.predictions, ignore_index=True))
+    if window.frames:
+        row.update(drift_sketch(served, pd.concat(window.frames, ignore_index=True)))
+    rows_csv = None
+    if window.logged:
+        logged = pd.concat(window.logged, ignore_index=True)
+        row["logged_rows"] = len(logged)
+        buffer = io.StringIO()
+        logged.to_csv(buffer, index=False)
+        rows_csv = buffer.getvalue().encode()
+    return row, rows_csv
+
+
+def prediction_distribution(served: Served, predictions: Any) -> dict[str, Any]:
+    """Counts per label (classifiers) or quantiles (regressors) of the window's predictions, and the
+    PSI of its scores against the reference's when the package has one."""
+    import numpy as np
+
+    from mlops_nb import drift
+
+    values = predictions["prediction"]
+    classes = getattr(served.model, "classes_", None)
+    out: dict[str, Any]
+    if classes is not None or values.dtype.kind in "OUSb":
+        counts = values.astype(str).value_counts()
+        out = {"kind": "labels", "counts": {str(k): int(v) for k, v in counts.items()}}
+    else:
+        q = np.nanpercentile(values.to_numpy(dtype=float), [0, 10, 50, 90, 100])
+        out = {"kind": "numeric", "mean": float(np.nanmean(values)), "min": float(q[0]), "p10": float(q[1]),
+               "p50": float(q[2]), "p90": float(q[3]), "max": float(q[4])}
+    reference = (served.reference or {}).get("scores")
+    if reference:
+        scores = None
+        if classes is not None and len(classes) == 2 and f"probability_{classes[1]}" in predictions:
+            scores = predictions[f"probability_{classes[1]}"].to_numpy(dtype=float)
+        elif classes is None:
+            scores = values.to_numpy(dtype=float)
+        elif classes is not None:
+            scores = values.astype(str).to_numpy()
+        if scores is not None:
+            try:
+                result = drift.prediction_drift(reference, scores)
+                out["drift"] = {"statistic": result.statistic, "value": result.value, "verdict": result.verdict}
+            except Exception as exc:  # a reference of another shape: say so, keep the counts
+                out["drift"] = {"error": str(exc)[:200]}
+    return out
+
+
+def drift_sketch(served: Served, frame: Any) -> dict[str, Any]:
+    """The drift of the window's inputs against the package's reference profile, on the columns
+    both have: per column its statistic, value and verdict (``drift``), the share of drifted columns
+    and their names."""
+    from mlops_nb import drift
+
+    reference = served.reference
+    if not reference or "columns" not in reference:
+        return {}
+    profiled = reference["columns"]
+    columns = [str(c) for c in frame.columns if str(c) in profiled]
+    if not columns:
+        return {}
+    frame = frame.rename(columns=str)
+    report = drift.dataset_drift(reference, frame, columns=columns, config={"threads": 1})
+    sketch = {c.column: {"kind": c.kind, "statistic": c.statistic, "value": c.value, "verdict": c.verdict}
+              for c in report.columns}
+    return {"drift": sketch, "drift_share": report.share, "drifted": list(report.drifted)}

@@ -1,0 +1,144 @@
+"""MLflow's scoring protocol, so that clients written for ``mlflow models serve`` work unchanged:
+a request body becomes a DataFrame, predictions become ``{"predictions": [...]}``.
+
+As in ``mlflow/pyfunc/scoring_server`` (MLflow 3): ``application/json`` with exactly one of
+``dataframe_split`` (pandas' split orient: ``columns``, ``data``, optional ``index``),
+``dataframe_records`` (a list of row objects), ``instances`` (a list of row objects, or of rows
+as lists) or ``inputs`` (an object of columns, or a list like ``instances``), plus an optional
+``params`` object; or ``text/csv`` with a header line. Rows given as bare lists take the model's
+input columns in schema.json's order. The answer is ``{"predictions": [label, ...]}`` (what an
+MLflow scikit-learn model answers); ``"params": {"probabilities": true}`` asks for one record per
+row instead, with the ``probability_<class>`` columns. A request that cannot be read is a
+:class:`BadRequest`, answered 400 with MLflow's ``{"error_code": "BAD_REQUEST", "message"}``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas
+
+FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+_COLUMN = re.compile(r"column '((?:[^'\\]|\\.)*)'")
+
+
+class BadRequest(Exception):  # noqa: N818 - an answer, not a defect
+    """A request the server answers 400: ``message`` says what is wrong, ``columns`` names the
+    columns concerned (empty when the body itself cannot be read)."""
+
+    def __init__(self, message: str, columns: Sequence[str] = (), status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.columns = list(columns)
+        self.status = status
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error_code": "BAD_REQUEST", "message": self.message}
+        if self.columns:
+            out["columns"] = self.columns
+        return out
+
+
+def columns_named(problems: Sequence[str]) -> list[str]:
+    """The column names a schema check's problem lines quote (``column 'age' is missing``)."""
+    names = []
+    for line in problems:
+        for name in _COLUMN.findall(line):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def parse(body: bytes, content_type: str | None, input_columns: Sequence[str]) -> tuple[pandas.DataFrame, dict]:
+    """The DataFrame and the ``params`` of a request body; :class:`BadRequest` for anything else."""
+    import pandas as pd
+
+    mime, _, options = (content_type or "application/json").partition(";")
+    mime = mime.strip().lower()
+    charset = options.partition("charset=")[2].strip().lower() or "utf-8"
+    if charset not in ("utf-8", "utf8"):
+        raise BadRequest("the scoring server only reads UTF-8", status=415)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"the body is not UTF-8 ({exc})") from None
+    if mime == "text/csv":
+        try:
+            return pd.read_csv(io.StringIO(text)), {}
+        except (ValueError, pd.errors.ParserError) as exc:
+            raise BadRequest(f"the body cannot be read as CSV with a header line ({exc})") from None
+    if mime != "application/json":
+        raise BadRequest(f"content type {mime!r} is not served; send application/json or text/csv", status=415)
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise BadRequest(f"the body is not JSON ({exc})") from None
+    if not isinstance(document, dict):
+        raise BadRequest(f"the body must be a JSON object with exactly one of {', '.join(FORMATS)}")
+    given = [key for key in FORMATS if key in document]
+    if len(given) != 1:
+        raise BadRequest(f"the body must have exactly one of {', '.join(FORMATS)}; it has "
+                         f"{', '.join(given) if given else 'none'} (keys: {', '.join(map(str, document))})")
+    params = document.get("params") or {}
+    if not isinstance(params, dict):
+        raise BadRequest("params must be a JSON object")
+    return _frame(given[0], document[given[0]], input_columns), params
+
+
+def _frame(kind: str, value: Any, input_columns: Sequence[str]) -> pandas.DataFrame:
+    import pandas as pd
+
+    try:
+        if kind == "dataframe_split":
+            if not isinstance(value, dict) or "data" not in value:
+                raise BadRequest("dataframe_split must be an object with columns and data (pandas' split orient)")
+            columns = value.get("columns") or list(input_columns)
+            return pd.DataFrame(value["data"], columns=columns, index=value.get("index"))
+        if kind == "dataframe_records":
+            if not isinstance(value, list):
+                raise BadRequest("dataframe_records must be a list of row objects")
+            return pd.DataFrame.from_records(value) if value and isinstance(value[0], dict) else _rows(value,
+                                                                                                      input_columns)
+        if isinstance(value, Mapping):  # inputs (or instances) as an object of columns
+            columns = {k: (v if isinstance(v, list) else [v]) for k, v in value.items()}
+            return pd.DataFrame(columns)
+        if not isinstance(value, list):
+            raise BadRequest(f"{kind} must be a list of rows or an object of columns")
+        if value and all(isinstance(row, dict) for row in value):
+            return pd.DataFrame.from_records(value)
+        return _rows(value, input_columns)
+    except BadRequest:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise BadRequest(f"{kind} cannot be read as a table ({exc})") from None
+
+
+def _rows(rows: list, input_columns: Sequence[str]) -> pandas.DataFrame:
+    """Rows given as bare lists: the model's input columns, in schema.json's order."""
+    import pandas as pd
+
+    width = {len(row) if isinstance(row, list) else -1 for row in rows}
+    if width and width != {len(input_columns)}:
+        raise BadRequest(f"rows given as lists must each have the model's {len(input_columns)} input values "
+                         f"({', '.join(input_columns)}); send row objects to name the columns", input_columns)
+    return pd.DataFrame(rows, columns=list(input_columns))
+
+
+def answer(predictions: pandas.DataFrame, params: Mapping[str, Any]) -> bytes:
+    """The response body for a predictions frame: MLflow's ``{"predictions": [...]}``."""
+    if params.get("probabilities"):
+        values: Any = predictions.to_dict(orient="records")
+    else:
+        values = predictions["prediction"].tolist()
+    return json.dumps({"predictions": values}, default=_default).encode()
+
+
+def _default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)

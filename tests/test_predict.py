@@ -1,0 +1,180 @@
+"""A package predicts from the rows the notebook started from: `mlops-nb predict` (CSV and JSON, raw
+rows and the model's input, the package's own input_example.json) and `mnb.load_model(...).predict`
+give the notebook's own predictions on the same rows, for a mixed-type classifier and a regression;
+a notebook whose features cannot be replayed per row is refused at export, naming the line."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from notebook_helpers import notebook, run_notebook, text_of
+from serving_notebooks import mixed_types, mixed_types_cells, regression, titanic_rows
+
+import mlops_nb as mnb
+from mlops_nb.deploy.exits import EXIT_BAD_DATA
+from mlops_nb.deploy.layout import package_dir
+from mlops_nb.deploy.predict import predict
+from mlops_nb.deploy.rows import coerce, detect, example_json
+from mlops_nb.deploy.schema import read_schema
+from mlops_nb.deploy.verify import verify
+from mlops_nb.format import json_safe
+from mlops_nb.store import close_all
+
+
+@pytest.fixture(scope="module", params=["mixed", "regression"])
+def served(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(request.param)
+    yield (mixed_types if request.param == "mixed" else regression)(folder)
+    close_all()
+
+
+def cli(*args: str, cwd) -> subprocess.CompletedProcess:
+    """`mlops-nb` in a process of its own, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "mlops_nb", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def _expected(served) -> pd.DataFrame:
+    return pd.read_pickle(served.folder / "expected.pkl").reset_index(drop=True)
+
+
+def _same_predictions(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    got = got.reset_index(drop=True)
+    assert list(got.columns) == list(expected.columns)
+    assert got["prediction"].tolist() == expected["prediction"].tolist() or served_regression(expected)
+    # the same rows in a batch of another size may differ in the last bit (BLAS), nothing more
+    pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12, atol=1e-12, check_dtype=False)
+
+
+def served_regression(expected: pd.DataFrame) -> bool:
+    return expected["prediction"].dtype.kind == "f"
+
+
+def test_predict_takes_raw_rows_and_model_input_from_csv_and_json(served, tmp_path):
+    expected = _expected(served)
+    raw = pd.read_csv(served.folder / "raw.csv")
+    X = pd.read_pickle(served.folder / "model_input.pkl")
+    def records(frame: pd.DataFrame) -> str:  # every digit (pandas' to_json keeps 10), missing as null
+        return json.dumps(json_safe(frame.astype(object).to_dict(orient="records")))
+
+    files = {
+        "raw.csv": lambda p: raw.to_csv(p, index=False),
+        "raw.json": lambda p: p.write_text(records(raw)),
+        "raw-split.json": lambda p: p.write_text(json.dumps({"dataframe_split": json.loads(example_json(raw))})),
+        "model.csv": lambda p: X.to_csv(p, index=False),
+        "model.json": lambda p: p.write_text(records(X)),
+    }
+    for name, write in files.items():
+        write(tmp_path / name)
+        out = tmp_path / f"{name}.predictions.csv"
+        result = cli("predict", str(served.package), str(tmp_path / name), "-o", str(out), cwd=served.folder)
+        assert result.returncode == 0, (name, result.stderr)
+        kind = "raw" if name.startswith("raw") else "model"
+        assert f"{len(raw)} predictions written to {out} (input: {kind} rows)" in result.stderr
+        _same_predictions(pd.read_csv(out), expected)
+    # told which rows they are: the raw rows as model input lack the features cell's columns
+    result = cli("predict", str(served.package), str(tmp_path / "raw.csv"), "--input", "model", cwd=served.folder)
+    assert result.returncode == EXIT_BAD_DATA
+    added = "family_size" if served.name == "titanic" else "bmi_bp"
+    assert f"column {added!r} is missing" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_load_model_predicts_raw_rows_like_the_notebook_and_stays_the_estimator(served):
+    expected = _expected(served)
+    raw = pd.read_csv(served.folder / "raw.csv")
+    X = pd.read_pickle(served.folder / "model_input.pkl")
+    model = mnb.load_model(served.package)
+    assert type(model).__name__ == "Pipeline" and list(model.feature_names_in_) == list(X.columns)
+    assert model.predict(raw).tolist() == expected["prediction"].tolist()
+    assert model.predict(X).tolist() == expected["prediction"].tolist()  # the model's input still works
+    if served.name == "titanic":
+        assert model.predict_proba(raw)[:, 1].tolist() == expected["probability_1"].tolist()
+    # the Python API gives the CLI's table, from a package root or a version folder
+    _same_predictions(predict(served.package, raw), expected)
+    _same_predictions(predict(package_dir(served.package), X, input="model"), expected)
+
+
+def test_input_example_holds_raw_rows_every_entry_point_accepts(served):
+    schema = read_schema(served.package)
+    example_path = package_dir(served.package) / "input_example.json"
+    example = json.loads(example_path.read_text())
+    assert example["columns"] == [c["name"] for c in schema["raw"]["columns"]]
+    assert served.target not in example["columns"] and len(example["data"]) == 3
+    result = cli("predict", str(served.package), str(example_path), cwd=served.folder)
+    assert result.returncode == 0, result.stderr
+    first3 = _expected(served).head(3)
+    _same_predictions(pd.read_csv(io.StringIO(result.stdout)), first3)
+    frame = pd.DataFrame(example["data"], columns=example["columns"])
+    assert mnb.load_model(served.package).predict(frame).tolist() == first3["prediction"].tolist()
+
+
+def test_schema_describes_raw_rows_and_model_input_and_features_py_is_verified(served):
+    schema = read_schema(served.package)
+    version = package_dir(served.package)
+    assert "features.py" in verify(served.package)["files"]
+    text = (version / "features.py").read_text()
+    assert "def model_input(rows):" in text and "train_test_split" not in text
+    raw = {c["name"]: c for c in schema["raw"]["columns"]}
+    model = {c["name"]: c for c in schema["input"]["columns"]}
+    if served.name == "titanic":
+        assert raw["pclass"]["dtype"] == "int64" and model["pclass"]["dtype"] in ("object", "str")
+        assert model["pclass"]["categories"] == ["1", "2", "3"] and "family_size" not in raw
+        assert raw["age"]["nullable"] and "name" in raw and "name" not in model
+        # strings "1", "2", "3" read back as numbers are strings again
+        assert coerce(pd.DataFrame({"pclass": [1, 3]}), schema["input"]["columns"])["pclass"].tolist() == ["1", "3"]
+        assert detect(list(model), schema) == "model" and detect(list(raw), schema) == "raw"
+    else:
+        assert "bmi_bp" in model and "bmi_bp" not in raw
+
+
+def test_features_py_is_verified_before_it_is_imported(served, tmp_path):
+    import shutil
+
+    copy = shutil.copytree(package_dir(served.package), tmp_path / "copy")
+    (copy / "features.py").write_text((copy / "features.py").read_text() + "\nraise SystemExit('ran')\n")
+    result = cli("predict", str(copy), str(served.folder / "raw.csv"), cwd=served.folder)
+    assert result.returncode == 82 and "features.py" in result.stderr and "ran" not in result.stdout
+
+
+NOT_ROWWISE = {
+    "a fit on the whole frame": (
+        "%%stage features\ntitanic['family_size'] = titanic['sibsp'] + titanic['parch'] + 1\n"
+        "titanic['pclass'] = titanic['pclass'].astype(str)\n"
+        "titanic['age'] = titanic['age'].fillna(titanic['age'].median())\n"
+        "X = titanic.drop(columns=['survived', 'name'])\ny = titanic['survived']",
+        r"features cell \[\d+\] line 4 cannot be replayed per row \(`titanic\['age'\] = titanic\['age'\]\.fillna.*"
+        r"move it into the scikit-learn pipeline"),
+    "a use of the target": (
+        "%%stage features\ntitanic['family_size'] = titanic['sibsp'] + titanic['parch'] + 1\n"
+        "titanic['pclass'] = titanic['pclass'].astype(str)\n"
+        "titanic['sex_rate'] = titanic.groupby('sex')['survived'].transform('mean')\n"
+        "X = titanic.drop(columns=['survived', 'name'])\ny = titanic['survived']",
+        r"features cell \[\d+\] line 4 cannot be replayed per row .*it uses the target 'survived'"),
+    "a split": (
+        "%%stage features\nfrom sklearn.model_selection import train_test_split\n"
+        "X_all = titanic.drop(columns=['survived', 'name'])\n"
+        "X, X_rest = train_test_split(X_all, test_size=0.3, random_state=0)\n"
+        "X['family_size'] = X['sibsp'] + X['parch'] + 1\nX['pclass'] = X['pclass'].astype(str)\n"
+        "y = titanic.loc[X.index, 'survived']",
+        r"features cell \[\d+\] line 4 cannot be replayed per row \(`X, X_rest = train_test_split.*"
+        r"before the split"),
+}
+
+
+@pytest.mark.parametrize("case", list(NOT_ROWWISE))
+def test_features_that_cannot_be_replayed_per_row_are_refused_naming_the_line(case, tmp_path):
+    features, message = NOT_ROWWISE[case]
+    titanic_rows().to_csv(tmp_path / "titanic.csv", index=False)
+    cells = [*mixed_types_cells(features, export=False), "%mlops export titanic --to deploy/titanic"]
+    nb = run_notebook(notebook(cells), tmp_path, store=tmp_path / "mlops.db", timeout=300, allow_errors=True)
+    out = text_of(nb.cells[-1].get("outputs", []))
+    assert re.search(message, out), out
+    assert len([line for line in out.splitlines() if "cannot be replayed" in line]) == 1  # one line
+    assert not (tmp_path / "deploy" / "titanic").exists()
+    close_all()
