@@ -38,6 +38,8 @@ def iris_notebook(*, depth: int = 2, threshold: float = 0.6, rows: str = "", dat
     ]
     if register:
         cells.append("%mlops register clf --name iris")
+        # what a check must not do: rewrite the package cron and the servers use, or move the champion
+        cells.append("%mlops export iris --to deploy/iris\n%mlops promote iris 1")
     return notebook(cells)
 
 
@@ -116,6 +118,7 @@ def masked(text: str, folder: Path) -> str:
 def test_a_passing_notebook_exits_0_with_a_report_of_every_section(shared):
     assert shared["baseline"].returncode == 0, shared["baseline"].stdout + shared["baseline"].stderr
     assert "this run holds the champion" in shared["baseline"].stdout
+    assert not (shared["folder"] / "deploy").exists()  # the notebook's export cell was skipped, not run
     result = shared["passing"]
     assert result.returncode == 0, result.stdout + result.stderr
     report = (shared["folder"] / "report.md").read_text()

@@ -221,6 +221,8 @@ def _promote(magics, args):
     """Point an alias of model NAME at VERSION: `%mlops promote churn 2 --alias champion`."""
     from mlops_nb.tracking.registry import promote
 
+    if _skipped_under_check("promote"):
+        return
     run = magics.session.run
     version = promote(args.name, args.version, args.alias, reason=args.reason, by="%mlops promote",
                       run=run, store=run.store if run else magics.session.store)
@@ -248,6 +250,8 @@ def _export(magics, args):
     """Write model NAME as a deployment package: `%mlops export churn --to deploy/churn --data "in/*.csv"`."""
     from mlops_nb.deploy.export import export_package
 
+    if _skipped_under_check("export"):
+        return
     run = magics.session.run
     result = export_package(
         args.name, version=args.version, to=args.to, schedule=args.schedule, data=args.data, force=args.force,
@@ -284,6 +288,19 @@ def _sync(magics, args):
     summary = sync_mlflow(uri or "", store=store, projects=args.project, since=args.since, dry_run=args.dry_run,
                           progress=False)
     print(summary.line() + (" (every run's end pushes itself from now on)" if args.auto and uri else ""))
+
+
+def _skipped_under_check(action: str) -> bool:
+    """True (after saying so in one line) when `mlops-nb check` runs this notebook: a check replays and
+    judges a change before it is merged, so it must not move a champion or rewrite a deployed package
+    that cron and servers use. Registering still happens: it is how a check's run becomes comparable."""
+    from mlops_nb.store import CHECK_ENV_VAR
+
+    if not os.environ.get(CHECK_ENV_VAR):
+        return False
+    print(f"mlops: {action} skipped: `mlops-nb check` judges this notebook and never deploys; "
+          f"run the notebook itself to {action}")
+    return True
 
 
 def _command_line(name: str, args: Any) -> str:
