@@ -28,17 +28,6 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 TARGET_S = 1.5
 SLOW_MS = 120_000
 
-_WATCH = """() => {
-    const t0 = performance.now();
-    window.mlopsFirstRender = new Promise(resolve => {
-        const done = () => document.querySelectorAll('#mlops-nb-sidebar .mlops-run[data-run-id]').length > 0;
-        const observer = new MutationObserver(() => {
-            if (done()) { observer.disconnect(); resolve(performance.now() - t0); }
-        });
-        observer.observe(document.body, { childList: true, subtree: true });
-    });
-}"""
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -47,7 +36,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from bench_server import write_store
-    from browser import chromium_page, jupyter_lab
+    from browser import WATCH_FIRST_RENDER, chromium_page, jupyter_lab
     from cached_stores import cached_store
 
     cached = cached_store("server", args.runs, write_store, log=lambda m: print(m, file=sys.stderr))
@@ -59,7 +48,7 @@ def main() -> int:
             for attempt in range(args.repeat + 1):  # the first load warms JupyterLab's caches
                 page.goto(f"{lab.url}/lab?reset&token={lab.token}", timeout=SLOW_MS)
                 page.wait_for_selector('li[data-id="mlops-nb-sidebar"]', timeout=SLOW_MS)
-                page.evaluate(_WATCH)
+                page.evaluate(WATCH_FIRST_RENDER)
                 page.click('li[data-id="mlops-nb-sidebar"]')
                 elapsed = page.evaluate("window.mlopsFirstRender") / 1000
                 count = page.locator("#mlops-nb-sidebar .mlops-runs .mlops-count").inner_text()

@@ -68,6 +68,20 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 BUILT_EXTENSION = Path(__file__).resolve().parent.parent / "mlops_nb" / "labextension"
 
 
+#: JavaScript that starts timing the sidebar's first render of runs; ``await window.mlopsFirstRender``
+#: gives the milliseconds (used by the first-render test and by benchmarks/bench_sidebar.py).
+WATCH_FIRST_RENDER = """() => {
+    const t0 = performance.now();
+    window.mlopsFirstRender = new Promise(resolve => {
+        const done = () => document.querySelectorAll('#mlops-nb-sidebar .mlops-run[data-run-id]').length > 0;
+        const observer = new MutationObserver(() => {
+            if (done()) { observer.disconnect(); resolve(performance.now() - t0); }
+        });
+        observer.observe(document.body, { childList: true, subtree: true });
+    });
+}"""
+
+
 def require_browser() -> None:
     """Fail unless Chromium and Playwright are both available (never skip: a suite that passes without
     its browser tests has tested less than it says)."""

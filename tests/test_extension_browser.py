@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import LabServer, artifact_path, chromium_page, jupyter_lab, require_browser
+from browser import WATCH_FIRST_RENDER, LabServer, artifact_path, chromium_page, jupyter_lab, require_browser
 from notebook_helpers import markdown, notebook, run_notebook, write
 
 import mlops_nb as mnb
@@ -196,16 +196,7 @@ def test_first_render_of_a_project_with_10000_runs(page, lab):
     open_lab(page, lab, "churn.ipynb")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=SLOW)
     assert not sidebar(page).is_visible()
-    page.evaluate("""() => {
-        const t0 = performance.now();
-        window.mlopsFirstRender = new Promise(resolve => {
-            const done = () => document.querySelectorAll('#mlops-nb-sidebar .mlops-run[data-run-id]').length > 0;
-            const observer = new MutationObserver(() => {
-                if (done()) { observer.disconnect(); resolve(performance.now() - t0); }
-            });
-            observer.observe(document.body, { childList: true, subtree: true });
-        });
-    }""")
+    page.evaluate(WATCH_FIRST_RENDER)
     page.click('li[data-id="mlops-nb-sidebar"]')
     elapsed = page.evaluate("window.mlopsFirstRender") / 1000
     print(f"\nsidebar first render, project of {LOAD_TEST_RUNS:,} runs: {elapsed:.3f} s "
