@@ -7,6 +7,7 @@ a run that ends while the server is down is finished locally and pushed by the n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -15,6 +16,7 @@ import sys
 import textwrap
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,30 +40,38 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A real MLflow tracking server; it takes several seconds to start, so one per module."""
-    folder = tmp_path_factory.mktemp("mlflow")
+@contextlib.contextmanager
+def mlflow_server(folder: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """A real ``mlflow server`` (SQLite backend, local artifacts) on a free loopback port; its URI."""
     port = free_port()
     log = open(folder / "server.log", "w")  # noqa: SIM115  (open while the server runs)
     process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{folder}/mlflow.db",
          "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"], stdout=log, stderr=subprocess.STDOUT)
+         "--workers", "1", *args], stdout=log, stderr=subprocess.STDOUT, env=env)
     uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 240
-    while True:
-        try:
-            urllib.request.urlopen(f"{uri}/health", timeout=2)
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((folder / "server.log").read_text()[-2000:]) from None
-            time.sleep(0.5)
-    yield uri
-    process.terminate()
-    process.wait(30)
-    log.close()
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(f"{uri}/health", timeout=2)
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError((folder / "server.log").read_text()[-2000:]) from None
+                time.sleep(0.5)
+        yield uri
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A real MLflow tracking server; it takes several seconds to start, so one per module."""
+    with mlflow_server(tmp_path_factory.mktemp("mlflow")) as uri:
+        yield uri
 
 
 @pytest.fixture(scope="module")

@@ -62,19 +62,28 @@ def error_code(exc: BaseException) -> str:
     return str(getattr(exc, "error_code", "") or "")
 
 
-def translate(exc: BaseException, uri: str, what: str) -> SyncError:
-    """The :class:`SyncError` a user can act on for ``exc``, raised while doing ``what`` (names the run)."""
+def translate(exc: BaseException, uri: str, what: str, *, owned: str | None = None,
+              meanwhile: str = "") -> SyncError:
+    """The :class:`SyncError` a user can act on for ``exc``, raised while doing ``what`` (names the run).
+
+    ``owned`` names what a refused permission is about (``experiment 'churn' (id 3)``): on a server
+    with permissions, a name that exists already belongs to whoever created it. ``meanwhile`` says
+    what the user can still do until the permission is given."""
     text = str(exc)
     code = error_code(exc)
     first = (text.strip().splitlines() or [""])[0][:300]
     if code in ("UNAUTHENTICATED",) or " 401" in text or "status code 401" in text:
-        return SyncAuthRefused(
-            f"the MLflow server {uri} refused the credentials while {what}; set MLFLOW_TRACKING_TOKEN, or "
-            f"MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, and sync again")
+        refused, fix = _refused_credentials()
+        return SyncAuthRefused(f"the MLflow server {uri} {refused} while {what} (HTTP 401); {fix}, and sync again")
     if code == "PERMISSION_DENIED" or " 403" in text:
+        if owned:
+            return SyncAuthRefused(
+                f"the MLflow server {uri} refused permission while {what}: {owned} belongs to another user, "
+                f"who has not given {_who()} EDIT permission on it; ask its owner or an admin for EDIT "
+                f"permission, then sync again{meanwhile}")
         return SyncAuthRefused(
-            f"the MLflow server {uri} refused permission while {what} (it belongs to another owner); ask its "
-            f"owner for EDIT permission, or sync with other credentials")
+            f"the MLflow server {uri} refused permission while {what}; ask the server's admin for EDIT permission, "
+            f"or sync with other credentials{meanwhile}")
     if _unreachable(exc, text):
         return ServerUnreachable(
             f"the MLflow server {uri} did not answer while {what}; the local store is unchanged and the "
@@ -83,6 +92,24 @@ def translate(exc: BaseException, uri: str, what: str) -> SyncError:
         return SyncError(f"the MLflow server {uri} rejected a value while {what}: {first}; "
                          f"change the value in the run, or report it if mlops-nb should have adapted it")
     return SyncError(f"the MLflow server {uri} answered an error while {what}: {first}")
+
+
+def _refused_credentials() -> tuple[str, str]:
+    """What the server refused, and the fix, by MLflow's credential variables (never their values)."""
+    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        return ("refused the token in MLFLOW_TRACKING_TOKEN",
+                "set a valid one, or unset it and set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if user:
+        return (f"refused the credentials of user '{user}' (MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)",
+                "check that password, or set MLFLOW_TRACKING_TOKEN instead")
+    return ("asked for credentials and none are set",
+            "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN")
+
+
+def _who() -> str:
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    return f"user '{user}'" if user and not os.environ.get("MLFLOW_TRACKING_TOKEN") else "you"
 
 
 def _unreachable(exc: BaseException, text: str) -> bool:

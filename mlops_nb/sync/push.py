@@ -189,26 +189,32 @@ class _Pusher:
         if self.registry_work:
             self._push_registry()
 
-    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, what: str, fn: Any, *args: Any, owned: str | None = None, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``, its failure said as a SyncError; ``owned`` names what a refused
+        permission is about (an experiment or model of another user)."""
         try:
             return fn(*args, **kwargs)
         except SyncError:
             raise
         except Exception as exc:
-            raise translate(exc, self.target, what) from None
+            meanwhile = ""
+            if owned and owned.startswith("experiment"):
+                meanwhile = " (meanwhile, sync the other projects: mlops-nb sync mlflow --project P)"
+            raise translate(exc, self.target, what, owned=owned, meanwhile=meanwhile) from None
 
     def _experiment(self, project: str) -> str:
         if project in self.experiments:
             return self.experiments[project]
         what = f"finding experiment '{project}'"
-        found = self._call(what, self.client.get_experiment_by_name, project)
+        owned = f"experiment '{project}'"
+        found = self._call(what, self.client.get_experiment_by_name, project, owned=owned)
         if found is None:
             try:
                 experiment_id = self.client.create_experiment(project, tags={"mlops_nb.created_by": "mlops-nb"})
             except Exception as exc:
                 if error_code(exc) != "RESOURCE_ALREADY_EXISTS":
                     raise translate(exc, self.target, f"creating experiment '{project}'") from None
-                found = self._call(what, self.client.get_experiment_by_name, project)
+                found = self._call(what, self.client.get_experiment_by_name, project, owned=owned)
                 experiment_id = found.experiment_id
         elif found.lifecycle_stage == "deleted":
             raise SyncError(
@@ -256,10 +262,12 @@ class _Pusher:
 
     def _create_run(self, run: dict[str, Any], experiment_id: str, tags: dict[str, str], *, looked_up: bool,
                     label: str) -> str:
+        owned = f"experiment '{run['project']}' (id {experiment_id})"
         if looked_up:  # a creation may have happened before a kill: find it by its tag
             uid = tags[content.UID_TAG]
             found = self._call(f"looking up {label}", self.client.search_runs, [experiment_id],
-                               filter_string=f"tags.`{content.UID_TAG}` = '{uid}'", run_view_type=3, max_results=1)
+                               filter_string=f"tags.`{content.UID_TAG}` = '{uid}'", run_view_type=3, max_results=1,
+                               owned=owned)
             if found:
                 remote = found[0].info.run_id
                 sync_state.record_run(self.store, self.target, run["id"], remote_id=remote)
@@ -268,7 +276,7 @@ class _Pusher:
             sync_state.record_run(self.store, self.target, run["id"])  # intent first, then the creation
         created = self._call(f"creating {label}", self.client.create_run, experiment_id,
                              start_time=content.ms(run["start_time"]), tags=content.fit_tags(tags),
-                             run_name=run["name"])
+                             run_name=run["name"], owned=owned)
         remote = created.info.run_id
         sync_state.record_run(self.store, self.target, run["id"], remote_id=remote)
         return remote
@@ -378,7 +386,7 @@ class _Pusher:
                 if remote is None:
                     continue  # its version was not pushed (another project); said by the next sync
                 self._call(f"setting alias {alias} of model {name}", self.client.set_registered_model_alias,
-                           name, alias, remote)
+                           name, alias, remote, owned=f"model '{name}'")
                 sync_state.record_item(self.store, self.target, "alias", f"{name}/{alias}", str(version))
                 self.summary.aliases += 1
             elif kind == "unalias":
@@ -387,7 +395,8 @@ class _Pusher:
                     self.client.delete_registered_model_alias(name, alias)
                 except Exception as exc:
                     if error_code(exc) != "RESOURCE_DOES_NOT_EXIST":
-                        raise translate(exc, self.target, f"removing alias {alias} of model {name}") from None
+                        raise translate(exc, self.target, f"removing alias {alias} of model {name}",
+                                        owned=f"model '{name}'") from None
                 sync_state.record_item(self.store, self.target, "alias", f"{name}/{alias}", None)
                 self.summary.aliases += 1
 
@@ -418,7 +427,7 @@ class _Pusher:
                 tags["mlops_nb.forced"] = mv["forced"]
             created = self._call(f"creating {label}", self.client.create_model_version, name, source,
                                  run_id=remote_run, tags=tags, description=mv.get("description") or None,
-                                 await_creation_for=0)
+                                 await_creation_for=0, owned=f"model '{name}'")
             existing = created.version
             self.summary.model_versions += 1
         sync_state.record_item(self.store, self.target, "model_version", f"{name}/{version}", str(existing))
