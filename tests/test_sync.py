@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient  # noqa: E402  (the test extra installs mlflow: a missing one fails, never skips)
 from notebook_helpers import notebook, run_notebook, text_of
 from test_retrain import build_package, job
 
@@ -27,9 +28,6 @@ import mlops_nb as mnb
 from mlops_nb.store import close_all, open_store
 from mlops_nb.sync import sync_mlflow
 from mlops_nb.tracking import sync_state
-
-pytest.importorskip("mlflow")
-from mlflow import MlflowClient  # noqa: E402
 
 MLOPS_NB = str(Path(sys.executable).parent / "mlops-nb")
 

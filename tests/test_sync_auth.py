@@ -13,14 +13,13 @@ import os
 import secrets
 import subprocess
 
+import flask_wtf  # noqa: E402,F401  (the basic-auth server needs mlflow[auth]: the test extra installs it)
 import pytest
+import requests  # noqa: E402
 from test_sync import MLOPS_NB, client, mlflow_server
 
 import mlops_nb as mnb
 from mlops_nb.store import close_all, open_store
-
-pytest.importorskip("flask_wtf", reason="the basic-auth server needs mlflow[auth]")
-requests = pytest.importorskip("requests")
 
 ADMIN = ("mlops-admin", secrets.token_hex(8))
 ALICE = ("alice", secrets.token_hex(8))  # the one who syncs
