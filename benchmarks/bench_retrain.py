@@ -18,9 +18,13 @@ from an in-process IPython shell (the same ``%%stage`` machinery as a notebook) 
 LogisticRegression on 100,000 x 20 rows, then its ``retrain.py --force`` runs as cron runs it, as a
 fresh process, on another 100,000 rows (force: every step, the promotion and the write of a new
 version included). Printed: the job's wall time, the fit time it recorded, their difference (the
-overhead, target), the part of it that is only the interpreter starting and importing pandas,
-scikit-learn and skops (what any Python retraining script pays), and the same job run in-process
-with imports already done (the runtime's own work).
+overhead, target; median of fresh processes), the part of it that is only the interpreter starting
+and importing pandas, scikit-learn and skops (what any Python retraining script pays), and the same
+job run in-process with imports already done (the runtime's own work). The fresh-process figures
+are taken with this interpreter (the test venv, pytest and the notebook stack installed) and with
+the lean runtime venv tests/test_engines.py caches (what a server's requirements.txt installs and
+cron runs; the fair place for the target), each with this tree and ``--baseline-tree`` (default
+/work/main) alternating. ``--job-only`` measures just that.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ ROWS, COLS, REPEATS = 1_000_000, 20, 5
 SHIFTED = 5  # fresh columns moved by half a reference std
 DRIFT_TARGET_S = 0.5
 JOB_ROWS, JOB_TARGET_S = 100_000, 2.0
+BASELINE_TREE: str | None = "/work/main"  # --baseline-tree; '' leaves it out
 
 
 @dataclass
@@ -224,36 +229,76 @@ def _fit_seconds(store: Path) -> float:
         return conn.execute("SELECT value FROM metrics WHERE key = 'fit_s' ORDER BY rowid DESC LIMIT 1").fetchone()[0]
 
 
+def lean_interpreters() -> list[tuple[str, str]]:
+    """``(label, python)`` of each interpreter the job is timed with: this one (the test venv, with
+    pytest and the notebook stack) and, when tests/test_engines.py has built it, the newest cached
+    lean runtime venv (what a server's requirements.txt installs and cron runs: the fair place for
+    the target)."""
+    found = [("test venv", sys.executable)]
+    cache = Path(os.environ.get("MLOPS_NB_TEST_CACHE") or "/tmp/mlops-nb-test-cache")
+    lean = sorted(cache.glob("lean-py*/mlops-nb-ready"), key=lambda p: p.stat().st_mtime)
+    if lean:
+        found.append(("lean venv", str(lean[-1].parent / "bin" / "python")))
+    return found
+
+
+def _job_runs(python: str, tree: str | None, root: Path, store: Path, repeats: int) -> tuple[list, list]:
+    """Wall times and recorded fit times of ``repeats`` fresh-process jobs (after one warm-up)."""
+    # The environment cron gives the job (DESIGN.md section 7), plus what the crontab line sets.
+    env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"), "SHELL": "/bin/sh",
+           "MLOPS_NB_STORE": str(store)}
+    if tree:  # measuring a checkout other than the installed one
+        env["PYTHONPATH"] = tree
+    totals, fits = [], []
+    for _ in range(repeats + 1):  # the first is the warm-up (disk cache, .pyc files)
+        started = time.perf_counter()
+        # the exported cron line: mlops-nb's verifying entry point on the package root
+        done = subprocess.run([python, "-P", "-m", "mlops_nb", "retrain", str(root), "--force"],
+                              cwd=root, env=env, capture_output=True, text=True)
+        totals.append(time.perf_counter() - started)
+        if done.returncode != 0:
+            raise RuntimeError(f"the retraining job failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+        fits.append(_fit_seconds(store))
+    return totals[1:], fits[1:]
+
+
 def bench_job_overhead(ctx: Context) -> list[Row]:
-    """The retraining job on 100,000 x 20 rows: wall time minus the fit, as a fresh process and warm."""
+    """The retraining job on 100,000 x 20 rows: wall time minus the fit, as a fresh process (in each
+    interpreter of :func:`lean_interpreters`, this tree and the baseline tree alternating) and warm."""
     from mlops_nb.deploy.retrain import run_package
 
     repeats = max(3, ctx.repeats // 2 + 1)
+    here = str(Path(__file__).resolve().parents[1])
+    rows_out: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench-retrain-") as tmp:
         folder = Path(tmp)
         store = folder / "mlops.db"
         os.environ["MLOPS_NB_STORE"] = str(store)
         root = _export_job_package(folder)
-        # The environment cron gives the job (DESIGN.md section 7), plus what the crontab line sets.
-        env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"), "SHELL": "/bin/sh",
-               "MLOPS_NB_STORE": str(store)}
-        if os.environ.get("PYTHONPATH"):  # measuring a checkout other than the installed one
-            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-        totals, fits = [], []
-        for _ in range(repeats + 1):  # the first is the warm-up (disk cache, .pyc files)
-            started = time.perf_counter()
-            # the exported cron line: mlops-nb's verifying entry point on the package root
-            done = subprocess.run([sys.executable, "-P", "-m", "mlops_nb", "retrain", str(root), "--force"],
-                                  cwd=root, env=env, capture_output=True, text=True)
-            totals.append(time.perf_counter() - started)
-            if done.returncode != 0:
-                raise RuntimeError(f"the retraining job failed ({done.returncode}):\n{done.stdout}{done.stderr}")
-            fits.append(_fit_seconds(store))
-        totals, fits = totals[1:], fits[1:]
-        imports = median_s(lambda: subprocess.run(
-            [sys.executable, "-c", "import pandas, sklearn.linear_model, skops.io, mlops_nb.deploy.retrain"],
-            check=True),
-            repeats)
+        rows = f"{JOB_ROWS:,} x {COLS}"
+        for label, python in lean_interpreters():
+            ours: dict[str, list] = {"t": [], "f": []}
+            base: dict[str, list] = {"t": [], "f": []}
+            for _ in range(repeats):  # one job of each tree at a time: a noisy neighbour slows both alike
+                for side, tree in ((ours, here), (base, BASELINE_TREE)):
+                    if tree is None:
+                        continue
+                    t, f = _job_runs(python, tree, root, store, 1)
+                    side["t"] += t
+                    side["f"] += f
+            overhead = statistics.median(t - f for t, f in zip(ours["t"], ours["f"], strict=True))
+            note = f"total {statistics.median(ours['t']):.3f} s, fit {statistics.median(ours['f']):.3f} s"
+            if base["t"]:
+                was = statistics.median(t - f for t, f in zip(base["t"], base["f"], strict=True))
+                note += f"; {BASELINE_TREE}: {was:.3f} s"
+            rows_out.append(Row(f"job overhead, {label}, fresh process", overhead, note, JOB_TARGET_S,
+                                group=f"job {label}"))
+            imports = median_s(lambda python=python: subprocess.run(
+                [python, "-P", "-c", "import pandas, sklearn.linear_model, skops.io, mlops_nb.deploy.retrain"],
+                check=True, env={**os.environ, "PYTHONPATH": here}), repeats)
+            rows_out.append(Row(f"  {label}: start + imports", imports,
+                                "python -c 'import pandas, sklearn, skops.io, mlops_nb.deploy.retrain'",
+                                group="job-info"))
         warm_totals, warm_fits = [], []
         for _ in range(repeats + 1):
             started = time.perf_counter()
@@ -262,20 +307,10 @@ def bench_job_overhead(ctx: Context) -> list[Row]:
             warm_fits.append(_fit_seconds(store))
             assert code == 0, f"in-process job exited {code}"
         warm_totals, warm_fits = warm_totals[1:], warm_fits[1:]
-    total, fit = statistics.median(totals), statistics.median(fits)
-    overhead = statistics.median(t - f for t, f in zip(totals, fits, strict=True))
     warm = statistics.median(t - f for t, f in zip(warm_totals, warm_fits, strict=True))
-    rows = f"{JOB_ROWS:,} x {COLS}"
-    return [
-        Row(f"retrain.py job ({rows}, fresh process)", total, f"total; the fit took {fit:.3f} s", group="job-info"),
-        Row("  job overhead = total - fit", overhead, "fresh process: start and imports included", JOB_TARGET_S,
-            group="job"),
-        Row("  of which start + imports", imports,
-            "python -c 'import pandas, sklearn, skops.io, mlops_nb.deploy.retrain'",
-            group="job-info"),
-        Row("  job overhead in-process (warm imports)", warm,
-            f"run_package() minus fit ({statistics.median(warm_fits):.3f} s)", group="job-info"),
-    ]
+    rows_out.append(Row("job overhead in-process (warm imports)", warm,
+                        f"run_package() minus fit ({statistics.median(warm_fits):.3f} s), {rows}", group="job-info"))
+    return rows_out
 
 
 MEASUREMENTS: list[Callable[[Context], list[Row]]] = [
@@ -292,18 +327,22 @@ MEASUREMENTS: list[Callable[[Context], list[Row]]] = [
 
 
 def main(argv: list[str] | None = None) -> int:
+    global BASELINE_TREE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=ROWS)
     parser.add_argument("--cols", type=int, default=COLS)
     parser.add_argument("--repeats", type=int, default=REPEATS)
+    parser.add_argument("--baseline-tree", default="/work/main", help="tree the job overhead is compared with")
+    parser.add_argument("--job-only", action="store_true", help="only the retraining job's overhead")
     args = parser.parse_args(argv)
-    ctx = make_context(args.rows, args.cols, args.repeats)
+    BASELINE_TREE = args.baseline_tree or None
+    ctx = make_context(10 if args.job_only else args.rows, args.cols, args.repeats)
     print(
         f"data: {args.rows:,} x {args.cols} float64 reference and fresh ({SHIFTED} fresh columns shifted), "
         f"{os.cpu_count()} CPUs, numpy {np.__version__}, pandas {pd.__version__}; medians of {args.repeats}"
     )
     rows: list[Row] = []
-    for measure in MEASUREMENTS:
+    for measure in [bench_job_overhead] if args.job_only else MEASUREMENTS:
         rows.extend(measure(ctx))
     ours = {r.group: r.seconds for r in reversed(rows) if r.target is not None}
     missed = 0

@@ -390,7 +390,8 @@ def _runs_in_tree(tree: str, path: Path, repeats: int) -> dict | None:
 
     env = {**os.environ, "PYTHONPATH": tree}
     env.pop("MLOPS_NB_STORE", None)
-    done = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(repeats)], env=env, capture_output=True,
+    # -P: with -c the current folder would come before PYTHONPATH, and from a checkout both trees would be it
+    done = subprocess.run([sys.executable, "-P", "-c", _CHILD, str(path), str(repeats)], env=env, capture_output=True,
                           text=True)
     if done.returncode:
         log(f"runs() with {tree} failed: {done.stderr.strip().splitlines()[-1:]}")

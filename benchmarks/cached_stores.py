@@ -57,8 +57,9 @@ def peak_rss_mb() -> float:
 
 def in_child(code: str, pythonpath: str | None = None) -> str:
     """Run ``code`` in a fresh interpreter (optionally with another tree on PYTHONPATH); its stdout."""
+    # -P: with -c the current folder comes before PYTHONPATH, so from a checkout every tree would be that one
     env = dict(os.environ)
     if pythonpath is not None:
         env["PYTHONPATH"] = pythonpath
-    done = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-P", "-c", code], env=env, check=True, capture_output=True, text=True)
     return done.stdout

@@ -35,8 +35,9 @@ def test_every_table_column_is_documented(tmp_path):
 
 
 def test_every_cli_command_is_documented():
-    from mlops_nb.cli import main
+    from mlops_nb.cli import load_all, main
 
+    load_all()
     missing = [name for name in main.commands if not re.search(rf"mlops-nb {name}\b", README)]
     assert not missing, f"CLI commands missing from the README: {missing}"
 

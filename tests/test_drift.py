@@ -456,3 +456,36 @@ def test_importing_mlops_nb_does_not_import_drift_and_drift_does_not_import_scip
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False", "False"]
+
+
+# --------------------------------------------------------------------------- the sketch's row cap
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.03, 0.1, 0.2, 0.5])
+def test_sketch_on_a_capped_sample_gives_the_full_computations_verdicts(shift):
+    # Past `sketch_rows` fresh values the Wasserstein sketch sorts a fixed-seed sample; a cap 15x
+    # smaller than the column here (the default, 100,000, is 10x below a million rows) keeps every verdict.
+    rng = np.random.default_rng(7)
+    reference = roundtrip(reference_profile(training_frame(seed=0, n=20_000)))
+    fresh = training_frame(seed=3, n=300_000)
+    fresh["age"] = fresh["age"] + shift * 10
+    fresh["income"] = fresh["income"] * (1 + shift)
+    fresh.loc[rng.random(len(fresh)) < 0.05, "visits"] = np.nan
+    full = dataset_drift(reference, fresh, config={"sketch_rows": 0})
+    capped = dataset_drift(reference, fresh, config={"sketch_rows": 20_000})
+    assert [c.verdict for c in capped.columns] == [c.verdict for c in full.columns], capped.summary()
+    for name in ("age", "income", "visits"):
+        a, b = full.column(name).details, capped.column(name).details
+        assert b["sketch_rows"] == 20_000 and "sketch_rows" not in a
+        assert abs(a["wasserstein_norm"] - b["wasserstein_norm"]) < 0.01
+        for key in ("psi", "cur_mean", "cur_std", "cur_min", "cur_max", "missing_cur_share"):
+            assert b[key] == pytest.approx(a[key], rel=1e-9, abs=1e-12), key
+    again = dataset_drift(reference, fresh, config={"sketch_rows": 20_000})
+    assert [c.details["wasserstein"] for c in again.columns if c.kind == "numeric"] == [
+        c.details["wasserstein"] for c in capped.columns if c.kind == "numeric"
+    ]
+    expected = ["ok"] * 5 if shift <= 0.03 else None
+    if expected:
+        assert [c.verdict for c in capped.columns] == expected
+    if shift >= 0.2:
+        assert {"age", "income"} <= set(capped.drifted)

@@ -484,6 +484,32 @@ def test_runs_reads_ended_runs_from_their_packed_row_exactly_as_from_the_tables(
     pd.testing.assert_frame_equal(mnb.runs(store=path), packed)
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 3])
+def test_runs_read_in_chunks_is_the_frame_read_at_once(tmp_path, monkeypatch, chunk):
+    """runs() decodes chunks of runs and merges them: runs with other key sets, a key missing from
+    a whole chunk, NaN, big ints and a running run across chunk borders give the one-chunk frame."""
+    import math
+
+    import pandas as pd
+
+    import mlops_nb as mnb
+    from mlops_nb.store import runs as runs_module
+
+    path = tmp_path / "mlops.db"
+    for i, params in enumerate([{"C": 0.1, "s": "a"}, {"C": 1, "big": 2**62}, {"C": 2.5, "s": None},
+                                {"other": ["x"]}, {"C": 3, "s": "b"}]):
+        run = mnb.start("p", name=f"r{i}", store=path)
+        run.log_params(params)
+        run.log_metric("f1" if i % 2 else "acc", math.nan if i == 2 else i / 7)
+        run.set_tag("t", str(i))
+        if i != 3:
+            run.end()
+    whole = mnb.runs(store=path)
+    monkeypatch.setattr(runs_module, "RUNS_CHUNK", chunk)
+    pd.testing.assert_frame_equal(mnb.runs(store=path), whole)
+    assert mnb.runs(store=path, where="params.C > 1")["name"].tolist() == ["r2", "r4"]
+
+
 def test_runs_page_past_the_middle_is_the_same_slice_of_the_one_order(tmp_path):
     """The sidebar's deep pages are read from the other end of the order (so the last page of
     100,000 runs costs what the first does); every page must still be that slice of the one order,

@@ -1,6 +1,9 @@
-"""The ``mlops-nb`` command line, for terminals and cron: thin commands over tracking and deploy."""
+"""The ``mlops-nb`` command line, for terminals and cron: thin commands over tracking and deploy.
 
-from mlops_nb.cli import check, ci, demo, deploy, reads, serve, sync  # noqa: F401  (each module registers its commands)
-from mlops_nb.cli.main import main
+Each command's module is imported when that command runs (:data:`mlops_nb.cli.main.COMMAND_MODULES`);
+:func:`~mlops_nb.cli.main.load_all` imports them all.
+"""
 
-__all__ = ["main"]
+from mlops_nb.cli.main import load_all, main
+
+__all__ = ["load_all", "main"]

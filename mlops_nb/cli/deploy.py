@@ -11,7 +11,6 @@ import click
 
 from mlops_nb.cli.main import _Group, main, open_existing
 from mlops_nb.cli.render import EMPTY, table_lines
-from mlops_nb.deploy.retrain.command import retrain_command
 
 
 @main.command(name="export", short_help="Write a model as a deployment package with retrain.py and cron line.")
@@ -227,10 +226,6 @@ def verify_command(ctx: click.Context, package_dir: Path, public_key: str | None
 
 
 # -- retraining, rollback, cron --------------------------------------------------------------
-
-
-# The same click command as an exported retrain.py runs (options, help, exit statuses).
-main.add_command(retrain_command(), name="retrain")
 
 
 @main.command(short_help="Swap a package back to its previous version (and the registry's champion).")

@@ -32,12 +32,18 @@ The rules (issue 6, thresholds as in Evidently):
 - a column whose share of missing values moved by ``missing_warn`` (0.1) or more is at least ``warn``;
 - the dataset drifts when at least ``dataset_share`` (half) of the columns compared drift.
 
-How it stays fast (1,000,000 x 20 fresh rows in well under half a second): the reference is
-reduced at export time to decile edges, the reference fraction in each bin, and a sketch of
-:data:`SKETCH_SIZE` quantile-block means; at check time each fresh column is sorted once (numpy's
-vectorised sort) and everything else is a binary search or a block sum over the sorted values:
-bin counts are ``searchsorted`` of the ~11 edges into the sorted column, and the fresh sketch is a
-``reduceat`` over it. No pass over the full reference is needed again.
+How it stays fast (1,000,000 x 20 fresh rows in about 0.3 s): the reference is reduced at export
+time to decile edges, the reference fraction in each bin, and a sketch of :data:`SKETCH_SIZE`
+quantile-block means. At check time each fresh column is copied once into a contiguous array of its
+finite values; PSI's bin counts (one comparison pass per edge), mean, standard deviation, minimum and
+maximum are linear passes over all of them. Only the sketch needs sorted values: a column of at most
+``sketch_rows`` values is sorted whole, a longer one through a sample of ``sketch_rows`` values drawn
+with ``default_rng(0)`` (the same rows on every call), its sketch a ``reduceat`` over them. A sort is
+~60 ms per million values; the sample's, ~5 ms. The sample moves W1 by its sampling noise, about
+0.004 reference standard deviations at 100,000 values against a drift threshold of 0.1;
+``tests/test_drift.py`` checks that capped and full computations give the same verdicts on shifted and
+unshifted data. The small-reference KS test always sees every fresh value. No pass over the full
+reference is needed again.
 
 Wasserstein approximation. W1 = integral over q in [0, 1] of ``|Q_ref(q) - Q_cur(q)|``, Q the
 quantile functions. The sketch cuts [0, 1] into K equal blocks and keeps the mean of Q over each
@@ -67,6 +73,9 @@ Config keys (:data:`DEFAULT_CONFIG`, any subset may be passed):
     absolute change in the share of missing values that makes a column at least ``warn``.
 ``threads`` (2)
     worker threads for :func:`dataset_drift` (numpy's sort releases the GIL); 1 runs serially.
+``sketch_rows`` (100,000)
+    fresh values per numeric column beyond which the Wasserstein sketch uses a fixed-seed sample of
+    that many (0: always sort every value).
 """
 
 from __future__ import annotations

@@ -62,8 +62,42 @@ def sorted_finite(arr: np.ndarray) -> tuple[np.ndarray, int]:
     return s[lo:hi], int(s.size - (hi - lo))
 
 
+def finite_values(arr: np.ndarray) -> tuple[np.ndarray, int]:
+    """The finite values of ``arr`` as one contiguous array (``arr`` itself when it already is one
+    with nothing missing) and the count of the others (NaN, +-inf); nothing is sorted.
+
+    A column of a row-major frame is strided: one contiguous copy first (6 ms per million rows)
+    makes every later pass over it about fifty times faster than on the strided view.
+    """
+    x = np.ascontiguousarray(arr.ravel())
+    finite = np.isfinite(x)
+    kept = int(np.count_nonzero(finite))
+    if kept < x.size:
+        x = x[finite]
+    return x, int(arr.size - kept)
+
+
+def sorted_sample(x: np.ndarray, cap: int, seed: int = 0) -> np.ndarray:
+    """``x`` sorted, or, when it has more than ``cap`` values (``cap`` > 0), a sorted sample of ``cap`` of
+    them drawn with replacement by ``numpy.random.default_rng(seed)``: the same rows every time."""
+    if cap <= 0 or x.size <= cap:
+        return np.sort(x)
+    rows = np.random.default_rng(seed).integers(0, x.size, size=int(cap))
+    out = x[rows]
+    out.sort()
+    return out
+
+
+def bin_counts_unsorted(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """:func:`bin_counts` of unsorted contiguous ``x``: one comparison pass per edge (~0.15 ms per
+    million values each, where a sort would take 60 ms)."""
+    cum = np.array([np.count_nonzero(x <= e) for e in edges], dtype=np.int64)
+    return np.diff(np.concatenate(([0], cum, [x.size]))).astype(np.float64)
+
+
 def std_from_sorted(s: np.ndarray, mean: float) -> float:
-    """Sample standard deviation (``ddof=1``) from one sum of squares: a quarter of ``np.std``'s time.
+    """Sample standard deviation (``ddof=1``) of ``s`` (sorted or not) from one sum of squares: a
+    quarter of ``np.std``'s time.
 
     Loses precision only when ``|mean| / std`` is beyond ~1e5, which a detail can afford.
     """

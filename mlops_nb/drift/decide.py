@@ -18,6 +18,7 @@ DEFAULT_CONFIG: dict[str, float] = {
     "alpha": 0.05,
     "missing_warn": 0.1,
     "threads": 2,
+    "sketch_rows": 100_000,
 }
 
 

@@ -67,7 +67,7 @@ def jensen_shannon(p: Sequence[float] | np.ndarray, q: Sequence[float] | np.ndar
 
 
 def ks_test(sample: Any, s: np.ndarray, n_tests: int, cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Two-sample Kolmogorov-Smirnov test of the reference ``sample`` against sorted fresh values ``s``,
+    """Two-sample Kolmogorov-Smirnov test of the reference ``sample`` against the finite fresh values ``s`` (any order),
     at ``alpha / n_tests`` (Bonferroni); ``p_value`` is ``None`` when the sample has no values."""
     ref_values, _ = sorted_finite(as_float_array(sample))
     out: dict[str, Any] = {"small_sample": True, "test": "ks", "bonferroni_m": n_tests}
