@@ -273,3 +273,62 @@ def test_a_tampered_package_is_refused_at_start_and_on_switch(exported, serving)
     last = started.stderr.strip().splitlines()[-1]
     assert last.startswith("error:") and "model.skops (differs from the recorded manifest)" in last
     assert "Traceback" not in started.stderr
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    """The mixed-type notebook (strings, missing values, a features cell changing its frame in place)
+    through export, once for the module."""
+    from serving_notebooks import mixed_types
+
+    from mlops_nb.store import close_all
+
+    yield mixed_types(tmp_path_factory.mktemp("mixed"))
+    close_all()
+
+
+def test_raw_rows_in_every_format_get_the_notebooks_predictions_from_the_server(mixed):
+    import math
+
+    import pandas as pd
+
+    raw = pd.read_csv(mixed.folder / "raw.csv")
+    expected = pd.read_pickle(mixed.folder / "expected.pkl").reset_index(drop=True)
+    rows = raw.iloc[:40]
+    labels = expected["prediction"].iloc[:40].tolist()
+
+    def clean(value):  # JSON has null where the rows have NaN
+        return None if isinstance(value, float) and math.isnan(value) else value
+
+    records = [{k: clean(v) for k, v in r.items()} for r in rows.astype(object).to_dict(orient="records")]
+    values = rows.astype(object).values.tolist()
+    split = {"columns": list(rows.columns), "data": [[clean(v) for v in r] for r in values]}
+    bodies = {
+        "dataframe_split": {"dataframe_split": split},
+        "dataframe_records": {"dataframe_records": records},
+        "instances": {"instances": records},
+        "inputs": {"inputs": {c: [clean(v) for v in rows[c].astype(object)] for c in rows.columns}},
+    }
+    server = Server(mixed.package, mixed.store)
+    try:
+        for name, body in bodies.items():
+            response = server.client.post("/invocations", json=body)
+            assert response.status_code == 200, (name, response.text)
+            assert response.json() == {"predictions": labels}, name
+        response = server.client.post("/invocations", content=rows.to_csv(index=False),
+                                      headers={"Content-Type": "text/csv"})
+        assert response.status_code == 200, response.text
+        assert response.json() == {"predictions": labels}
+        one = server.client.post("/invocations", json={"dataframe_records": records[:1],
+                                                       "params": {"probabilities": True}}).json()["predictions"]
+        assert one[0]["probability_1"] == pytest.approx(expected["probability_1"].iloc[0], rel=1e-9)
+        # the model's own input is taken as well; a raw row without a column the notebook read is 400
+        X = pd.read_pickle(mixed.folder / "model_input.pkl").iloc[:40]
+        response = server.client.post("/invocations", content=X.to_csv(index=False),
+                                      headers={"Content-Type": "text/csv"})
+        assert response.json() == {"predictions": labels}
+        bad = server.client.post("/invocations", json={"dataframe_records": [
+            {k: v for k, v in records[0].items() if k != "sibsp"}]})
+        assert bad.status_code == 400 and "sibsp" in bad.json()["columns"], bad.text
+    finally:
+        server.stop()

@@ -29,11 +29,14 @@ CONFIG_VAR = "MLOPS_NB_SERVE_CONFIG"
 
 
 def score(served: Served, frame: Any) -> Any:
-    """The one place the server predicts: ``mlops_nb.deploy.predict.predict`` with the version's
-    loaded model (its schema check, its columns)."""
-    from mlops_nb.deploy.predict import predict
+    """The one place the server predicts: the version's compiled scorer (:mod:`mlops_nb.deploy.scorer`),
+    the same one ``mlops_nb.deploy.predict.predict`` and ``load_model``'s ``predict`` use (its schema
+    check, its features.py, its columns), compiled when the version was loaded."""
+    if served.scorer is None:  # a Served built by hand: compiled on first use
+        from mlops_nb.deploy.scorer import compile_version
 
-    return predict(served.folder, frame, model=served.model)
+        served.scorer = compile_version(served.folder, served.model, verified=True)
+    return served.scorer.predict(frame)
 
 
 def _json(body: Mapping[str, Any], status: int = 200) -> Any:
