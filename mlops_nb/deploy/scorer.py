@@ -81,13 +81,19 @@ class Plan:
         return rows
 
     def conform(self, frame: pandas.DataFrame) -> pandas.DataFrame:
-        """``frame`` as this plan's columns with their recorded dtypes: the fast check, else the
-        general path (coerce, then the schema check that names each column that does not fit)."""
+        """``frame`` as this plan's columns with their recorded dtypes: the fast check; else the
+        lossless conversions of the columns whose dtype differs (a JSON null in a float column, text
+        numbers from CSV) and the fast check again; else the general path, whose schema check names
+        each column that does not fit."""
         from mlops_nb.deploy.rows import coerce
         from mlops_nb.deploy.schema import conform
 
         rows = self.fast(frame)
-        return rows if rows is not None else conform(coerce(frame, self.columns), self.columns, what=self.what)
+        if rows is not None:
+            return rows
+        coerced = coerce(frame, self.columns)
+        rows = self.fast(coerced)
+        return rows if rows is not None else conform(coerced, self.columns, what=self.what)
 
 
 def _dtype(name: Any) -> Any:

@@ -1,7 +1,11 @@
 """What a server records per minute, without a request ever waiting on SQLite.
 
-Each request appends its latency, row count, outcome, input frame and predictions to the current
-window under a lock (a few list appends); a flush thread wakes at each window's end (the clock
+Each request adds its latency, row count and outcome to the current window under a lock, keeps its
+predictions (as arrays, up to :data:`PREDICTION_ROWS`) and offers its input frame to a reservoir of
+at most :data:`KEEP_FRAMES` requests (a uniform sample of the window's requests, for the drift
+sketch): a few appends and one random draw, whatever the traffic (O(1) per request, and a flush
+that concatenates at most that many frames, so monitoring stays under 5% of throughput, see
+benchmarks/bench_serve.py); a flush thread wakes at each window's end (the clock
 minute; ``MLOPS_NB_SERVE_FLUSH`` seconds for tests), swaps the window for an empty one, and only
 then computes the summary (latency percentiles, the prediction distribution, a drift sketch of the
 window's inputs against the package's reference with :mod:`mlops_nb.drift`) and writes one
@@ -26,8 +30,10 @@ from typing import Any
 from mlops_nb.deploy.serve.served import Served
 
 FLUSH_VAR = "MLOPS_NB_SERVE_FLUSH"
-#: Input rows a window keeps for its drift sketch (a busier minute keeps a uniform sample of them).
+#: Input rows a window's drift sketch uses at most (a busier minute uses a uniform sample of them).
 DRIFT_ROWS = 20_000
+#: Request frames a window keeps for its drift sketch: a uniform sample of its requests (reservoir).
+KEEP_FRAMES = 1_000
 #: Predictions a window keeps for its distribution.
 PREDICTION_ROWS = 100_000
 
@@ -42,8 +48,9 @@ class Window:
     bad_requests: int = 0
     latencies: list[float] = field(default_factory=list)
     frames: list[Any] = field(default_factory=list)
-    frame_rows: int = 0
+    offered: int = 0  # request frames offered to the reservoir
     predictions: list[Any] = field(default_factory=list)
+    scores: list[Any] = field(default_factory=list)
     prediction_rows: int = 0
     logged: list[Any] = field(default_factory=list)
 
@@ -74,6 +81,11 @@ class Monitor:
         if frame is not None and self.log_rows > 0 and status == 200:
             logged = frame.sample(frac=self.log_rows, random_state=self._random.randrange(2**31)) \
                 if self.log_rows < 1 else frame
+        labels = scores = None
+        if predictions is not None and status == 200:  # read outside the lock: two column lookups
+            labels = predictions["prediction"].to_numpy()
+            score = _score_column(served)
+            scores = predictions[score].to_numpy() if score is not None and score in predictions else None
         with self._lock:
             w = self._window
             w.served = served
@@ -87,11 +99,17 @@ class Monitor:
                 return
             n = len(frame)
             w.rows += n
-            if w.frame_rows < DRIFT_ROWS:
+            w.offered += 1
+            if len(w.frames) < KEEP_FRAMES:
                 w.frames.append(frame)
-                w.frame_rows += n
-            if predictions is not None and w.prediction_rows < PREDICTION_ROWS:
-                w.predictions.append(predictions)
+            else:
+                slot = self._random.randrange(w.offered)
+                if slot < KEEP_FRAMES:
+                    w.frames[slot] = frame
+            if labels is not None and w.prediction_rows < PREDICTION_ROWS:
+                w.predictions.append(labels)
+                if scores is not None:
+                    w.scores.append(scores)
                 w.prediction_rows += n
             if logged is not None and len(logged):
                 w.logged.append(logged.assign(served_at=time.time()))
@@ -160,9 +178,18 @@ def summarize(window: Window, now: float) -> tuple[dict[str, Any], bytes | None]
         **_percentiles(window.latencies),
     }
     if window.predictions:
-        row["predictions"] = prediction_distribution(served, pd.concat(window.predictions, ignore_index=True))
+        import numpy as np
+
+        table = {"prediction": np.concatenate(window.predictions)}
+        score = _score_column(served)
+        if score is not None and len(window.scores) == len(window.predictions):
+            table[score] = np.concatenate(window.scores)
+        row["predictions"] = prediction_distribution(served, pd.DataFrame(table))
     if window.frames:
-        row.update(drift_sketch(served, pd.concat(window.frames, ignore_index=True)))
+        frame = pd.concat(window.frames, ignore_index=True)
+        if len(frame) > DRIFT_ROWS:
+            frame = frame.sample(DRIFT_ROWS, random_state=0)
+        row.update(drift_sketch(served, frame))
     rows_csv = None
     if window.logged:
         logged = pd.concat(window.logged, ignore_index=True)
@@ -171,6 +198,13 @@ def summarize(window: Window, now: float) -> tuple[dict[str, Any], bytes | None]
         logged.to_csv(buffer, index=False)
         rows_csv = buffer.getvalue().encode()
     return row, rows_csv
+
+
+def _score_column(served: Served) -> str | None:
+    """The predictions column whose distribution is compared with the reference's scores: the
+    positive class's probability of a binary classifier (None otherwise)."""
+    classes = getattr(served.model, "classes_", None)
+    return f"probability_{classes[1]}" if classes is not None and len(classes) == 2 else None
 
 
 def prediction_distribution(served: Served, predictions: Any) -> dict[str, Any]:
