@@ -180,11 +180,51 @@ class Scorer:
 
         inputs = self.model_input(frame, input)
         predictions, proba = self.call(inputs)
+        return self._table(pd, predictions, proba, frame.index)
+
+    def predict_many(self, frames: Sequence[pandas.DataFrame]) -> list[Any]:
+        """:meth:`predict` for each frame, each checked and turned into model input on its own (its
+        errors its own), the model called once for all of them: the table of each, or the exception
+        its own :meth:`predict` would raise. The scoring server's concurrent requests share one call."""
+        import pandas as pd
+
+        out: list[Any] = [None] * len(frames)
+        inputs = []
+        for i, frame in enumerate(frames):
+            try:
+                inputs.append((i, self.model_input(frame)))
+            except Exception as exc:  # said to that request alone
+                out[i] = exc
+        if len(inputs) == 1:
+            i, only = inputs[0]
+            try:
+                out[i] = self._table(pd, *self.call(only), frames[i].index)
+            except Exception as exc:
+                out[i] = exc
+        elif inputs:
+            try:
+                predictions, proba = self.call(pd.concat([x for _, x in inputs], ignore_index=True))
+            except Exception:  # a row the model cannot take: each frame alone, so only its request fails
+                for i, x in inputs:
+                    try:
+                        out[i] = self._table(pd, *self.call(x), frames[i].index)
+                    except Exception as exc:
+                        out[i] = exc
+                return out
+            start = 0
+            for i, x in inputs:
+                stop = start + len(x)
+                out[i] = self._table(pd, predictions[start:stop], None if proba is None else proba[start:stop],
+                                     frames[i].index)
+                start = stop
+        return out
+
+    def _table(self, pd: Any, predictions: Any, proba: Any, index: Any) -> pandas.DataFrame:
         out = {"prediction": predictions}
         if proba is not None:
             for i, column in enumerate(self.probabilities):
                 out[column] = proba[:, i]
-        return pd.DataFrame(out, index=frame.index)
+        return pd.DataFrame(out, index=index)
 
     def call(self, inputs: Any) -> tuple[Any, Any]:
         """The model's predictions and probabilities (None when it has none) for its input."""
