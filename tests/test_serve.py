@@ -330,5 +330,39 @@ def test_raw_rows_in_every_format_get_the_notebooks_predictions_from_the_server(
         bad = server.client.post("/invocations", json={"dataframe_records": [
             {k: v for k, v in records[0].items() if k != "sibsp"}]})
         assert bad.status_code == 400 and "sibsp" in bad.json()["columns"], bad.text
+
+        # 16 clients at once, one of them sending a bad row: the requests that share a model call
+        # each get their own row's prediction, and the bad one alone its 400
+        from concurrent.futures import ThreadPoolExecutor
+
+        def send(i: int) -> httpx.Response:
+            record = dict(records[i]) if i != 5 else {**records[i], "sex": None}
+            with httpx.Client(base_url=server.url, timeout=60) as client:
+                return client.post("/invocations", json={"dataframe_records": [record]})
+
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(send, range(16)))
+        assert answers[5].status_code == 400 and answers[5].json()["columns"] == ["sex"], answers[5].text
+        assert [a.json()["predictions"] for i, a in enumerate(answers) if i != 5] == [
+            [label] for i, label in enumerate(labels[:16]) if i != 5]
     finally:
         server.stop()
+
+
+def test_one_model_call_for_many_frames_answers_each_as_its_own_call_would(mixed):
+    import pandas as pd
+
+    from mlops_nb.deploy.predict import load_model
+    from mlops_nb.errors import SchemaMismatch
+
+    model = load_model(mixed.package)
+    scorer = model.predict.scorer()
+    raw = pd.read_csv(mixed.folder / "raw.csv")
+    frames = [raw.iloc[i:i + 3] for i in range(0, 12, 3)]
+    frames[2] = frames[2].drop(columns=["fare"])
+    out = scorer.predict_many(frames)
+    assert isinstance(out[2], SchemaMismatch) and "'fare' is missing" in str(out[2])
+    for frame, got in zip(frames, out, strict=True):
+        if not isinstance(got, Exception):
+            pd.testing.assert_frame_equal(got, scorer.predict(frame), check_exact=False, rtol=1e-12)
+            assert list(got.index) == list(frame.index)
