@@ -97,7 +97,8 @@ def _convert(pd: Any, values: Any, dtype: str, kind: str | None) -> Any:
         mapped = values.map(lambda v: mapping.get(str(v).strip().lower(), v) if isinstance(v, str) else v)
         return mapped.astype(dtype) if present.all() else mapped
     if kind == "numeric":
-        numbers = pd.to_numeric(values) if values.dtype == object else values
+        textual = values.dtype == object or isinstance(values.dtype, pd.StringDtype)  # pandas 3 reads text as str
+        numbers = pd.to_numeric(values) if textual else values
         if dtype.startswith(("int", "uint")) and present.all() and (numbers % 1 == 0).all():
             return numbers.astype(dtype)
         return numbers.astype(dtype) if dtype.startswith("float") else numbers

@@ -18,6 +18,7 @@ as ever, only the frames that already fit stop paying for them.
 
 from __future__ import annotations
 
+import re
 import threading
 import types
 from collections.abc import Mapping, Sequence
@@ -32,7 +33,9 @@ from mlops_nb.errors import SchemaMismatch
 if TYPE_CHECKING:
     import pandas
 
-_CANNOT_BE_MISSING = ("int", "uint", "bool")  # dtypes that hold no missing value: nothing to count
+#: numpy's integer and boolean dtypes hold no missing value: nothing to count (pandas' nullable
+#: ``Int64`` and ``boolean`` can, and are counted)
+_CANNOT_BE_MISSING = re.compile(r"u?int\d*|bool")
 
 
 class Plan:
@@ -50,7 +53,7 @@ class Plan:
         self.float_limits = [_limit(c) for c in self.columns if c["name"] in set(self.floats)]
         # other columns that may hold a missing value the schema refuses
         self.others = [(c["name"], _limit(c)) for c in self.columns if c["name"] not in set(self.floats)
-                       and not str(c.get("dtype") or "").startswith(_CANNOT_BE_MISSING) and _limit(c) is not None]
+                       and not _CANNOT_BE_MISSING.fullmatch(str(c.get("dtype") or "")) and _limit(c) is not None]
 
     def fast(self, frame: pandas.DataFrame) -> pandas.DataFrame | None:
         """``frame`` reduced to this plan's columns when it fits as it is (columns there, dtypes the
