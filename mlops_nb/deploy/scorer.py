@@ -71,7 +71,10 @@ class Plan:
             return None
         n = len(rows)
         if self.floats:
-            values = np.column_stack([rows[c].to_numpy(dtype=float, na_value=np.nan) for c in self.floats])
+            if len(self.floats) == len(self.names):  # all floats: one array, no column taken one by one
+                values = rows.to_numpy(dtype=float, na_value=np.nan)
+            else:
+                values = np.column_stack([rows[c].to_numpy(dtype=float, na_value=np.nan) for c in self.floats])
             if np.isinf(values).any():
                 return None
             if any(limit is not None and missing and missing > limit * n
