@@ -17,7 +17,11 @@ with 8 concurrent clients sending single rows (the median of ``--rounds`` runs, 
 turns so a loaded machine's swings hit each alike), for mlops-nb serve with monitoring on (its
 window flushed every 5 s here, 12 times as often as in production, so flushes fall inside every
 run) and off, and for MLflow; in-process: ``mlops_nb.deploy.predict.predict`` on the same raw row
-(schema check, features.py, model) and the bare estimator's ``predict`` on its model input.
+(schema check, features.py, model) and the bare estimator's ``predict`` on its model input (half
+measured before the servers start, half after). Also printed: ``GET /ping``'s p50 (what HTTP alone
+costs), and the server's CPU time per row (its process and children, from psutil) in the 8-client
+runs and per single-row request one at a time: on a loaded machine rows/s swings with the
+neighbours, CPU time much less, so the monitoring verdict is the median of the three estimates.
 Targets (issue 13): single-row p50 within in-process predict() + 1 ms and ahead of MLflow;
 monitoring costs under 5% of throughput. The machine is shared: read medians, compare within a run.
 """
