@@ -65,7 +65,7 @@ def coerce(frame: pandas.DataFrame, columns: Sequence[Mapping[str, Any]]) -> pan
     floats become ints again. A column that does not convert is left as it is for the schema check."""
     import pandas as pd
 
-    out = frame.copy()
+    out = frame.copy(deep=False)  # columns are replaced, never written in place: the caller's frame stays as it was
     for column in columns:
         name, dtype = column["name"], str(column.get("dtype") or "")
         if name not in out.columns or not dtype:

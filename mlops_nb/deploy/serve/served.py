@@ -12,6 +12,7 @@ verification is refused once (one line on stderr) and the old one keeps serving.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import threading
@@ -119,6 +120,7 @@ class Holder:
                 return False
             old, self.served = self.served, new
             self.refused = None
+            gc.freeze()  # the new version's model joins the objects full collections skip (app.settle)
             _say(f"now serving {new.folder.name} (model version {new.version()['model_version']}), "
                  f"was {old.folder.name}")
             return True
