@@ -1,17 +1,17 @@
 """What a server records per minute, without a request ever waiting on SQLite.
 
 Each request adds its latency, row count and outcome to the current window under a lock, keeps its
-predictions (as arrays, up to :data:`PREDICTION_ROWS`) and offers its input frame to a reservoir of
+predictions table (up to :data:`PREDICTION_ROWS` rows) and offers its input frame to a reservoir of
 at most :data:`KEEP_FRAMES` requests (a uniform sample of the window's requests, for the drift
 sketch): a few appends and one random draw, whatever the traffic (O(1) per request, and a flush
-that concatenates at most that many frames, so monitoring stays under 5% of throughput, see
-benchmarks/bench_serve.py); a flush thread wakes at each window's end (the clock
-minute; ``MLOPS_NB_SERVE_FLUSH`` seconds for tests), swaps the window for an empty one, and only
-then computes the summary (latency percentiles, the prediction distribution, a drift sketch of the
-window's inputs against the package's reference with :mod:`mlops_nb.drift`) and writes one
-``serving`` row through :func:`mlops_nb.tracking.serving.record_minute`. The last window is
-flushed at shutdown. A window without requests writes nothing. A store that cannot be written
-costs one line on stderr per window, never a request.
+that concatenates at most that many frames; benchmarks/bench_serve.py measures what it costs).
+A flush thread wakes at each window's end (the clock minute; ``MLOPS_NB_SERVE_FLUSH`` seconds for
+tests), swaps the window for an empty one, and only then computes the summary (latency
+percentiles, the prediction distribution, a drift sketch of the window's inputs against the
+package's reference with :mod:`mlops_nb.drift`) and writes one ``serving`` row through
+:func:`mlops_nb.tracking.serving.record_minute`. The last window is flushed at shutdown. A window
+without requests writes nothing. A store that cannot be written costs one line on stderr per
+window, never a request.
 """
 
 from __future__ import annotations
@@ -50,7 +50,6 @@ class Window:
     frames: list[Any] = field(default_factory=list)
     offered: int = 0  # request frames offered to the reservoir
     predictions: list[Any] = field(default_factory=list)
-    scores: list[Any] = field(default_factory=list)
     prediction_rows: int = 0
     logged: list[Any] = field(default_factory=list)
 
@@ -81,11 +80,6 @@ class Monitor:
         if frame is not None and self.log_rows > 0 and status == 200:
             logged = frame.sample(frac=self.log_rows, random_state=self._random.randrange(2**31)) \
                 if self.log_rows < 1 else frame
-        labels = scores = None
-        if predictions is not None and status == 200:  # read outside the lock: two column lookups
-            labels = predictions["prediction"].to_numpy()
-            score = _score_column(served)
-            scores = predictions[score].to_numpy() if score is not None and score in predictions else None
         with self._lock:
             w = self._window
             w.served = served
@@ -106,10 +100,10 @@ class Monitor:
                 slot = self._random.randrange(w.offered)
                 if slot < KEEP_FRAMES:
                     w.frames[slot] = frame
-            if labels is not None and w.prediction_rows < PREDICTION_ROWS:
-                w.predictions.append(labels)
-                if scores is not None:
-                    w.scores.append(scores)
+            if predictions is not None and w.prediction_rows < PREDICTION_ROWS:
+                # the frame itself (no column taken out per request): the flush concatenates them
+                # at once, which for frames of one shape costs far less than reading each one
+                w.predictions.append(predictions)
                 w.prediction_rows += n
             if logged is not None and len(logged):
                 w.logged.append(logged.assign(served_at=time.time()))
@@ -178,13 +172,7 @@ def summarize(window: Window, now: float) -> tuple[dict[str, Any], bytes | None]
         **_percentiles(window.latencies),
     }
     if window.predictions:
-        import numpy as np
-
-        table = {"prediction": np.concatenate(window.predictions)}
-        score = _score_column(served)
-        if score is not None and len(window.scores) == len(window.predictions):
-            table[score] = np.concatenate(window.scores)
-        row["predictions"] = prediction_distribution(served, pd.DataFrame(table))
+        row["predictions"] = prediction_distribution(served, pd.concat(window.predictions, ignore_index=True))
     if window.frames:
         frame = pd.concat(window.frames, ignore_index=True)
         if len(frame) > DRIFT_ROWS:
@@ -198,13 +186,6 @@ def summarize(window: Window, now: float) -> tuple[dict[str, Any], bytes | None]
         logged.to_csv(buffer, index=False)
         rows_csv = buffer.getvalue().encode()
     return row, rows_csv
-
-
-def _score_column(served: Served) -> str | None:
-    """The predictions column whose distribution is compared with the reference's scores: the
-    positive class's probability of a binary classifier (None otherwise)."""
-    classes = getattr(served.model, "classes_", None)
-    return f"probability_{classes[1]}" if classes is not None and len(classes) == 2 else None
 
 
 def prediction_distribution(served: Served, predictions: Any) -> dict[str, Any]:
