@@ -1,20 +1,29 @@
 """Benchmark: ``mlops-nb serve`` against ``mlflow models serve --env-manager local`` and the model's
 in-process predict, on a quickstart-like package and a mixed-type package.
 
-Plain script: ``python benchmarks/bench_serve.py [--requests N] [--seconds S]``. Both packages are
-made through the magics of an in-process IPython shell (the same ``%%stage`` machinery as a
-notebook): the quickstart's breast-cancer pipeline (scaler, SelectKBest, logistic regression) and a
-mixed-type frame (numbers and strings with missing values: imputers, one-hot, logistic regression).
-The same fitted pipeline is saved as an MLflow model in a temporary folder. Each server runs as the
-real command in a process of its own on a free loopback port; the client is httpx with keep-alive.
+Plain script: ``python benchmarks/bench_serve.py [--requests N] [--seconds S] [--rounds R] [--only
+quickstart|mixed]``. Both packages are made through the magics of an in-process IPython shell (the
+same ``%%stage`` machinery as a notebook): the quickstart's breast-cancer pipeline (scaler,
+SelectKBest, logistic regression) and a titanic-like mixed-type frame (numbers and strings with
+missing values) whose features cell adds ``family_size`` and turns ``pclass`` into strings in place
+(imputers, one-hot, logistic regression). The same fitted pipeline is saved as an MLflow model. Each
+server runs as the real command in a process of its own on a free loopback port, one worker each;
+every client is an ``httpx.Client`` holding one keep-alive connection, for both servers alike.
 
-Printed, per package: single-row round trip p50 and p99 (``dataframe_split``), the 1,000-row round
-trip (median), rows per second with 8 concurrent clients sending single rows, for mlops-nb serve
-with monitoring on (flushing every 5 s here, so flushes fall inside the run) and off, and for MLflow;
-in-process: ``mlops_nb.deploy.predict.predict`` (schema check + model) and the bare
-``model.predict``, on the same row. Targets (issue 13): single-row p50 within in-process predict
-+ 1 ms and ahead of MLflow; monitoring costs under 5% of throughput. The machine is shared: read
-medians, and compare within one run.
+mlops-nb is sent the rows the notebook started from (raw rows: through features.py, then the
+model); MLflow, which has no features step, the model's input. Printed, per package: single-row
+round trip p50 and p99 (``dataframe_split``), the 1,000-row round trip (median), rows per second
+with 8 concurrent clients sending single rows (the median of ``--rounds`` runs, the servers taking
+turns so a loaded machine's swings hit each alike), for mlops-nb serve with monitoring on (its
+window flushed every 5 s here, 12 times as often as in production, so flushes fall inside every
+run) and off, and for MLflow; in-process: ``mlops_nb.deploy.predict.predict`` on the same raw row
+(schema check, features.py, model) and the bare estimator's ``predict`` on its model input (half
+measured before the servers start, half after). Also printed: ``GET /ping``'s p50 (what HTTP alone
+costs), and the server's CPU time per row (its process and children, from psutil) in the 8-client
+runs and per single-row request one at a time: on a loaded machine rows/s swings with the
+neighbours, CPU time much less, so the monitoring verdict is the median of the three estimates.
+Targets (issue 13): single-row p50 within in-process predict() + 1 ms and ahead of MLflow;
+monitoring costs under 5% of throughput. The machine is shared: read medians, compare within a run.
 """
 
 from __future__ import annotations
@@ -38,17 +47,19 @@ import numpy as np  # noqa: E402
 
 MIXED_CELLS = (
     "%%stage data\nimport numpy as np, pandas as pd\nrng = np.random.default_rng(0)\nn = 2000\n"
-    "df = pd.DataFrame({'age': rng.normal(40, 12, n).round(), 'fare': rng.lognormal(3, 1, n).round(2),"
-    " 'sex': rng.choice(['male', 'female'], n), 'embarked': rng.choice(['S', 'C', 'Q', None], n),"
-    " 'pclass': rng.choice(['1', '2', '3'], n)})\n"
-    "df.loc[rng.random(n) < 0.1, 'age'] = np.nan\n"
+    "df = pd.DataFrame({'pclass': rng.choice([1, 2, 3], n), 'name': [f'passenger {i}' for i in range(n)],"
+    " 'sex': rng.choice(['male', 'female'], n), 'age': rng.normal(30, 14, n).clip(0.5, 80).round(1),"
+    " 'sibsp': rng.poisson(0.5, n), 'parch': rng.poisson(0.4, n), 'fare': rng.lognormal(3, 1, n).round(2),"
+    " 'embarked': rng.choice(['S', 'C', 'Q', None], n)})\n"
+    "df.loc[rng.random(n) < 0.2, 'age'] = np.nan\n"
     "df['survived'] = ((df['sex'] == 'female') ^ (rng.random(n) < 0.2)).astype(int)",
-    "%%stage features\nX = df.drop(columns='survived')\ny = df['survived']",
+    "%%stage features\ndf['family_size'] = df['sibsp'] + df['parch'] + 1\ndf['pclass'] = df['pclass'].astype(str)\n"
+    "X = df.drop(columns=['survived', 'name'])\ny = df['survived']",
     "%%stage model\nfrom sklearn.compose import ColumnTransformer\nfrom sklearn.impute import SimpleImputer\n"
     "from sklearn.linear_model import LogisticRegression\nfrom sklearn.pipeline import Pipeline, make_pipeline\n"
     "from sklearn.preprocessing import OneHotEncoder, StandardScaler\n"
     "pre = ColumnTransformer([('num', make_pipeline(SimpleImputer(strategy='median'), StandardScaler()),"
-    " ['age', 'fare']), ('cat', make_pipeline(SimpleImputer(strategy='constant', fill_value='missing'),"
+    " ['age', 'fare', 'family_size']), ('cat', make_pipeline(SimpleImputer(strategy='constant', fill_value='missing'),"
     " OneHotEncoder(handle_unknown='ignore')), ['sex', 'embarked', 'pclass'])])\n"
     "model = Pipeline([('pre', pre), ('clf', LogisticRegression(max_iter=1000))]).fit(X, y)",
     "%%stage validation\nfrom sklearn.metrics import f1_score\nf1 = f1_score(y, model.predict(X))",
@@ -65,7 +76,9 @@ QUICKSTART_CELLS = (
 )
 
 
-def export_package(folder: Path, name: str, target: str, cells: tuple[str, ...]) -> Path:
+def export_package(folder: Path, name: str, target: str, cells: tuple[str, ...]):
+    """The package exported from ``cells`` in an in-process shell; its raw rows (the data stage's
+    frame without the target, made again from the data cell) and the model's input ``X``."""
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance()
@@ -80,10 +93,13 @@ def export_package(folder: Path, name: str, target: str, cells: tuple[str, ...])
             error = result.error_before_exec or result.error_in_exec
             if error is not None:
                 raise RuntimeError(f"benchmark setup cell failed: {cell!r}: {error}")
-        frame = shell.user_ns["X"]
+        X = shell.user_ns["X"]
     finally:
         os.chdir(before)
-    return folder / "deploy" / name, frame
+    data: dict = {}
+    exec(cells[0].split("\n", 1)[1], data)  # the data cell again: the rows before the features cell
+    raw = data["df"].drop(columns=[target])
+    return folder / "deploy" / name, raw, X
 
 
 def free_port() -> int:
@@ -141,9 +157,26 @@ def round_trips(url: str, payload: bytes, n: int) -> list[float]:
     return times
 
 
-def throughput(url: str, payload: bytes, rows: int, seconds: float, clients: int = 8) -> float:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of the server process and its children (MLflow's uvicorn is one)."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = p.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def throughput(url: str, payload: bytes, rows: int, seconds: float, clients: int = 8,
+               pid: int | None = None) -> tuple[float, float]:
+    """Rows per second with ``clients`` concurrent keep-alive clients, and the server's CPU
+    milliseconds per row over the run (steady on a loaded machine, where rows/s swings)."""
     import httpx
 
+    cpu0 = cpu_seconds(pid) if pid else 0.0
     stop = time.perf_counter() + seconds
     counts = [0] * clients
 
@@ -159,109 +192,179 @@ def throughput(url: str, payload: bytes, rows: int, seconds: float, clients: int
         t.start()
     for t in threads:
         t.join()
-    return sum(counts) / (time.perf_counter() - t0)
+    elapsed = time.perf_counter() - t0
+    cpu = (cpu_seconds(pid) - cpu0) * 1e3 / max(sum(counts), 1) if pid else float("nan")
+    return sum(counts) / elapsed, cpu
 
 
-def measure(url: str, one: bytes, thousand: bytes, requests: int, seconds: float) -> dict[str, float]:
+def latencies(url: str, one: bytes, thousand: bytes, requests: int, pid: int | None = None) -> dict[str, float]:
+    cpu0 = cpu_seconds(pid) if pid else 0.0
     single = round_trips(url, one, requests)
+    cpu = (cpu_seconds(pid) - cpu0) * 1e3 / (requests + 10) if pid else float("nan")
     big = round_trips(url, thousand, max(10, requests // 20))
     return {"p50": statistics.median(single) * 1e3, "p99": float(np.percentile(single, 99)) * 1e3,
-            "rows1000": statistics.median(big) * 1e3, "rps": throughput(url, one, 1, seconds)}
+            "rows1000": statistics.median(big) * 1e3, "ping": ping_p50(url, requests), "cpu1": cpu}
 
 
-def in_process(root: Path, frame, repeats: int) -> dict[str, float]:
-    import mlops_nb as mnb
-    from mlops_nb.deploy.predict import predict
+def ping_p50(url: str, n: int) -> float:
+    """The round trip of GET /ping: what HTTP alone costs this client and server (the floor under
+    any scoring round trip)."""
+    import httpx
 
-    model = mnb.load_model(root)
-    row = frame.iloc[:1]
-    out = {}
-    for name, func in (("mlops-nb predict()", lambda: predict(root, row, model=model)),
-                       ("model.predict", lambda: model.predict(row))):
-        for _ in range(20):
-            func()
+    with httpx.Client(base_url=url) as client:
+        for _ in range(10):
+            client.get("/ping")
         times = []
-        for _ in range(repeats):
+        for _ in range(n):
             t0 = time.perf_counter()
-            func()
+            client.get("/ping").raise_for_status()
             times.append(time.perf_counter() - t0)
-        out[name] = statistics.median(times) * 1e3
-    return out
+    return statistics.median(times) * 1e3
 
 
-def bench_package(folder: Path, name: str, target: str, cells, args) -> None:
+def timed(func, repeats: int) -> list[float]:
+    for _ in range(20):
+        func()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def start_servers(folder: Path, root: Path, mlflow_dir: Path | None) -> dict[str, Process]:
+    store = folder / "mlops.db"
+    env = {**os.environ, "MLOPS_NB_SERVE_FLUSH": os.environ.get("MLOPS_NB_SERVE_FLUSH", "5"),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    exe = Path(sys.executable).parent
+    env["PATH"] = f"{exe}{os.pathsep}{env.get('PATH', '')}"  # mlflow execs `uvicorn` from PATH
+    servers = {}
+    for label, extra in (("mlops-nb serve", []), ("mlops-nb serve --no-monitor", ["--no-monitor"])):
+        port = free_port()
+        servers[label] = Process([sys.executable, "-m", "mlops_nb", "--store", str(store), "serve", str(root),
+                                  "--port", str(port), *extra], port, env, folder)
+    if mlflow_dir is not None:
+        port = free_port()
+        servers["mlflow models serve"] = Process(
+            [str(exe / "mlflow"), "models", "serve", "-m", str(mlflow_dir), "--env-manager", "local", "--host",
+             "127.0.0.1", "-p", str(port)], port, {**env, "MLFLOW_TRACKING_URI": str(folder / "mlruns")}, folder)
+    return servers
+
+
+def bench_package(folder: Path, name: str, target: str, cells, args) -> dict:
+    """One package: every server and the in-process calls, single-row p50/p99, 1,000 rows, rows/s x8."""
     import importlib.util
 
     import mlops_nb as mnb
+    from mlops_nb.deploy.model import load_model as bare_model
+    from mlops_nb.deploy.predict import predict
 
-    has_mlflow = importlib.util.find_spec("mlflow") is not None
-
-    root, frame = export_package(folder, name, target, cells)
-    store = folder / "mlops.db"
+    root, raw, X = export_package(folder, name, target, cells)
     model = mnb.load_model(root)
-    mlflow_dir = folder / f"mlflow-{name}"
-    if has_mlflow:  # the same fitted pipeline, as an MLflow model
+    bare = bare_model(root)
+    mlflow_dir = None
+    if importlib.util.find_spec("mlflow") is not None:  # the same fitted pipeline, as an MLflow model
         import mlflow.sklearn
 
-        mlflow.sklearn.save_model(model, mlflow_dir, serialization_format="cloudpickle")
-    one = body(frame.iloc[:1])
-    thousand = body(frame.sample(1000, replace=True, random_state=0))
-    env = {**os.environ, "MLOPS_NB_SERVE_FLUSH": "5", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    results = {}
-    exe = Path(sys.executable).parent
-    env["PATH"] = f"{exe}{os.pathsep}{env.get('PATH', '')}"  # mlflow execs `uvicorn` from PATH
-    for label, extra in (("mlops-nb serve", []), ("mlops-nb serve --no-monitor", ["--no-monitor"])):
-        port = free_port()
-        server = Process([sys.executable, "-m", "mlops_nb", "--store", str(store), "serve", str(root), "--port",
-                          str(port), *extra], port, env, folder)
-        try:
-            results[label] = {**measure(server.url, one, thousand, args.requests, args.seconds),
-                              "start": server.start_s}
-        finally:
+        mlflow_dir = folder / f"mlflow-{name}"
+        mlflow.sklearn.save_model(bare, mlflow_dir, serialization_format="cloudpickle")
+    sample = raw.sample(1000, replace=True, random_state=0)
+    ours = (body(raw.iloc[:1]), body(sample))  # mlops-nb: the rows the notebook started from
+    theirs = (body(X.iloc[:1]), body(X.loc[sample.index]))  # MLflow: the model's input (it has no features step)
+    row = raw.iloc[:1]
+    calls = {"predict()": lambda: predict(root, row, model=model),
+             "model.predict (bare)": lambda: bare.predict(X.iloc[:1])}
+    if name != "quickstart":
+        calls["predict(), model input"] = lambda: predict(root, X.iloc[:1], model=model)
+    # in-process figures: half before the servers run, half after, one median of both halves
+    samples = {label: timed(call, args.requests // 2) for label, call in calls.items()}
+    servers = start_servers(folder, root, mlflow_dir)
+    results: dict[str, dict[str, float]] = {}
+    try:
+        for label, server in servers.items():
+            one, thousand = theirs if label.startswith("mlflow") else ours
+            results[label] = {**latencies(server.url, one, thousand, args.requests, server.proc.pid),
+                              "start": server.start_s,
+                              "rps_runs": [], "cpu_runs": []}
+            if label == "mlops-nb serve" and name != "quickstart":  # MLflow's payload, for a like-for-like row
+                results["mlops-nb serve, model input"] = {
+                    **latencies(server.url, theirs[0], theirs[1], args.requests), "start": server.start_s,
+                    "rps_runs": [], "cpu_runs": []}
+        # throughput: the servers take turns, several rounds, so a loaded machine's drift hits each alike
+        for turn in range(args.rounds):
+            order = list(servers) if turn % 2 == 0 else list(servers)[::-1]
+            for label in order:
+                if label not in servers:
+                    continue
+                one = theirs[0] if label.startswith("mlflow") else ours[0]
+                rps, cpu = throughput(servers[label].url, one, 1, args.seconds, pid=servers[label].proc.pid)
+                results[label]["rps_runs"].append(rps)
+                results[label]["cpu_runs"].append(cpu)
+    finally:
+        for server in servers.values():
             server.stop()
-    port = free_port()
-    mlflow_args = [str(exe / "mlflow"), "models", "serve", "-m", str(mlflow_dir), "--env-manager", "local",
-                   "--host", "127.0.0.1", "-p", str(port)]
-    mlflow_env = {**env, "MLFLOW_TRACKING_URI": str(folder / "mlruns")}
-    server = Process(mlflow_args, port, mlflow_env, folder) if has_mlflow else None
-    if server is not None:
-        try:
-            results["mlflow models serve"] = {**measure(server.url, one, thousand, args.requests, args.seconds),
-                                              "start": server.start_s}
-        finally:
-            server.stop()
-    local = in_process(root, frame, args.requests)
+    for r in results.values():
+        r["rps"] = statistics.median(r["rps_runs"]) if r["rps_runs"] else float("nan")
+        r["cpu"] = statistics.median(r["cpu_runs"]) if r["cpu_runs"] else float("nan")
+    local = {label: statistics.median(samples[label] + timed(call, args.requests // 2)) * 1e3
+             for label, call in calls.items()}
+    report(name, raw, X, results, local)
+    return {"results": results, "local": local}
 
-    print(f"\n{name}: {frame.shape[1]} input columns ({', '.join(map(str, frame.dtypes.astype(str).unique()))})")
-    print(f"  {'':30} {'1 row p50':>10} {'1 row p99':>10} {'1,000 rows':>11} {'rows/s x8':>10} {'start':>7}")
+
+def report(name: str, raw, X, results: dict, local: dict) -> None:
+    kinds = ", ".join(map(str, X.dtypes.astype(str).unique()))
+    print(f"\n{name}: {raw.shape[1]} raw columns -> {X.shape[1]} model input columns ({kinds})")
+    print(f"  {'':30} {'1 row p50':>10} {'1 row p99':>10} {'1,000 rows':>11} {'rows/s x8':>10} {'start':>7} "
+          f"{'/ping p50':>10} {'CPU/row':>8}")
     for label, r in results.items():
+        runs = "/".join(f"{v:.0f}" for v in r["rps_runs"])
         print(f"  {label:30} {r['p50']:8.2f}ms {r['p99']:8.2f}ms {r['rows1000']:9.2f}ms {r['rps']:10.0f} "
-              f"{r['start']:6.1f}s")
+              f"{r['start']:6.1f}s {r['ping']:8.2f}ms {r['cpu']:6.2f}ms" + (f"   (rows/s runs {runs})" if runs else ""))
     for label, ms in local.items():
         print(f"  in-process {label:19} {ms:8.2f}ms")
+    floor = results["mlops-nb serve"]["ping"]
+    print(f"  HTTP alone (/ping) {floor:.2f} ms; mlops-nb serve's 1-row p50 - /ping = "
+          f"{results['mlops-nb serve']['p50'] - floor:.2f} ms of scoring vs in-process predict() "
+          f"{local['predict()']:.2f} ms")
     ours, theirs = results["mlops-nb serve"], results.get("mlflow models serve")
-    budget = local["mlops-nb predict()"] + 1.0
+    budget = local["predict()"] + 1.0
     print(f"  target: 1-row p50 {ours['p50']:.2f} ms <= in-process predict() + 1 ms = {budget:.2f} ms: "
           f"{'met' if ours['p50'] <= budget else 'NOT met'}")
     if theirs is not None:
-        print(f"  target: ahead of MLflow: {ours['p50']:.2f} ms vs {theirs['p50']:.2f} ms "
-              f"({theirs['p50'] / ours['p50']:.2f}x): {'met' if ours['p50'] < theirs['p50'] else 'NOT met'}")
+        print(f"  target: ahead of MLflow: 1 row {ours['p50']:.2f} vs {theirs['p50']:.2f} ms "
+              f"({theirs['p50'] / ours['p50']:.2f}x), 1,000 rows {ours['rows1000']:.2f} vs "
+              f"{theirs['rows1000']:.2f} ms, "
+              f"{ours['rps']:.0f} vs {theirs['rps']:.0f} rows/s: "
+              f"{'met' if ours['p50'] < theirs['p50'] and ours['rps'] > theirs['rps'] else 'NOT met'}")
     off = results["mlops-nb serve --no-monitor"]["rps"]
     cost = 1 - ours["rps"] / off
-    print(f"  target: monitoring < 5% of throughput: {ours['rps']:.0f} vs {off:.0f} rows/s off, cost {cost:+.1%}: "
-          f"{'met' if cost < 0.05 else 'NOT met'}")
+    off_cpu = results["mlops-nb serve --no-monitor"]["cpu"]
+    cpu_cost = ours["cpu"] / off_cpu - 1
+    off_serial = results["mlops-nb serve --no-monitor"]["cpu1"]
+    serial = ours["cpu1"] / off_serial - 1
+    verdict = statistics.median([cost, cpu_cost, serial])  # three noisy estimates of one cost: their median
+    print(f"  target: monitoring < 5% of throughput: {ours['rps']:.0f} vs {off:.0f} rows/s off (medians), "
+          f"cost {cost:+.1%}; server CPU per row x8 {ours['cpu']:.2f} vs {off_cpu:.2f} ms, cost {cpu_cost:+.1%}; "
+          f"CPU per single-row request one at a time {ours['cpu1']:.2f} vs {off_serial:.2f} ms, cost {serial:+.1%}; "
+          f"median {verdict:+.1%}: {'met' if verdict < 0.05 else 'NOT met'}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=300, help="single-row requests per server")
-    parser.add_argument("--seconds", type=float, default=5.0, help="length of the 8-client throughput run")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each 8-client throughput run")
+    parser.add_argument("--rounds", type=int, default=5, help="throughput runs per server, taking turns")
+    parser.add_argument("--only", choices=["quickstart", "mixed"], help="one package only")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         os.environ["MLOPS_NB_STORE"] = str(folder / "mlops.db")
-        bench_package(folder, "quickstart", "target", QUICKSTART_CELLS, args)
-        bench_package(folder, "mixed", "survived", MIXED_CELLS, args)
+        if args.only in (None, "quickstart"):
+            bench_package(folder, "quickstart", "target", QUICKSTART_CELLS, args)
+        if args.only in (None, "mixed"):
+            bench_package(folder, "mixed", "survived", MIXED_CELLS, args)
     return 0
 
 

@@ -178,3 +178,32 @@ def test_features_that_cannot_be_replayed_per_row_are_refused_naming_the_line(ca
     assert len([line for line in out.splitlines() if "cannot be replayed" in line]) == 1  # one line
     assert not (tmp_path / "deploy" / "titanic").exists()
     close_all()
+
+
+def test_the_compiled_check_takes_fitting_frames_as_they_are_and_refuses_the_rest_as_the_schema_does():
+    import numpy as np
+
+    from mlops_nb.deploy.schema import conform
+    from mlops_nb.deploy.scorer import Plan
+    from mlops_nb.errors import SchemaMismatch
+
+    columns = [{"name": "n", "dtype": "float64", "kind": "numeric", "nullable": False},
+               {"name": "k", "dtype": "int64", "kind": "numeric", "nullable": False},
+               {"name": "c", "dtype": "str", "kind": "categorical", "nullable": False, "categories": ["a", "b"]},
+               {"name": "b", "dtype": "boolean", "kind": "boolean", "nullable": False}]
+    plan = Plan(columns, "the input")
+    good = pd.DataFrame({"extra": [1, 2], "b": pd.array([True, False], dtype="boolean"), "c": ["a", "b"],
+                         "k": [1, 2], "n": [0.5, 1.5]})
+    assert plan.fast(good) is not None and list(plan.conform(good).columns) == ["n", "k", "c", "b"]
+    # text numbers (a CSV's), a JSON null in a float column: converted, then fast again
+    texts = good.astype({"k": object}).assign(k=["1", "2"])
+    assert plan.conform(texts)["k"].tolist() == [1, 2]
+    bad_frames = [good.assign(n=[np.inf, 1.0]), good.assign(n=[np.nan, 1.0]), good.assign(c=["a", None]),
+                  good.assign(b=pd.array([True, None], dtype="boolean")), good.drop(columns=["k"])]
+    for bad in bad_frames:
+        assert plan.fast(bad) is None
+        with pytest.raises(SchemaMismatch) as ours:
+            plan.conform(bad)
+        with pytest.raises(SchemaMismatch) as general:
+            conform(coerce(bad, columns), columns, what="the input")
+        assert str(ours.value) == str(general.value)

@@ -273,3 +273,96 @@ def test_a_tampered_package_is_refused_at_start_and_on_switch(exported, serving)
     last = started.stderr.strip().splitlines()[-1]
     assert last.startswith("error:") and "model.skops (differs from the recorded manifest)" in last
     assert "Traceback" not in started.stderr
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    """The mixed-type notebook (strings, missing values, a features cell changing its frame in place)
+    through export, once for the module."""
+    from serving_notebooks import mixed_types
+
+    from mlops_nb.store import close_all
+
+    yield mixed_types(tmp_path_factory.mktemp("mixed"))
+    close_all()
+
+
+def test_raw_rows_in_every_format_get_the_notebooks_predictions_from_the_server(mixed):
+    import math
+
+    import pandas as pd
+
+    raw = pd.read_csv(mixed.folder / "raw.csv")
+    expected = pd.read_pickle(mixed.folder / "expected.pkl").reset_index(drop=True)
+    rows = raw.iloc[:40]
+    labels = expected["prediction"].iloc[:40].tolist()
+
+    def clean(value):  # JSON has null where the rows have NaN
+        return None if isinstance(value, float) and math.isnan(value) else value
+
+    records = [{k: clean(v) for k, v in r.items()} for r in rows.astype(object).to_dict(orient="records")]
+    values = rows.astype(object).values.tolist()
+    split = {"columns": list(rows.columns), "data": [[clean(v) for v in r] for r in values]}
+    bodies = {
+        "dataframe_split": {"dataframe_split": split},
+        "dataframe_records": {"dataframe_records": records},
+        "instances": {"instances": records},
+        "inputs": {"inputs": {c: [clean(v) for v in rows[c].astype(object)] for c in rows.columns}},
+    }
+    server = Server(mixed.package, mixed.store)
+    try:
+        for name, body in bodies.items():
+            response = server.client.post("/invocations", json=body)
+            assert response.status_code == 200, (name, response.text)
+            assert response.json() == {"predictions": labels}, name
+        response = server.client.post("/invocations", content=rows.to_csv(index=False),
+                                      headers={"Content-Type": "text/csv"})
+        assert response.status_code == 200, response.text
+        assert response.json() == {"predictions": labels}
+        one = server.client.post("/invocations", json={"dataframe_records": records[:1],
+                                                       "params": {"probabilities": True}}).json()["predictions"]
+        assert one[0]["probability_1"] == pytest.approx(expected["probability_1"].iloc[0], rel=1e-9)
+        # the model's own input is taken as well; a raw row without a column the notebook read is 400
+        X = pd.read_pickle(mixed.folder / "model_input.pkl").iloc[:40]
+        response = server.client.post("/invocations", content=X.to_csv(index=False),
+                                      headers={"Content-Type": "text/csv"})
+        assert response.json() == {"predictions": labels}
+        bad = server.client.post("/invocations", json={"dataframe_records": [
+            {k: v for k, v in records[0].items() if k != "sibsp"}]})
+        assert bad.status_code == 400 and "sibsp" in bad.json()["columns"], bad.text
+
+        # 16 clients at once, one of them sending a bad row: the requests that share a model call
+        # each get their own row's prediction, and the bad one alone its 400
+        from concurrent.futures import ThreadPoolExecutor
+
+        def send(i: int) -> httpx.Response:
+            record = dict(records[i]) if i != 5 else {**records[i], "sex": None}
+            with httpx.Client(base_url=server.url, timeout=60) as client:
+                return client.post("/invocations", json={"dataframe_records": [record]})
+
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(send, range(16)))
+        assert answers[5].status_code == 400 and answers[5].json()["columns"] == ["sex"], answers[5].text
+        assert [a.json()["predictions"] for i, a in enumerate(answers) if i != 5] == [
+            [label] for i, label in enumerate(labels[:16]) if i != 5]
+    finally:
+        server.stop()
+
+
+def test_one_model_call_for_many_frames_answers_each_as_its_own_call_would(mixed):
+    import pandas as pd
+
+    from mlops_nb.deploy.predict import load_model
+    from mlops_nb.errors import SchemaMismatch
+
+    model = load_model(mixed.package)
+    scorer = model.predict.scorer()
+    raw = pd.read_csv(mixed.folder / "raw.csv")
+    frames = [raw.iloc[i:i + 3] for i in range(0, 12, 3)]
+    frames[2] = frames[2].drop(columns=["fare"])
+    out = scorer.predict_many(frames)
+    assert isinstance(out[2], SchemaMismatch) and "'fare' is missing" in str(out[2])
+    for frame, got in zip(frames, out, strict=True):
+        if not isinstance(got, Exception):
+            pd.testing.assert_frame_equal(got, scorer.predict(frame), check_exact=False, rtol=1e-12)
+            assert list(got.index) == list(frame.index)

@@ -65,7 +65,7 @@ def coerce(frame: pandas.DataFrame, columns: Sequence[Mapping[str, Any]]) -> pan
     floats become ints again. A column that does not convert is left as it is for the schema check."""
     import pandas as pd
 
-    out = frame.copy()
+    out = frame.copy(deep=False)  # columns are replaced, never written in place: the caller's frame stays as it was
     for column in columns:
         name, dtype = column["name"], str(column.get("dtype") or "")
         if name not in out.columns or not dtype:
@@ -97,7 +97,8 @@ def _convert(pd: Any, values: Any, dtype: str, kind: str | None) -> Any:
         mapped = values.map(lambda v: mapping.get(str(v).strip().lower(), v) if isinstance(v, str) else v)
         return mapped.astype(dtype) if present.all() else mapped
     if kind == "numeric":
-        numbers = pd.to_numeric(values) if values.dtype == object else values
+        textual = values.dtype == object or isinstance(values.dtype, pd.StringDtype)  # pandas 3 reads text as str
+        numbers = pd.to_numeric(values) if textual else values
         if dtype.startswith(("int", "uint")) and present.all() and (numbers % 1 == 0).all():
             return numbers.astype(dtype)
         return numbers.astype(dtype) if dtype.startswith("float") else numbers

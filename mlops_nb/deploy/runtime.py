@@ -82,8 +82,11 @@ def bind_rows(rows: Any, binding: dict[str, Any], target: str, columns: Sequence
     import numpy as np
     import pandas as pd
 
-    frame = rows.copy()
     if binding["mode"] == "frame":
-        frame[target] = np.nan
-        return {binding["frame"]: frame[[c for c in columns if c in frame.columns]]}
+        # one reindex: the data stage's columns in order, the target all missing (float64, as an
+        # assigned NaN would be), a new frame whatever features.py then changes in place
+        given = rows.drop(columns=[target]) if target in rows.columns else rows
+        present = set(given.columns)
+        return {binding["frame"]: given.reindex(columns=[c for c in columns if c in present or c == target])}
+    frame = rows.copy()
     return {binding["X"]: frame, binding["y"]: pd.Series(np.nan, index=frame.index, name=target)}

@@ -9,6 +9,7 @@ the layer FastAPI is built on; MLflow's own server uses FastAPI, and clients can
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -17,23 +18,33 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from mlops_nb.deploy.serve.batch import Batcher
 from mlops_nb.deploy.serve.monitor import Monitor
 from mlops_nb.deploy.serve.protocol import BadRequest, answer, columns_named, parse
 from mlops_nb.deploy.serve.served import Holder, Served
 from mlops_nb.errors import MlopsError, SchemaMismatch
 
-#: Payloads up to this many rows are predicted on the event loop (a thread hop costs more than
-#: they do); larger ones in the thread pool, so /ping keeps answering.
-INLINE_ROWS = 256
+#: Payloads up to this many rows share model calls with the requests arriving beside them
+#: (:mod:`~mlops_nb.deploy.serve.batch`); larger ones are scored alone in the thread pool. Either way
+#: the model runs off the event loop, so /ping keeps answering.
+BATCH_ROWS = 256
 CONFIG_VAR = "MLOPS_NB_SERVE_CONFIG"
 
 
 def score(served: Served, frame: Any) -> Any:
-    """The one place the server predicts: ``mlops_nb.deploy.predict.predict`` with the version's
-    loaded model (its schema check, its columns)."""
-    from mlops_nb.deploy.predict import predict
+    """The one place the server predicts: the version's compiled scorer (:mod:`mlops_nb.deploy.scorer`),
+    the same one ``mlops_nb.deploy.predict.predict`` and ``load_model``'s ``predict`` use (its schema
+    check, its features.py, its columns), compiled when the version was loaded."""
+    return compiled(served).predict(frame)
 
-    return predict(served.folder, frame, model=served.model)
+
+def compiled(served: Served) -> Any:
+    """``served``'s compiled scorer (a ``Served`` built by hand is compiled on first use)."""
+    if served.scorer is None:
+        from mlops_nb.deploy.scorer import compile_version
+
+        served.scorer = compile_version(served.folder, served.model, verified=True)
+    return served.scorer
 
 
 def _json(body: Mapping[str, Any], status: int = 200) -> Any:
@@ -50,9 +61,12 @@ def create_app(holder: Holder, monitor: Monitor | None = None) -> Any:
     from starlette.routing import Route
 
     stop = threading.Event()
+    batcher = Batcher()
+    in_flight = [0]  # requests being answered (the event loop's thread alone changes it)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any):
+        settle()
         poller = threading.Thread(target=holder.poll, args=(stop,), name="mlops-nb-current", daemon=True)
         poller.start()
         if monitor is not None:
@@ -83,16 +97,30 @@ def create_app(holder: Holder, monitor: Monitor | None = None) -> Any:
             return served, score(served, frame)
 
     async def invocations(request: Any) -> Any:
+        in_flight[0] += 1
+        try:
+            return await invoke(request)
+        finally:
+            in_flight[0] -= 1
+
+    async def invoke(request: Any) -> Any:
         started = time.perf_counter()
         served = holder.served  # this request's version, whatever a switch does meanwhile
         frame = None
         try:
             body = await request.body()
             frame, params = parse(body, request.headers.get("content-type"), served.input_columns)
-            if len(frame) > INLINE_ROWS:
+            if len(frame) > BATCH_ROWS:
                 served, predictions = await run_in_threadpool(predict_frame, served, frame)
             else:
-                served, predictions = predict_frame(served, frame)
+                await asyncio.sleep(0)  # requests that arrived beside this one start, and count
+                if in_flight[0] == 1 and batcher.idle():
+                    # alone: scored here, on the event loop, sparing the thread hop; requests that
+                    # arrive meanwhile wait in the socket and will find company
+                    served, predictions = predict_frame(served, frame)
+                else:
+                    compiled(served)
+                    predictions = await batcher.score(served, frame)
             response = Response(answer(predictions, params), media_type="application/json")
         except BadRequest as exc:
             response, predictions = _json(exc.body(), exc.status), None
@@ -113,6 +141,17 @@ def create_app(holder: Holder, monitor: Monitor | None = None) -> Any:
         Route("/version", version, methods=["GET"]),
         Route("/invocations", invocations, methods=["POST"]),
     ], lifespan=lifespan)
+
+
+def settle() -> None:
+    """Move everything loaded so far (pandas, scikit-learn, the model) out of the garbage
+    collector's sight: a full collection then scans only what requests allocate, not the whole
+    loaded library (measured: about 15% less CPU per single-row request). Called at start and after
+    a version switch; freed objects are still freed by their reference counts."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def build(config: Mapping[str, Any]) -> Any:

@@ -1,13 +1,17 @@
 """What a server records per minute, without a request ever waiting on SQLite.
 
-Each request appends its latency, row count, outcome, input frame and predictions to the current
-window under a lock (a few list appends); a flush thread wakes at each window's end (the clock
-minute; ``MLOPS_NB_SERVE_FLUSH`` seconds for tests), swaps the window for an empty one, and only
-then computes the summary (latency percentiles, the prediction distribution, a drift sketch of the
-window's inputs against the package's reference with :mod:`mlops_nb.drift`) and writes one
-``serving`` row through :func:`mlops_nb.tracking.serving.record_minute`. The last window is
-flushed at shutdown. A window without requests writes nothing. A store that cannot be written
-costs one line on stderr per window, never a request.
+Each request adds its latency, row count and outcome to the current window under a lock, keeps its
+predictions table (up to :data:`PREDICTION_ROWS` rows) and offers its input frame to a reservoir of
+at most :data:`KEEP_FRAMES` requests (a uniform sample of the window's requests, for the drift
+sketch): a few appends and one random draw, whatever the traffic (O(1) per request, and a flush
+that concatenates at most that many frames; benchmarks/bench_serve.py measures what it costs).
+A flush thread wakes at each window's end (the clock minute; ``MLOPS_NB_SERVE_FLUSH`` seconds for
+tests), swaps the window for an empty one, and only then computes the summary (latency
+percentiles, the prediction distribution, a drift sketch of the window's inputs against the
+package's reference with :mod:`mlops_nb.drift`) and writes one ``serving`` row through
+:func:`mlops_nb.tracking.serving.record_minute`. The last window is flushed at shutdown. A window
+without requests writes nothing. A store that cannot be written costs one line on stderr per
+window, never a request.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ from typing import Any
 from mlops_nb.deploy.serve.served import Served
 
 FLUSH_VAR = "MLOPS_NB_SERVE_FLUSH"
-#: Input rows a window keeps for its drift sketch (a busier minute keeps a uniform sample of them).
+#: Input rows a window's drift sketch uses at most (a busier minute uses a uniform sample of them).
 DRIFT_ROWS = 20_000
+#: Request frames a window keeps for its drift sketch: a uniform sample of its requests (reservoir).
+KEEP_FRAMES = 1_000
 #: Predictions a window keeps for its distribution.
 PREDICTION_ROWS = 100_000
 
@@ -42,7 +48,7 @@ class Window:
     bad_requests: int = 0
     latencies: list[float] = field(default_factory=list)
     frames: list[Any] = field(default_factory=list)
-    frame_rows: int = 0
+    offered: int = 0  # request frames offered to the reservoir
     predictions: list[Any] = field(default_factory=list)
     prediction_rows: int = 0
     logged: list[Any] = field(default_factory=list)
@@ -87,10 +93,16 @@ class Monitor:
                 return
             n = len(frame)
             w.rows += n
-            if w.frame_rows < DRIFT_ROWS:
+            w.offered += 1
+            if len(w.frames) < KEEP_FRAMES:
                 w.frames.append(frame)
-                w.frame_rows += n
+            else:
+                slot = self._random.randrange(w.offered)
+                if slot < KEEP_FRAMES:
+                    w.frames[slot] = frame
             if predictions is not None and w.prediction_rows < PREDICTION_ROWS:
+                # the frame itself (no column taken out per request): the flush concatenates them
+                # at once, which for frames of one shape costs far less than reading each one
                 w.predictions.append(predictions)
                 w.prediction_rows += n
             if logged is not None and len(logged):
@@ -162,7 +174,10 @@ def summarize(window: Window, now: float) -> tuple[dict[str, Any], bytes | None]
     if window.predictions:
         row["predictions"] = prediction_distribution(served, pd.concat(window.predictions, ignore_index=True))
     if window.frames:
-        row.update(drift_sketch(served, pd.concat(window.frames, ignore_index=True)))
+        frame = pd.concat(window.frames, ignore_index=True)
+        if len(frame) > DRIFT_ROWS:
+            frame = frame.sample(DRIFT_ROWS, random_state=0)
+        row.update(drift_sketch(served, frame))
     rows_csv = None
     if window.logged:
         logged = pd.concat(window.logged, ignore_index=True)

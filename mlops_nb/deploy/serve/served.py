@@ -12,6 +12,7 @@ verification is refused once (one line on stderr) and the old one keeps serving.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import threading
@@ -23,6 +24,7 @@ from mlops_nb.deploy.layout import CURRENT, MANIFEST, package_dir, package_root
 from mlops_nb.deploy.model import load_model
 from mlops_nb.deploy.reference import read_reference
 from mlops_nb.deploy.schema import read_schema
+from mlops_nb.deploy.scorer import Scorer, compile_version
 from mlops_nb.deploy.verify import verify
 from mlops_nb.errors import MlopsError, PackageError
 
@@ -40,6 +42,7 @@ class Served:
     reference: dict[str, Any] | None
     manifest_sha256: str
     input_columns: list[str] = field(default_factory=list)
+    scorer: Scorer | None = None  # the version compiled for scoring (schema plan, features.py, model methods)
 
     def version(self) -> dict[str, Any]:
         """What ``GET /version`` answers."""
@@ -63,8 +66,9 @@ def load_served(folder: Path, *, store: Any = None, public_key: str | None = Non
         reference = None
     sha = hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
     inputs = [c["name"] for c in (schema.get("input") or {}).get("columns") or []]
+    scorer = compile_version(folder, model, verified=True)  # once per version: requests only score
     return Served(folder=folder, model=model, manifest=manifest, schema=schema, reference=reference,
-                  manifest_sha256=sha, input_columns=inputs)
+                  manifest_sha256=sha, input_columns=inputs, scorer=scorer)
 
 
 def _say(line: str) -> None:
@@ -116,6 +120,7 @@ class Holder:
                 return False
             old, self.served = self.served, new
             self.refused = None
+            gc.freeze()  # the new version's model joins the objects full collections skip (app.settle)
             _say(f"now serving {new.folder.name} (model version {new.version()['model_version']}), "
                  f"was {old.folder.name}")
             return True
