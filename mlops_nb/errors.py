@@ -73,6 +73,13 @@ class SchemaMismatch(PackageError):
         super().__init__(message)
         self.problems = list(problems or [])
 
+    @staticmethod
+    def listing(problems: list[str], limit: int = 5) -> str:
+        """The first ``limit`` problems joined for a one-line message, and how many more there are: a
+        request missing 29 columns reads as five and "24 more", while ``problems`` keeps them all."""
+        shown = "; ".join(problems[:limit])
+        return shown if len(problems) <= limit else f"{shown}; and {len(problems) - limit} more"
+
 
 class BadData(SchemaMismatch):
     """Input data that cannot be read as a table: binary bytes in a CSV, malformed JSON, a JSON

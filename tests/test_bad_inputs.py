@@ -61,6 +61,7 @@ def world(tmp_path_factory) -> dict:
     inf.loc[inf.index[:3], numeric] = float("inf")
     inf.to_csv(bad / "inf.csv", index=False)
     frame.drop(columns=[numeric]).to_csv(bad / "missing_column.csv", index=False)
+    frame[[numeric]].to_csv(bad / "one_column.csv", index=False)  # 7 of the 8 features missing
     text = frame.copy()
     text[numeric] = "abc"
     text.to_csv(bad / "text_column.csv", index=False)
@@ -131,6 +132,8 @@ CLI = [
     (["predict", "{PKG}", "{BAD}/scalar.json"], 65, "cannot read"),
     (["predict", "{PKG}", "{BAD}/inf.csv"], 65, "infinite"),
     (["predict", "{PKG}", "{BAD}/missing_column.csv"], 65, "is missing"),
+    # many missing columns: five named, then how many more, so the one line stays readable
+    (["predict", "{PKG}", "{BAD}/one_column.csv"], 65, "is missing; and 2 more"),
     (["predict", "{PKG}", "{BAD}/text_column.csv"], 65, "the model expects"),
     (["predict", "{PKG}", "{BAD}/no-such.csv"], 66, "no data at"),
     (["predict", "{PKG}", "{BAD}/empty.csv"], 66, "holds no rows"),

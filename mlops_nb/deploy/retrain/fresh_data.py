@@ -59,7 +59,7 @@ def read_fresh(schema: dict[str, Any], *, source: str | None, query: str | None,
             if columns:
                 problems += check_frame(frame, columns)[0]
         if problems:
-            raise SchemaMismatch(f"the notebook's data step: {'; '.join(problems)}", problems)
+            raise SchemaMismatch(f"the notebook's data step: {SchemaMismatch.listing(problems)}", problems)
         table = bound_table(frames, schema)
         data_fp = fingerprint(table)
         step("data", f"ran the notebook's data step: {len(table):,} rows x {table.shape[1]} columns")
