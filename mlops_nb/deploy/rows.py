@@ -55,8 +55,8 @@ def detect(columns: Sequence[Any], schema: Mapping[str, Any], wanted: str = "aut
     problems = [f"column {c!r} is missing" for c in missing]
     what = ("raw rows (the data stage's columns without the target, as in input_example.json)" if kind == "raw"
             else "the model's input")
-    raise SchemaMismatch(f"the input does not match the package's schema for {what}: {SchemaMismatch.listing(problems)}",
-                         problems)
+    listed = SchemaMismatch.listing(problems)
+    raise SchemaMismatch(f"the input does not match the package's schema for {what}: {listed}", problems)
 
 
 def coerce(frame: pandas.DataFrame, columns: Sequence[Mapping[str, Any]]) -> pandas.DataFrame:

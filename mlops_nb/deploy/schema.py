@@ -150,7 +150,8 @@ def conform(frame: pandas.DataFrame, columns: Sequence[Mapping[str, Any]], *, wh
 
     problems, _ = check_frame(frame, columns)
     if problems:
-        raise SchemaMismatch(f"{what} does not match the package's schema: {SchemaMismatch.listing(problems)}", problems)
+        listed = SchemaMismatch.listing(problems)
+        raise SchemaMismatch(f"{what} does not match the package's schema: {listed}", problems)
     out = frame[[c["name"] for c in columns]]
     for column in columns:
         if column["kind"] == "datetime" and not pd.api.types.is_datetime64_any_dtype(out[column["name"]]):
