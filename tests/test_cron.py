@@ -43,10 +43,19 @@ def _missing(reason: str) -> None:
     pytest.fail(f"{reason}; the test command installs cron (scripts/setup.sh test), so this machine is broken")
 
 
+def _sbin(tool: str) -> str:
+    """The path of an administration tool, which lives in /usr/sbin: a user's PATH may leave that out."""
+    found = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
+    if found is None:
+        pytest.fail(f"`{tool}` is not installed (Debian: apt-get install passwd); the real-cron test makes a "
+                    "throwaway account with it")
+    return found
+
+
 def _remove_account(name: str) -> None:
     subprocess.run(["crontab", "-u", name, "-r"], capture_output=True)
     # -f: the account shares uid 0, which running processes always use, and userdel refuses it otherwise.
-    subprocess.run(["userdel", "-f", name], capture_output=True)
+    subprocess.run([_sbin("userdel"), "-f", name], capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +70,7 @@ def throwaway_account(tmp_path_factory):
         _remove_account(stale)  # left by a run that was killed before its clean-up
     name = f"{ACCOUNT_PREFIX}{os.getpid()}"
     home = tmp_path_factory.mktemp("cron-home")
-    made = subprocess.run(["useradd", "-o", "-u", "0", "-g", "0", "-M", "-d", str(home), "-s", "/bin/sh",
+    made = subprocess.run([_sbin("useradd"), "-o", "-u", "0", "-g", "0", "-M", "-d", str(home), "-s", "/bin/sh",
                            "-c", "mlops-nb real-cron test, removed after it", name], capture_output=True, text=True)
     if made.returncode != 0:
         pytest.fail(f"cannot make the throwaway account {name}: {made.stderr.strip()}")
