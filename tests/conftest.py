@@ -34,3 +34,16 @@ def shell(tmp_path: Path, monkeypatch):
     opened = Shell(tmp_path / "mlops.db", tmp_path)
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def exported(shell, tmp_path):
+    """The shell's full lifecycle registered as ``churn`` and exported to ``tmp_path/deploy/churn``:
+    the package root, the store, the folder, and a path a tampered package would write to."""
+    import mlops_nb as mnb
+
+    shell.lifecycle()
+    mnb.register("clf", "churn")
+    root = tmp_path / "deploy" / "churn"
+    mnb.export("churn", to=root)
+    return {"root": root, "store": shell.store, "marker": tmp_path / "MARKER", "folder": tmp_path}

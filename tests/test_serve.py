@@ -26,15 +26,6 @@ from mlops_nb.store import open_store
 EXIT_INTEGRITY = 82
 
 
-@pytest.fixture
-def exported(shell, tmp_path):
-    shell.lifecycle()
-    mnb.register("clf", "churn")
-    root = tmp_path / "deploy" / "churn"
-    mnb.export("churn", to=root)
-    return {"root": root, "store": shell.store, "folder": tmp_path}
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

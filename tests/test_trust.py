@@ -27,15 +27,6 @@ from mlops_nb.errors import ChecksumError
 from mlops_nb.store import open_store
 
 
-@pytest.fixture
-def exported(shell, tmp_path):
-    shell.lifecycle()
-    mnb.register("clf", "churn")
-    root = tmp_path / "deploy" / "churn"
-    mnb.export("churn", to=root)
-    return {"root": root, "store": shell.store, "marker": tmp_path / "MARKER", "folder": tmp_path}
-
-
 def _rewrite_manifest(folder: Path, relative: str) -> None:
     """What an attacker does after changing a file: make MANIFEST.json match it again."""
     manifest = json.loads((folder / MANIFEST).read_text())
