@@ -26,6 +26,17 @@ from mlops_nb.store import open_store
 EXIT_INTEGRITY = 82
 
 
+def _answers_every_format(server, bodies: dict, csv_text: str, expected: list) -> None:
+    """Each JSON body and the CSV text get 200 and exactly ``expected`` as predictions."""
+    for name, body in bodies.items():
+        response = server.client.post("/invocations", json=body)
+        assert response.status_code == 200, (name, response.text)
+        assert response.json() == {"predictions": expected}, name
+    response = server.client.post("/invocations", content=csv_text, headers={"Content-Type": "text/csv"})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"predictions": expected}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -96,13 +107,7 @@ def test_every_payload_format_and_csv_answer_as_mlflow_does_and_a_bad_column_is_
         "inputs": {"inputs": {"age": [30, 62, 45], "income": [40.5, 71.0, 20.25]}},
         "instances as lists": {"instances": [[30, 40.5], [62, 71.0], [45, 20.25]]},
     }
-    for name, body in bodies.items():
-        response = server.client.post("/invocations", json=body)
-        assert response.status_code == 200, (name, response.text)
-        assert response.json() == {"predictions": expected}, name
-    response = server.client.post("/invocations", content=frame.to_csv(index=False),
-                                  headers={"Content-Type": "text/csv"})
-    assert response.json() == {"predictions": expected}
+    _answers_every_format(server, bodies, frame.to_csv(index=False), expected)
     with_proba = server.client.post("/invocations", json={"dataframe_records": _rows(),
                                                           "params": {"probabilities": True}}).json()["predictions"]
     assert [r["prediction"] for r in with_proba] == expected and "probability_1" in with_proba[0]
@@ -302,14 +307,7 @@ def test_raw_rows_in_every_format_get_the_notebooks_predictions_from_the_server(
     }
     server = Server(mixed.package, mixed.store)
     try:
-        for name, body in bodies.items():
-            response = server.client.post("/invocations", json=body)
-            assert response.status_code == 200, (name, response.text)
-            assert response.json() == {"predictions": labels}, name
-        response = server.client.post("/invocations", content=rows.to_csv(index=False),
-                                      headers={"Content-Type": "text/csv"})
-        assert response.status_code == 200, response.text
-        assert response.json() == {"predictions": labels}
+        _answers_every_format(server, bodies, rows.to_csv(index=False), labels)
         one = server.client.post("/invocations", json={"dataframe_records": records[:1],
                                                        "params": {"probabilities": True}}).json()["predictions"]
         assert one[0]["probability_1"] == pytest.approx(expected["probability_1"].iloc[0], rel=1e-9)
