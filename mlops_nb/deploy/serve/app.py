@@ -146,8 +146,9 @@ def create_app(holder: Holder, monitor: Monitor | None = None) -> Any:
 def settle() -> None:
     """Move everything loaded so far (pandas, scikit-learn, the model) out of the garbage
     collector's sight: a full collection then scans only what requests allocate, not the whole
-    loaded library (measured: about 15% less CPU per single-row request). Called at start and after
-    a version switch; freed objects are still freed by their reference counts."""
+    loaded library (measured: about 15% less CPU per single-row request). Called at start; a version
+    switch (``Holder.check``) only freezes, since a full collection there would pause requests in
+    flight. Freed objects are still freed by their reference counts."""
     import gc
 
     gc.collect()

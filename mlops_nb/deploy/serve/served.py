@@ -23,7 +23,6 @@ from typing import Any
 from mlops_nb.deploy.layout import CURRENT, MANIFEST, package_dir, package_root
 from mlops_nb.deploy.model import load_model
 from mlops_nb.deploy.reference import read_reference
-from mlops_nb.deploy.schema import read_schema
 from mlops_nb.deploy.scorer import Scorer, compile_version
 from mlops_nb.deploy.verify import verify
 from mlops_nb.errors import MlopsError, PackageError
@@ -59,14 +58,14 @@ def load_served(folder: Path, *, store: Any = None, public_key: str | None = Non
 
     manifest = verify(folder, store=store, public_key=public_key)
     model = load_model(folder, verify_files=False)  # verified just above, in full
-    schema = read_schema(folder)
+    scorer = compile_version(folder, model, verified=True)  # once per version: requests only score
+    schema = scorer.schema  # read once, by the compiled version
     try:
         reference, _ = read_reference(folder, with_sample=False)
     except PackageError:
         reference = None
     sha = hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
     inputs = [c["name"] for c in (schema.get("input") or {}).get("columns") or []]
-    scorer = compile_version(folder, model, verified=True)  # once per version: requests only score
     return Served(folder=folder, model=model, manifest=manifest, schema=schema, reference=reference,
                   manifest_sha256=sha, input_columns=inputs, scorer=scorer)
 
