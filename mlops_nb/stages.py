@@ -25,6 +25,10 @@ STAGES: tuple[str, ...] = (
 
 STAGE_INDEX = {name: i for i, name in enumerate(STAGES)}
 
+#: Each stage's bit in ``run_reach.stages`` (m010), the set of stages a run ended ok at least once.
+#: Stored in every store: a new stage takes the next free bit; a bit is never renumbered.
+STAGE_BITS: dict[str, int] = {name: 1 << i for i, name in enumerate(STAGES)}
+
 #: Stages whose recorded cells retraining replays, in order.
 REPLAYED = ("data", "features", "selection")
 

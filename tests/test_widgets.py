@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -405,6 +408,30 @@ def test_lifecycle_columns_show_stages_reached_and_the_gate(shell, store_path):
     assert rows[partial]["status"] == "running"
     widget.sort_by("gate", ascending=False)
     assert widget.rows[0]["run_id"] == passed
+
+
+def test_a_store_from_before_run_reach_shows_the_same_stages_after_its_upgrade(shell, store_path):
+    passed = record_notebook_run(shell, store_path, "good")
+    run_cells(shell, f"%mlops start churn --name partial --store {store_path}", DATA.format(seed=1, n=50),
+              "%mlops end")
+    columns = ["run_id", "stages", "reached"]
+    before = mnb.compare("churn", store=store_path).to_dataframe()[columns].values.tolist()
+    assert [passed, 4, "validation"] in before and len(before) == 2
+    # The store as mlops-nb with schema 9 left it: no run_reach table. A fresh process (this one
+    # keeps its connections) refuses to read it until it is upgraded, then shows the same stages.
+    conn = sqlite3.connect(store_path)
+    conn.executescript("DROP TABLE run_reach; DELETE FROM _sqlite_migrations WHERE name = 'm010_run_reach';"
+                       " PRAGMA user_version = 9;")
+    conn.close()
+    read = ("import json, sys, mlops_nb as mnb; w = mnb.compare('churn', store=sys.argv[1]);"
+            f" print(json.dumps(w.to_dataframe()[{columns!r}].values.tolist()))")
+    refused = subprocess.run([sys.executable, "-c", read, str(store_path)], capture_output=True, text=True)
+    assert refused.returncode != 0 and "upgrade it once" in refused.stderr
+    upgrade = subprocess.run([sys.executable, "-m", "mlops_nb", "--store", str(store_path), "upgrade"],
+                             capture_output=True, text=True)
+    assert upgrade.returncode == 0, upgrade.stderr
+    after = subprocess.run([sys.executable, "-c", read, str(store_path)], capture_output=True, text=True, check=True)
+    assert json.loads(after.stdout) == before
 
 
 # -- bad input -------------------------------------------------------------------------------------

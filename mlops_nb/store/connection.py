@@ -23,7 +23,7 @@ from mlops_nb.errors import StoreError
 DEFAULT_FILENAME = "mlops.db"
 #: How many migrations ``mlops_nb/store/migrations.py`` has; a store whose ``PRAGMA user_version``
 #: says so needs none (checked by a test, so the two cannot drift apart).
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 ENV_VAR = "MLOPS_NB_STORE"
 #: Set by ``mlops-nb check --store`` for the notebook's kernel: it wins over a ``%mlops start --store``.
 CHECK_ENV_VAR = "MLOPS_NB_CHECK_STORE"

@@ -455,3 +455,21 @@ def m009_sync(db) -> None:
         ) WITHOUT ROWID;
         """,
     )
+
+
+@migrations()
+def m010_run_reach(db) -> None:
+    """``run_reach``: per run, the stages that ended ok at least once, as a bit set (``STAGE_BITS``).
+
+    The comparison table shows each run's stage count and the furthest stage reached; aggregated
+    from ``stages`` (whose rows carry each cell's source) that cost 0.6 s at 100,000 runs. The
+    writer now ORs a stage's bit in when it ends ok; existing runs are filled here from ``stages``.
+    """
+    bits = {"requirements": 1, "data": 2, "eda": 4, "features": 8, "selection": 16, "model": 32,
+            "tuning": 64, "validation": 128, "deployment": 256, "retraining": 512}  # frozen: STAGE_BITS at m010
+    case = " ".join(f"WHEN '{stage}' THEN {bit}" for stage, bit in bits.items())
+    db.execute("CREATE TABLE run_reach (run_id INTEGER PRIMARY KEY REFERENCES runs(id), stages INTEGER NOT NULL)")
+    db.execute(
+        f"INSERT INTO run_reach (run_id, stages) SELECT run_id, sum(DISTINCT CASE stage {case} END) FROM stages"
+        " WHERE status = 'ok' AND stage IN (" + ", ".join(f"'{stage}'" for stage in bits) + ") GROUP BY run_id"
+    )

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_nb.errors import StoreError
+from mlops_nb.stages import STAGE_BITS
 from mlops_nb.store import artifacts, summaries
 from mlops_nb.store.connection import HOST, Transaction, process_alive, process_start_token, store_error
 from mlops_nb.store.values import dumps, metric_value, param_value
@@ -267,6 +268,8 @@ class Writer:
             changes["execution_count"] = execution_count
         with self.transaction():
             self._update("stages", stage_id, changes)
+            if status == "ok":
+                self._reached(run_id, stage_id)
             for record in captures:
                 record = dict(record)
                 artifact = record.pop("artifact", None)
@@ -293,6 +296,13 @@ class Writer:
                 self.log_metrics([(run_id, k, steps.get(k, -1) + 1, v) for k, v in metrics.items()])
             if gate is not None:
                 self._insert("gates", {**gate, "run_id": run_id, "stage_id": stage_id, "time": now})
+
+    def _reached(self, run_id: int, stage_id: int) -> None:
+        """Add the stage of ``stage_id``, just ended ok, to the run's ``run_reach`` bit set."""
+        bit = STAGE_BITS.get(self.conn.execute("SELECT stage FROM stages WHERE id = ?", (stage_id,)).fetchone()[0])
+        if bit:
+            self._write("INSERT INTO run_reach (run_id, stages) VALUES (?, ?)"
+                        " ON CONFLICT (run_id) DO UPDATE SET stages = stages | excluded.stages", (run_id, bit))
 
     def record_cell(
         self, run_id: int, *, kind: str, source: str | None, source_sha256: str | None,
@@ -403,6 +413,7 @@ class Writer:
                 cell_id=None, execution_count=None, start_time=start_time,
             )
             self._update("stages", stage_id, {"duration": duration, "status": "ok", "variables": dumps([])})
+            self._reached(run_id, stage_id)
             artifact_id = self.add_artifact(run_id, "MANIFEST.json", manifest, kind="manifest", stage_id=stage_id)
             self._insert("captures", {
                 "run_id": run_id, "stage_id": stage_id, "name": str(summary.get("model", "deployment")),

@@ -95,7 +95,13 @@ class RunsTable:
         else:
             frame = self.store.runs_frame(self.project)
             overview = self.store.runs_overview(self.project)
-            frame = frame.merge(overview, on="run_id", how="left")
+            import pandas as pd
+
+            if frame["run_id"].equals(overview["run_id"]):  # both in id order, as they are unless a run
+                # began between the two queries; side by side costs nothing, a merge 0.1 s at 100k
+                frame = pd.concat([frame, overview.drop(columns="run_id")], axis=1)
+            else:
+                frame = frame.merge(overview, on="run_id", how="left")
             self._show_interrupted(frame)
         frame["duration"] = (frame["end_time"] - frame["start_time"]).dt.total_seconds()
         frame["stages"] = frame["stages"].fillna(0).astype("int64")
