@@ -294,11 +294,10 @@ class Job:
             scored = model_scores(champion, X)
             if scored is not None:
                 prediction = drift.prediction_drift(profile["scores"], scored[1], config=config)
-        rows = [c.to_dict() for c in report.columns]
-        if prediction is not None:
-            rows.append({**prediction.to_dict(), "kind": "prediction"})
-        records.record_drift(self.store, self.run_id, rows, {
-            "dataset": report.to_dict(), "prediction": prediction.to_dict() if prediction else None})
+        dataset = report.to_dict()  # once: its columns are the rows and the document's "dataset"
+        predicted = prediction.to_dict() if prediction is not None else None
+        rows = [*dataset["columns"], *([{**predicted, "kind": "prediction"}] if predicted else [])]
+        records.record_drift(self.store, self.run_id, rows, {"dataset": dataset, "prediction": predicted})
         self.metrics["drift_share"] = report.share
         if prediction is not None and prediction.value is not None:
             self.metrics["prediction_psi"] = float(prediction.value)
