@@ -89,6 +89,7 @@ from mlops_nb.deploy.retrain.progress import Progress, last_line
 from mlops_nb.deploy.schema import allow_missing, imputes, read_schema
 from mlops_nb.deploy.script.load import load_script
 from mlops_nb.deploy.settings import read_settings
+from mlops_nb.deploy.skops_scan import import_skops_io
 from mlops_nb.deploy.sources import describe_source
 from mlops_nb.deploy.verify import read_manifest, verify, version_mismatches
 from mlops_nb.errors import ChecksumError, PackageError, PackageLocked, SchemaMismatch
@@ -424,8 +425,7 @@ class Job:
         return reason
 
     def _promote(self, candidate: Any, reason: str, table: Any, split: dict[str, Any], data_fp: str) -> Outcome:
-        import skops.io as sio
-
+        sio = import_skops_io()
         name = self.manifest["model"]["name"]
         model_bytes = sio.dumps(candidate)
         refused = untrusted_types(model_bytes)
