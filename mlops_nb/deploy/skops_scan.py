@@ -120,6 +120,8 @@ def public_type_names(module: ModuleType, oftype: type) -> list[str]:
         for obj in (o for objs in pending.values() for o in objs):
             where[id(obj)] = whichmodule(obj, obj.__name__)
         pending = {}
+    # a dunder name may be a ModuleType attribute rather than a __dict__ entry: always asked
+    dunder = {name for name in pending if name.startswith("__")}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # as skops' whichmodule does
         for module_name, candidate in sys.modules.copy().items():
@@ -129,7 +131,7 @@ def public_type_names(module: ModuleType, oftype: type) -> list[str]:
                 continue
             space = candidate.__dict__ if type(candidate) is ModuleType else None
             if space is not None and "__getattr__" not in space:
-                names = [n for n in pending if n in space or n.startswith("__")]
+                names = (pending.keys() & space.keys()) | (dunder & pending.keys())
             else:  # a module that may compute attributes: asked for every name, as skops asks
                 names = list(pending)
             for name in names:
