@@ -20,9 +20,9 @@ def installed_version(name: str) -> str | None:
 
     Read from the metadata's header block alone: ``importlib.metadata.version`` parses the whole
     file with the email parser, long description and licence text included (numpy's and scipy's
-    run to thousands of lines), which cost a retraining job ~80 ms over its dozen packages. The
-    core metadata spec requires the ``Version`` header, so the header block always has it; the
-    parser's answer stays the fallback for a file that does not look like that."""
+    run to thousands of lines), about three times the cost. The core metadata spec requires the
+    ``Version`` header, so the header block always has it; the parser's answer stays the fallback
+    for a file that does not look like that."""
     try:
         dist = metadata.distribution(name)
     except metadata.PackageNotFoundError:
