@@ -427,6 +427,21 @@ def test_report_json_round_trip():
     assert set(data["config"]) == set(DEFAULT_CONFIG)
 
 
+def test_column_to_dict_converts_numpy_values_without_changing_them():
+    from dataclasses import asdict
+
+    from mlops_nb.drift.report import _json_safe
+
+    details = {"edges": np.linspace(0, 1, 4), "psi": np.float64(0.25), "n": np.int64(7), "flag": np.bool_(True),
+               "nested": {"x": [np.float32(1.5), float("nan")], 3: (1, "a")}, "inf": float("inf"), "none": None}
+    column = ColumnDrift("age", "numeric", "psi", 0.25, "drift", details)
+    data = column.to_dict()
+    assert data == _json_safe(asdict(column))  # the same as the deep copy it no longer makes
+    assert data["details"]["edges"] == [0.0, 1 / 3, 2 / 3, 1.0] and type(data["details"]["n"]) is int
+    assert data["details"]["nested"] == {"x": [1.5, None], "3": [1, "a"]} and data["details"]["inf"] is None
+    assert isinstance(column.details["edges"], np.ndarray)  # the column itself is left as it was
+
+
 def test_summary_lists_warnings_and_truncates():
     cols = [ColumnDrift(f"c{i}", "numeric", "psi", 0.3, "drift", {}) for i in range(12)]
     cols.append(ColumnDrift("w", "numeric", "psi", 0.15, "warn", {}))

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlops_nb.deploy.layout import MODEL_FILE, package_dir
+from mlops_nb.deploy.skops_scan import import_skops_io
 from mlops_nb.deploy.verify import verify
 from mlops_nb.errors import PackageError, UntrustedTypes
 
@@ -93,7 +94,7 @@ def _moved_on(package: str | os.PathLike, folder: Any) -> bool:
 
 def _load(folder: Any, extra_trusted: Sequence[str], verify_files: bool,
           public_key: str | os.PathLike | None) -> Any:
-    import skops.io as sio
+    sio = import_skops_io()
 
     if verify_files:  # checksums, the store's record or the signature, and a pinned key
         verify(folder, public_key=public_key)
@@ -114,7 +115,7 @@ def _load(folder: Any, extra_trusted: Sequence[str], verify_files: bool,
 
 def untrusted_types(data: bytes) -> list[str]:
     """The types of a skops dump that :func:`load_model` would refuse."""
-    import skops.io as sio
+    sio = import_skops_io()
 
     return sorted(set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
 

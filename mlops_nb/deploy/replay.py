@@ -121,7 +121,9 @@ def _features_step(module: Any, frames: dict[str, Any]) -> Any:
 def _load_model(path: Path) -> Any:
     """The model export read from the user's own store (their notebook made it): every type it
     needs is trusted here, as in the kernel. Nothing from a package is loaded this way."""
-    import skops.io as sio
+    from mlops_nb.deploy.skops_scan import import_skops_io
+
+    sio = import_skops_io()
 
     return sio.load(path, trusted=sio.get_untrusted_types(file=path))
 
@@ -150,9 +152,14 @@ def serve() -> int:
     stdout. Ends when stdin closes (the kernel that started it is gone)."""
     import importlib
 
+    from mlops_nb.deploy.skops_scan import import_skops_io
+
     for name in PRELOAD:
         with contextlib.suppress(Exception):
-            importlib.import_module(name)
+            if name == "skops.io":
+                import_skops_io()  # with its ufunc scan in one pass, as load_model imports it
+            else:
+                importlib.import_module(name)
     print("ready", flush=True)
     for line in sys.stdin:
         request = json.loads(line)

@@ -296,7 +296,7 @@ def reseal(package: str | os.PathLike, files: Sequence[str] = (SCRIPT_FILE,), *,
 def version_mismatches(package: str | os.PathLike) -> list[str]:
     """Each pin of the package's requirements.txt that the installed libraries do not meet, as
     ``"scikit-learn==1.8.0 is pinned, 1.9.1 is installed"`` (empty when everything matches)."""
-    from importlib import metadata
+    from mlops_nb.tracking.environment import installed_version
 
     path = package_dir(package) / "requirements.txt"
     found = []
@@ -304,10 +304,7 @@ def version_mismatches(package: str | os.PathLike) -> list[str]:
         name, sep, pinned = line.strip().partition("==")
         if not sep or line.lstrip().startswith("#"):
             continue
-        try:
-            installed = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            installed = None
+        installed = installed_version(name)
         if installed != pinned:
             found.append(f"{name}=={pinned} is pinned, {installed or 'nothing'} is installed")
     return found

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,9 @@ class ColumnDrift:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (numpy scalars become Python numbers, non-finite floats become ``None``)."""
-        return _json_safe(asdict(self))
+        # _json_safe copies as it converts, so the fields are handed over as they are: asdict's deep
+        # copy of ``details`` first (a dozen lists per column) made this ~3x slower
+        return _json_safe({f.name: getattr(self, f.name) for f in fields(self)})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ColumnDrift:

@@ -9,6 +9,19 @@ new from the store alone, so a sync with nothing to push never imports mlflow no
 
 from __future__ import annotations
 
-from mlops_nb.sync.push import Summary, sync_mlflow
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlops_nb.sync.push import Summary, sync_mlflow
 
 __all__ = ["Summary", "sync_mlflow"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: a retraining job imports sync.auto at its end to learn that the store
+    # has no mlflow_uri, and should not load the push, the run view and the MLflow client for that.
+    if name in __all__:
+        from mlops_nb.sync import push
+
+        return getattr(push, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,15 +15,30 @@ TRACKED_PACKAGES = (
 )
 
 
+def installed_version(name: str) -> str | None:
+    """The installed version of distribution ``name``, None when it is not installed.
+
+    Read from the metadata's header block alone: ``importlib.metadata.version`` parses the whole
+    file with the email parser, long description and licence text included (numpy's and scipy's
+    run to thousands of lines), about three times the cost. The core metadata spec requires the
+    ``Version`` header, so the header block always has it; the parser's answer stays the fallback
+    for a file that does not look like that."""
+    try:
+        dist = metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        return None
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    for line in text.replace("\r\n", "\n").split("\n\n", 1)[0].splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() == "version" and value.strip():
+            return value.strip()
+    return dist.version
+
+
 def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str]:
     """Installed versions of ``names`` (missing ones left out)."""
-    versions = {}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+    found = {name: installed_version(name) for name in names}
+    return {name: version for name, version in found.items() if version is not None}
 
 
 def git_state(folder: Path | None = None) -> dict[str, Any] | None:

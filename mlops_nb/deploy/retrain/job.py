@@ -89,6 +89,7 @@ from mlops_nb.deploy.retrain.progress import Progress, last_line
 from mlops_nb.deploy.schema import allow_missing, imputes, read_schema
 from mlops_nb.deploy.script.load import load_script
 from mlops_nb.deploy.settings import read_settings
+from mlops_nb.deploy.skops_scan import import_skops_io
 from mlops_nb.deploy.sources import describe_source
 from mlops_nb.deploy.verify import read_manifest, verify, version_mismatches
 from mlops_nb.errors import ChecksumError, PackageError, PackageLocked, SchemaMismatch
@@ -294,11 +295,10 @@ class Job:
             scored = model_scores(champion, X)
             if scored is not None:
                 prediction = drift.prediction_drift(profile["scores"], scored[1], config=config)
-        rows = [c.to_dict() for c in report.columns]
-        if prediction is not None:
-            rows.append({**prediction.to_dict(), "kind": "prediction"})
-        records.record_drift(self.store, self.run_id, rows, {
-            "dataset": report.to_dict(), "prediction": prediction.to_dict() if prediction else None})
+        dataset = report.to_dict()  # once: its columns are the rows and the document's "dataset"
+        predicted = prediction.to_dict() if prediction is not None else None
+        rows = [*dataset["columns"], *([{**predicted, "kind": "prediction"}] if predicted else [])]
+        records.record_drift(self.store, self.run_id, rows, {"dataset": dataset, "prediction": predicted})
         self.metrics["drift_share"] = report.share
         if prediction is not None and prediction.value is not None:
             self.metrics["prediction_psi"] = float(prediction.value)
@@ -425,8 +425,7 @@ class Job:
         return reason
 
     def _promote(self, candidate: Any, reason: str, table: Any, split: dict[str, Any], data_fp: str) -> Outcome:
-        import skops.io as sio
-
+        sio = import_skops_io()
         name = self.manifest["model"]["name"]
         model_bytes = sio.dumps(candidate)
         refused = untrusted_types(model_bytes)
