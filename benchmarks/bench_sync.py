@@ -138,7 +138,7 @@ def main() -> None:
         if server is not None:
             server.terminate()
             server.wait(30)
-        shutil.rmtree(folder, ignore_errors=True)  # a 1,000-run store and server are about 1 GB
+        shutil.rmtree(folder, ignore_errors=True)  # the store and the server database of the run
 
 
 if __name__ == "__main__":
