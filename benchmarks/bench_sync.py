@@ -7,9 +7,11 @@ One ``mlflow server`` (SQLite backend, local artifact folder) on a free loopback
 sides. The baseline creates each run with ``MlflowClient.create_run`` (its tags), logs its params and
 metric values with ``log_batch`` in batches within MLflow's limits, and ends it with ``set_terminated``,
 into an experiment of its own. ``mlops-nb sync mlflow`` then pushes the store (same runs, same values)
-into another; it also writes its bookkeeping and uploads each run's ``environment.json``. The two
-sides alternate in slices of runs, so a noisy neighbour slows both alike. Then the no-op re-sync
-(nothing new) is timed.
+into another. Per run both make the same four requests (create, two log_batch, the end); the sync also
+sends six ``mlops_nb.*`` tags where the baseline sends one (identity, store, kind, integrity, the
+environment's holder), writes its bookkeeping (three writes a run) and uploads ``environment.json``
+once per server (identical environments are shared). The two sides alternate in slices of runs, so a
+noisy neighbour slows both alike. Then the no-op re-sync (nothing new) is timed.
 
 Targets: the sync's runs per second at least 80% of the baseline's; a no-op re-sync under 2 s.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -135,6 +138,7 @@ def main() -> None:
         if server is not None:
             server.terminate()
             server.wait(30)
+        shutil.rmtree(folder, ignore_errors=True)  # the store and the server database of the run
 
 
 if __name__ == "__main__":

@@ -195,15 +195,17 @@ def test_new_metrics_after_a_sync_are_pushed_alone(server, tmp_path):
 
 KILLER = textwrap.dedent("""
     import os, signal, sys
+    from mlflow import MlflowClient
     from mlops_nb.tracking import sync_state
-    calls, kill_at = [0], int(sys.argv[3])
-    real = sync_state.record_run
-    def record_run(*args, **kwargs):
+    name, kill_at = sys.argv[3].split(":")
+    owner = {"record_run": sync_state, "log_batch": MlflowClient}[name]
+    calls, real = [0], getattr(owner, name)
+    def wrapped(*args, **kwargs):
         calls[0] += 1
-        if calls[0] == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)  # kill -9, right before the store records this
+        if calls[0] == int(kill_at):
+            os.kill(os.getpid(), signal.SIGKILL)  # kill -9, right before this call
         return real(*args, **kwargs)
-    sync_state.record_run = record_run
+    setattr(owner, name, wrapped)
     from mlops_nb.sync import sync_mlflow
     sync_mlflow(sys.argv[1], store=sys.argv[2], progress=False)
 """)
@@ -217,24 +219,27 @@ def _many_metrics_store(path: Path, project: str) -> None:
                 run.log_metrics({"loss": 1 / (step + 1), "acc": step / 700}, step=step)
 
 
-@pytest.mark.parametrize("kill_at", [2, 4])
+@pytest.mark.parametrize("kill_at", ["record_run:2", "log_batch:2", "record_run:3"])
 def test_a_sync_killed_part_way_and_resumed_pushes_every_value_exactly_once(server, tmp_path, kill_at):
-    # record_run calls: 1 intent to create run 1, 2 its MLflow id (the run exists on the server, the
-    # store does not know it), 3 first batch in flight, 4 its acknowledgement (the values are on the
-    # server, the store still says "in flight").
+    # The first run's bookkeeping is three writes (record_run calls): 1 the intent to create it, 2 its
+    # MLflow id with all its values in flight, 3 all acknowledged once the run is pushed. Killed at 2:
+    # the run exists on the server, the store does not know it. At the second log_batch: the first
+    # batch reached the server, the second did not. At 3: every value reached the server, the store
+    # still says they are in flight.
     store = tmp_path / "mlops.db"
-    project = f"killed{kill_at}"
+    project = "killed-" + kill_at.replace(":", "")
     _many_metrics_store(store, project)
     close_all()
-    killed = subprocess.run([sys.executable, "-c", KILLER, server, str(store), str(kill_at)],
+    killed = subprocess.run([sys.executable, "-c", KILLER, server, str(store), kill_at],
                             capture_output=True, text=True, timeout=300)
     assert killed.returncode == -9, killed.stderr
     state = open_store(store, readonly=True).sync_runs(server)[1]
-    if kill_at == 2:  # MLflow created the run; the store does not know its id
+    if kill_at == "record_run:2":  # MLflow created the run; the store does not know its id
         assert state["remote_id"] is None and list(remote_runs(server, project)) == ["1"]
-    else:  # the first batch reached the server; the store still says it is in flight
+    else:  # values reached the server; the store still says they are in flight
         assert state["inflight_rowid"] is not None and state["metric_rowid"] == 0
-        assert client(server).get_metric_history(state["remote_id"], "loss")
+        on_server = len(client(server).get_metric_history(state["remote_id"], "loss"))
+        assert (0 < on_server < 700) if kill_at == "log_batch:2" else on_server == 700
     close_all()
     sync_mlflow(server, store=store)
     assert sync_mlflow(server, store=store).nothing
@@ -249,6 +254,15 @@ def test_a_sync_killed_part_way_and_resumed_pushes_every_value_exactly_once(serv
             assert [(m.step, m.value, m.timestamp) for m in history] == [
                 (s, v, round(t * 1000)) for s, v, t in expected]
         assert remote.info.status == "FINISHED" and remote.data.params == {"r": str(int(local_id) - 1)}
+    # Both runs have the same environment: uploaded once, with the first run, and named by both.
+    holder = f"runs:/{runs['1'].info.run_id}/mlops-nb/environment.json"
+    assert {r.data.tags["mlops_nb.environment"] for r in runs.values()} == {holder}
+    assert "mlops-nb/environment.json" in artifact_paths(server, runs["1"].info.run_id)
+    assert "mlops-nb/environment.json" not in artifact_paths(server, runs["2"].info.run_id)
+    import mlflow.artifacts
+
+    got = mlflow.artifacts.download_artifacts(holder, dst_path=str(tmp_path), tracking_uri=server)
+    assert json.loads(Path(got).read_text()) == json.loads(local.run(2)["environment"])
 
 
 def test_a_run_ending_while_the_server_is_down_stays_finished_and_is_pushed_later(server, tmp_path, capfd):

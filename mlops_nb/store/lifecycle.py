@@ -24,8 +24,11 @@ class LifecycleReads:
         run["environment"] = json.loads(run["environment"] or "{}")
         run["params"] = {r["key"]: r["value"] for r in self.rows(
             "SELECT key, value FROM params WHERE run_id = ? ORDER BY key", (run_id,))}
+        # The run's own latest rows, through the (run_id, key) index: the ``latest_metrics`` view groups
+        # the whole table first, so its cost grew with every run in the store.
         run["metrics"] = {r["key"]: nan(r["value"]) for r in self.rows(
-            "SELECT key, value FROM latest_metrics WHERE run_id = ? ORDER BY key", (run_id,))}
+            "SELECT key, value FROM metrics WHERE rowid IN"
+            " (SELECT max(rowid) FROM metrics WHERE run_id = ? GROUP BY key) ORDER BY key", (run_id,))}
         run["tags"] = {r["key"]: r["value"] for r in self.rows(
             "SELECT key, value FROM tags WHERE run_id = ? ORDER BY key", (run_id,))}
         run["artifacts"] = self.rows(

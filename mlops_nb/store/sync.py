@@ -53,12 +53,13 @@ class SyncReads:
             " FROM runs JOIN projects ON projects.id = runs.project_id"
             f" WHERE {' AND '.join(where)} ORDER BY runs.id", args)
 
-    def metric_rows(self, run_id: int, after: int, limit: int) -> list[tuple[int, str, int, float | None, float]]:
-        """Up to ``limit`` metric rows of the run after rowid ``after``, in the order they were logged:
-        ``(rowid, key, step, value, time)`` (value None for NaN)."""
+    def metric_rows(self, run_id: int, after: int, limit: int,
+                    upto: int | None = None) -> list[tuple[int, str, int, float | None, float]]:
+        """Up to ``limit`` metric rows of the run after rowid ``after`` (and up to rowid ``upto``), in the
+        order they were logged: ``(rowid, key, step, value, time)`` (value None for NaN)."""
         return self.conn.execute(
-            "SELECT rowid, key, step, value, time FROM metrics WHERE run_id = ? AND rowid > ?"
-            " ORDER BY rowid LIMIT ?", (run_id, after, limit)).fetchall()
+            "SELECT rowid, key, step, value, time FROM metrics WHERE run_id = ? AND rowid > ? AND rowid <= ?"
+            " ORDER BY rowid LIMIT ?", (run_id, after, 2**63 - 1 if upto is None else upto, limit)).fetchall()
 
     def run_params_tags(self, run_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
         """The run's params and tags, by key."""

@@ -18,6 +18,9 @@ STATUS = {"running": "RUNNING", "finished": "FINISHED", "failed": "FAILED", "int
 #: The tag that finds a pushed run again (store identity and local run id): a sync killed after
 #: MLflow created the run but before the store recorded its id looks it up instead of creating another.
 UID_TAG = "mlops_nb.run_uid"
+#: Identical environments are uploaded once per server; each run's tag names the file that holds its own.
+ENVIRONMENT_TAG = "mlops_nb.environment"
+ENVIRONMENT_FILE = "environment.json"
 TRUNCATED = "mlops_nb.truncated"
 
 
@@ -101,7 +104,8 @@ def lifecycle_tags(view: dict[str, Any]) -> dict[str, str]:
 def write_lifecycle_files(store: Store, view: dict[str, Any], folder: Path) -> int:
     """Write the run's ``mlops-nb/`` artifact files into ``folder``: each stage attempt's cell source
     (``stages/<seq>-<stage>.py``), the stages table (``stages.json``), each captured DataFrame's profile
-    (``profiles/<name>.json``) and the environment (``environment.json``). Returns how many."""
+    (``profiles/<name>.json``). Returns how many. The environment is :func:`environment_text`, written
+    by the sync only into the first run that has it."""
     count = 0
     run_id = view["id"]
     sources = store.rows("SELECT seq, stage, attempt, source FROM stages WHERE run_id = ? ORDER BY seq", (run_id,))
@@ -119,11 +123,17 @@ def write_lifecycle_files(store: Store, view: dict[str, Any], folder: Path) -> i
             safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in capture["name"])
             _dump(folder / "profiles" / f"{capture.get('stage_id') or 0}-{safe}.json", capture)
             count += 1
-    if view.get("environment"):
-        _dump(folder / "environment.json", view["environment"])
-        count += 1
     return count
 
 
+def environment_text(view: dict[str, Any]) -> str | None:
+    """The run's ``environment.json`` (Python, platform, package versions), or None when not recorded."""
+    return _text(view["environment"]) if view.get("environment") else None
+
+
 def _dump(path: Path, value: Any) -> None:
-    path.write_text(json.dumps(json_safe(value), indent=1, sort_keys=True, default=str))
+    path.write_text(_text(value))
+
+
+def _text(value: Any) -> str:
+    return json.dumps(json_safe(value), indent=1, sort_keys=True, default=str)

@@ -5,10 +5,15 @@ Order and bookkeeping make a sync safe to kill at any moment and to run again:
 - A run is recorded (``sync_runs`` row, no MLflow id yet) *before* MLflow creates it, with the tag
   ``mlops_nb.run_uid``; a row without an id means a creation may have happened, so the next sync
   looks the run up by that tag before creating one.
-- Metrics go in the order they were logged, a batch at a time within MLflow's log_batch limits. The
-  batch's last row is recorded as *in flight* before it is sent and as *acknowledged* after; a batch
-  found in flight on resume is checked against the server's history (MLflow keeps each key's values
-  in order), so the values it already holds are not sent twice.
+- Metrics go in the order they were logged, a batch at a time within MLflow's log_batch limits (a
+  new run's params and tags in its first batch). The last row a run has to push is recorded as *in
+  flight* (with the run's MLflow id, in one write) before its first batch is sent, and as
+  *acknowledged* (with the rest of the run's state, in one write) once the run is pushed; values
+  found in flight on resume are checked against the server's history (MLflow keeps each key's values
+  in order and the batches went in that order), so the values it already holds are not sent twice.
+  So a new run costs three local writes and as many requests as MLflow's own client logging it.
+- A run's ``environment.json`` is uploaded once per content per server; each run's
+  ``mlops_nb.environment`` tag names the run that holds it.
 - Params and tags are idempotent in MLflow (the same value again is accepted); a param whose value
   changed locally after it was pushed (MLflow refuses a change) goes to a ``mlops_nb.param_changed.*`` tag.
 - Artifacts, model versions and aliases are recorded once pushed; model versions carry the tags
@@ -122,6 +127,10 @@ class _Pusher:
         self.uuid = store.setting("store_uuid") or "unknown"
         self.client: Any = None
         self.experiments = store.sync_items(target, "experiment")
+        # Read once per sync, kept up to date as it pushes: a per-run query would grow with the store.
+        self.artifacts = store.sync_items(target, "artifact")
+        self.environments = store.sync_items(target, "environment")
+        self.artifact_uris: dict[str, str] = {}
         self.remote_ids: dict[int, str] = {}
         self.registry_work: list[tuple[str, Any]] = []
         self.selected: set[int] = set()
@@ -228,40 +237,54 @@ class _Pusher:
         return experiment_id
 
     def _push_run(self, item: _Work) -> None:
+        """One run in at most three bookkeeping writes: the intent to create it (a new run only), its
+        MLflow id with the whole of its pending metrics in flight, then all of it acknowledged once
+        MLflow holds the values, the tags, the files and the status."""
         run, record = item.run, item.record
         label = f"run {run['id']} ({run['name']}) of '{run['project']}'"
         experiment_id = self._experiment(run["project"])
         tags = content.base_tags(run, self.store, self.uuid)
         remote = record["remote_id"] if record else None
+        new_remote = None
         if remote is None:
-            remote = self._create_run(run, experiment_id, tags, looked_up=record is not None, label=label)
+            remote = new_remote = self._create_run(run, experiment_id, tags, looked_up=record is not None,
+                                                   label=label)
             self.summary.runs_created += 1
             record = {"metric_rowid": 0, "inflight_rowid": None, "params": None, "state": None}
         else:
             self.summary.runs_updated += 1
         self.remote_ids[run["id"]] = remote
         rest_changed = record["state"] != item.state or record["params"] != item.digest
-        first_params, first_tags = {}, {}
+        first_params, first_tags, environment = {}, {}, None
         if rest_changed:
             view = run_view(self.store, run["id"])
             all_tags = {**item.tags, **tags, **content.lifecycle_tags(view)}
             if run.get("parent_id") is not None and run["parent_id"] in self.remote_ids:
                 all_tags["mlflow.parentRunId"] = self.remote_ids[run["parent_id"]]
+            environment = self._environment(view, remote, all_tags)
             params, notes = content.fit_params(self._new_params(item.params, record["params"], all_tags))
             first_tags = content.fit_tags({**all_tags, **notes})
             first_params = params
-        self._push_metrics(run, remote, record, first_params, first_tags, label)
-        if rest_changed:
-            self._push_files(run, remote, view, label)
-            if run["status"] == "running":  # a resumed run (kernel restart) runs again
-                self._call(f"updating {label}", self.client.update_run, remote, status="RUNNING", name=run["name"])
-            else:
-                self._call(f"ending {label}", self.client.set_terminated, remote,
-                           status=content.STATUS[run["status"]], end_time=content.ms(run["end_time"]))
-            sync_state.record_run(self.store, self.target, run["id"], state=item.state, params=item.digest)
+        upto = self._push_metrics(run, remote, record, first_params, first_tags, label, new_remote=new_remote)
+        done: dict[str, Any] = {"metric_rowid": upto, "inflight_rowid": None} if upto is not None else {}
+        try:
+            if rest_changed:
+                self._push_files(run, remote, view, environment, label)
+                if run["status"] == "running":  # a resumed run (kernel restart) runs again
+                    self._call(f"updating {label}", self.client.update_run, remote, status="RUNNING",
+                               name=run["name"])
+                else:
+                    self._call(f"ending {label}", self.client.set_terminated, remote,
+                               status=content.STATUS[run["status"]], end_time=content.ms(run["end_time"]))
+                done.update(state=item.state, params=item.digest)
+        finally:  # the metric values MLflow acknowledged stay recorded even when a later call failed
+            if done:
+                sync_state.record_run(self.store, self.target, run["id"], **done)
 
     def _create_run(self, run: dict[str, Any], experiment_id: str, tags: dict[str, str], *, looked_up: bool,
                     label: str) -> str:
+        """The run's MLflow id: found by its tag after a killed creation, else created. Its id is
+        recorded by the caller, together with the metrics it puts in flight."""
         owned = f"experiment '{run['project']}' (id {experiment_id})"
         if looked_up:  # a creation may have happened before a kill: find it by its tag
             uid = tags[content.UID_TAG]
@@ -269,17 +292,14 @@ class _Pusher:
                                filter_string=f"tags.`{content.UID_TAG}` = '{uid}'", run_view_type=3, max_results=1,
                                owned=owned)
             if found:
-                remote = found[0].info.run_id
-                sync_state.record_run(self.store, self.target, run["id"], remote_id=remote)
-                return remote
+                return found[0].info.run_id
         else:
             sync_state.record_run(self.store, self.target, run["id"])  # intent first, then the creation
         created = self._call(f"creating {label}", self.client.create_run, experiment_id,
                              start_time=content.ms(run["start_time"]), tags=content.fit_tags(tags),
                              run_name=run["name"], owned=owned)
-        remote = created.info.run_id
-        sync_state.record_run(self.store, self.target, run["id"], remote_id=remote)
-        return remote
+        self.artifact_uris[created.info.run_id] = created.info.artifact_uri
+        return created.info.run_id
 
     def _new_params(self, params: dict[str, Any], pushed_json: str | None, tags: dict[str, Any]) -> dict[str, Any]:
         """Params not yet pushed; a changed value (MLflow refuses changing a param) goes to a tag."""
@@ -292,21 +312,44 @@ class _Pusher:
                 tags[f"mlops_nb.param_changed.{key}"] = content.param_text(value)
         return new
 
+    def _environment(self, view: dict[str, Any], remote: str, tags: dict[str, Any]) -> tuple[str, str] | None:
+        """The run's ``environment.json`` is uploaded once per content per server: every run gets the
+        tag ``mlops_nb.environment`` naming the run that holds it. Returns ``(sha256, text)`` when this
+        run is to hold it (no run on the server has it yet), else None."""
+        text = content.environment_text(view)
+        if text is None:
+            return None
+        sha = hashlib.sha256(text.encode()).hexdigest()
+        holder = self.environments.get(sha)
+        tags[content.ENVIRONMENT_TAG] = holder or f"runs:/{remote}/mlops-nb/{content.ENVIRONMENT_FILE}"
+        return None if holder else (sha, text)
+
     def _push_metrics(self, run: dict[str, Any], remote: str, record: dict[str, Any], params: dict[str, str],
-                      tags: dict[str, str], label: str) -> None:
+                      tags: dict[str, str], label: str, *, new_remote: str | None) -> int | None:
+        """The run's metric rows logged up to the plan (with its new params and tags in the first
+        batch), the whole range recorded in flight before the first batch; the last rowid sent, or
+        None when there were none. ``new_remote``: an MLflow id to record with them."""
         from mlflow.entities import Metric, Param, RunTag
 
         after = record["metric_rowid"] or 0
+        upto = run["max_rowid"] or 0
         skip: dict[str, int] = {}
         if record.get("inflight_rowid") is not None:
             skip = self._already_there(run["id"], remote, after, record["inflight_rowid"], label)
+        pending = upto > after
+        if pending or new_remote:
+            marks: dict[str, Any] = {"remote_id": new_remote} if new_remote else {}
+            if pending and record.get("inflight_rowid") != upto:
+                marks["inflight_rowid"] = upto  # one marker for all the batches: resume checks them all
+            if marks:
+                sync_state.record_run(self.store, self.target, run["id"], **marks)
         param_items = [Param(k, v) for k, v in params.items()]
         tag_items = [RunTag(k, v) for k, v in tags.items()]
         while True:
             p_now, param_items = param_items[:MAX_PARAMS_TAGS_PER_BATCH], param_items[MAX_PARAMS_TAGS_PER_BATCH:]
             t_now, tag_items = tag_items[:MAX_PARAMS_TAGS_PER_BATCH], tag_items[MAX_PARAMS_TAGS_PER_BATCH:]
             room = min(MAX_METRICS_PER_BATCH, MAX_ENTITIES_PER_BATCH - len(p_now) - len(t_now))
-            rows = self.store.metric_rows(run["id"], after, room) if room > 0 else []
+            rows = self.store.metric_rows(run["id"], after, room, upto=upto) if room > 0 and after < upto else []
             metrics = []
             for _rowid, key, step, value, at in rows:
                 if skip.get(key):
@@ -314,22 +357,19 @@ class _Pusher:
                     continue
                 metrics.append(Metric(key, float("nan") if value is None else value, content.ms(at), step))
             if not (p_now or t_now or rows):
-                return
-            last = rows[-1][0] if rows else after
-            if rows:
-                sync_state.record_run(self.store, self.target, run["id"], inflight_rowid=last)
-            self._call(f"logging metrics, params and tags of {label}", self.client.log_batch, remote,
-                       metrics=metrics, params=p_now, tags=t_now, synchronous=True)
-            if rows:
-                sync_state.record_run(self.store, self.target, run["id"], metric_rowid=last, inflight_rowid=None)
-                self.summary.metric_values += len(metrics)
-            after = last
+                return upto if pending else None
+            if metrics or p_now or t_now:
+                self._call(f"logging metrics, params and tags of {label}", self.client.log_batch, remote,
+                           metrics=metrics, params=p_now, tags=t_now, synchronous=True)
+            self.summary.metric_values += len(metrics)
+            after = rows[-1][0] if rows else after
 
     def _already_there(self, run_id: int, remote: str, after: int, inflight: int, label: str) -> dict[str, int]:
-        """How many of the in-flight batch's values, per key, the server already holds: MLflow keeps a
-        key's values in the order they were logged, so they are the first ones of that key."""
-        rows = self.store.metric_rows(run_id, after, max(inflight - after, 0))
-        keys = {row[1] for row in rows if row[0] <= inflight}
+        """How many of the in-flight values, per key, the server already holds: MLflow keeps a key's
+        values in the order they were logged and the batches went in that order, so they are the
+        first ones of that key."""
+        rows = self.store.metric_rows(run_id, after, max(inflight - after, 0), upto=inflight)
+        keys = {row[1] for row in rows}
         skip = {}
         for key in keys:
             on_server = len(self._call(f"reading the history of metric '{key}' of {label}",
@@ -340,20 +380,46 @@ class _Pusher:
             skip[key] = max(on_server - acknowledged, 0)
         return skip
 
-    def _push_files(self, run: dict[str, Any], remote: str, view: dict[str, Any], label: str) -> None:
-        """The run's ``mlops-nb/`` files (regenerated, so a stage re-run replaces them) and each of its
+    def _artifact_repo(self, remote: str) -> Any:
+        """Where the run's files go: from the artifact URI create_run answered, when this sync created
+        the run (MLflow's own log_artifacts would ask the server for it again), else through the client."""
+        uri = self.artifact_uris.get(remote)
+        if uri is None:
+            return None
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        return get_artifact_repository(uri, tracking_uri=self.target)
+
+    def _upload(self, what: str, remote: str, local: str, remote_dir: str, *, folder: bool) -> None:
+        repo = self._artifact_repo(remote)
+        if repo is not None:
+            upload = repo.log_artifacts if folder else repo.log_artifact
+            self._call(what, upload, local, remote_dir)
+        else:
+            upload = self.client.log_artifacts if folder else self.client.log_artifact
+            self._call(what, upload, remote, local, remote_dir)
+
+    def _push_files(self, run: dict[str, Any], remote: str, view: dict[str, Any],
+                    environment: tuple[str, str] | None, label: str) -> None:
+        """The run's ``mlops-nb/`` files (regenerated, so a stage re-run replaces them), its
+        environment when no run on the server holds the same one yet, and each of its
         content-addressed artifacts, uploaded once."""
-        pushed = self.store.sync_items(self.target, "artifact")
         with tempfile.TemporaryDirectory(prefix="mlops-nb-sync-") as tmp:
             folder = Path(tmp)
             count = content.write_lifecycle_files(self.store, view, folder)
+            if environment is not None:
+                (folder / content.ENVIRONMENT_FILE).write_text(environment[1])
+                count += 1
             if count:
-                self._call(f"uploading the mlops-nb/ files of {label}", self.client.log_artifacts, remote, tmp,
-                           "mlops-nb")
+                self._upload(f"uploading the mlops-nb/ files of {label}", remote, tmp, "mlops-nb", folder=True)
                 self.summary.artifacts += count
+        if environment is not None:
+            where = f"runs:/{remote}/mlops-nb/{content.ENVIRONMENT_FILE}"
+            sync_state.record_item(self.store, self.target, "environment", environment[0], where)
+            self.environments[environment[0]] = where
         for artifact in self.store.rows("SELECT * FROM artifacts WHERE run_id = ? ORDER BY id", (run["id"],)):
             key = f"{run['id']}:{artifact['sha256']}"
-            if key in pushed:
+            if key in self.artifacts:
                 continue
             path = self.store.artifact_path(artifact["path"])
             if not path.is_file():
@@ -364,10 +430,14 @@ class _Pusher:
             with tempfile.TemporaryDirectory(prefix="mlops-nb-sync-") as tmp:
                 named = Path(tmp) / _safe_name(artifact["name"])
                 named.symlink_to(path.resolve())
-                self._call(f"uploading artifact {artifact['name']} of {label}", self.client.log_artifact, remote,
-                           str(named), remote_dir)
-            sync_state.record_item(self.store, self.target, "artifact", key, f"{remote_dir}/{named.name}")
+                self._upload(f"uploading artifact {artifact['name']} of {label}", remote, str(named), remote_dir,
+                             folder=False)
+            self._record_artifact(key, f"{remote_dir}/{named.name}")
             self.summary.artifacts += 1
+
+    def _record_artifact(self, key: str, path: str) -> None:
+        sync_state.record_item(self.store, self.target, "artifact", key, path)
+        self.artifacts[key] = path
 
     # -- the model registry ------------------------------------------------------------------------------
 
@@ -439,18 +509,19 @@ class _Pusher:
                             f"(mlops-nb sync mlflow without --project/--since)")
         artifact = self.store.artifact(mv["artifact_id"])
         key = f"{mv['run_id']}:{artifact['sha256']}"
-        path = self.store.sync_items(self.target, "artifact").get(key)
+        path = self.artifacts.get(key)
         if path is None:  # the artifact belongs to another run: upload it to this one
             remote_dir = f"mlops-nb/artifacts/{artifact['sha256'][:16]}"
             local = self.store.artifact_path(artifact["path"])
             with tempfile.TemporaryDirectory(prefix="mlops-nb-sync-") as tmp:
                 named = Path(tmp) / _safe_name(artifact["name"])
                 named.symlink_to(local.resolve())
-                self._call(f"uploading the model file of {label}", self.client.log_artifact, remote_run,
-                           str(named), remote_dir)
+                self._upload(f"uploading the model file of {label}", remote_run, str(named), remote_dir,
+                             folder=False)
             path = f"{remote_dir}/{named.name}"
-            sync_state.record_item(self.store, self.target, "artifact", key, path)
-        base = self._call(f"reading run {remote_run}", self.client.get_run, remote_run).info.artifact_uri
+            self._record_artifact(key, path)
+        base = self.artifact_uris.get(remote_run) or self._call(
+            f"reading run {remote_run}", self.client.get_run, remote_run).info.artifact_uri
         return f"{base.rstrip('/')}/{path}"
 
 
