@@ -207,26 +207,23 @@ def _at_most(table: Any) -> Any:
 
 
 def stack(frames: list[Any]) -> list[Any]:
-    """The request frames as one table per set of columns and dtypes (nearly always one).
-    ``pd.concat`` of a thousand one-row frames spends its time comparing them (hundreds of ms);
-    frames of the same columns and dtypes are stacked through one object array instead and given
-    their dtypes back."""
+    """The request frames as one table per set of columns (nearly always one). ``pd.concat`` of a
+    thousand one-row frames spends its time comparing them (hundreds of ms); frames of the same
+    columns are stacked through one object array instead, each column's dtype inferred again from
+    its values (a column that came as ints in one request and floats in another is floats)."""
     import numpy as np
     import pandas as pd
 
     groups: dict[tuple, list[Any]] = {}
     for frame in frames:
-        groups.setdefault((tuple(frame.columns), tuple(frame.dtypes)), []).append(frame)
+        groups.setdefault(tuple(frame.columns.tolist()), []).append(frame)
     tables = []
-    for (columns, dtypes), group in groups.items():
-        if len(group) == 1:
-            tables.append(group[0])
+    for columns, group in groups.items():
+        if len(group) == 1 or len(set(columns)) != len(columns):
+            tables.append(pd.concat(group, ignore_index=True))
             continue
         values = np.concatenate([f.to_numpy(dtype=object) for f in group])
-        try:
-            tables.append(pd.DataFrame(values, columns=list(columns)).astype(dict(zip(columns, dtypes, strict=True))))
-        except (TypeError, ValueError):  # a dtype that does not come back from objects: pandas' own way
-            tables.append(pd.concat(group, ignore_index=True))
+        tables.append(pd.DataFrame(values, columns=list(columns)).infer_objects())
     return tables
 
 
