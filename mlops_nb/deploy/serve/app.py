@@ -1,5 +1,8 @@
 """The scoring server's ASGI app (Starlette on uvicorn): ``POST /invocations``, ``GET /ping``,
-``/health`` and ``/version``.
+``/health`` and ``/version``. It predicts through the version's compiled scorer alone
+(:meth:`mlops_nb.deploy.scorer.Scorer.scores`, the arrays behind the table that
+``mlops_nb.deploy.predict.predict`` and ``load_model``'s ``predict`` give: the same schema check,
+features.py and columns), compiled when the version was loaded.
 
 Starlette rather than FastAPI: the server has four fixed routes and reads its bodies by hand (the
 MLflow protocol is four payload shapes and CSV, which a pydantic model would only re-describe), so
@@ -29,19 +32,6 @@ from mlops_nb.errors import MlopsError, SchemaMismatch
 #: the model runs off the event loop, so /ping keeps answering.
 BATCH_ROWS = 256
 CONFIG_VAR = "MLOPS_NB_SERVE_CONFIG"
-
-
-def score(served: Served, frame: Any) -> Any:
-    """The one place the server predicts: the version's compiled scorer (:mod:`mlops_nb.deploy.scorer`),
-    the same one ``mlops_nb.deploy.predict.predict`` and ``load_model``'s ``predict`` use (its schema
-    check, its features.py, its columns), compiled when the version was loaded. The predictions
-    table; the server itself answers from :meth:`~mlops_nb.deploy.scorer.Scorer.scores`' arrays."""
-    return compiled(served).predict(frame)
-
-
-def compiled(served: Served) -> Any:
-    """``served``'s compiled scorer (a ``Served`` built by hand is compiled on first use)."""
-    return served.compiled()
 
 
 def _json(body: Mapping[str, Any], status: int = 200) -> Any:
