@@ -107,7 +107,7 @@ def _frame(kind: str, value: Any, input_columns: Sequence[str], floats: frozense
             block = _float_block(value["data"], columns, floats) if index is None else None
             if block is not None:
                 return block
-            return pd.DataFrame(value["data"], columns=columns, index=index)
+            return pd.DataFrame(value["data"], columns=_index(columns), index=index)
         if kind == "dataframe_records":
             if not isinstance(value, list):
                 raise BadRequest("dataframe_records must be a list of row objects")
@@ -148,7 +148,27 @@ def _float_block(data: Any, columns: Any, floats: frozenset[str]) -> pandas.Data
     import numpy as np
     import pandas as pd
 
-    return pd.DataFrame(np.array(data, dtype=np.float64), columns=columns, copy=False)
+    return pd.DataFrame(np.array(data, dtype=np.float64), columns=_index(columns), copy=False)
+
+
+_INDEXES: dict[tuple, Any] = {}
+
+
+def _index(columns: Any) -> Any:
+    """The column labels as a pandas ``Index``, made once per set of names: building one from a list
+    of strings costs more than the rest of a one-row frame (~30 us), and requests repeat their
+    columns. An Index is immutable, so the frames of many requests share it."""
+    import pandas as pd
+
+    if not isinstance(columns, list) or not all(type(c) is str for c in columns):
+        return columns
+    key = tuple(columns)
+    found = _INDEXES.get(key)
+    if found is None:
+        if len(_INDEXES) >= 256:  # a client inventing column sets: forget them rather than grow
+            _INDEXES.clear()
+        found = _INDEXES[key] = pd.Index(columns)
+    return found
 
 
 def _records_block(records: list, floats: frozenset[str]) -> pandas.DataFrame | None:
@@ -169,7 +189,7 @@ def _rows(rows: list, input_columns: Sequence[str]) -> pandas.DataFrame:
     if width and width != {len(input_columns)}:
         raise BadRequest(f"rows given as lists must each have the model's {len(input_columns)} input values "
                          f"({', '.join(input_columns)}); send row objects to name the columns", input_columns)
-    return pd.DataFrame(rows, columns=list(input_columns))
+    return pd.DataFrame(rows, columns=_index(list(input_columns)))
 
 
 def answer(predictions: Any, probabilities: Any, names: Sequence[str], params: Mapping[str, Any]) -> bytes:
