@@ -261,8 +261,9 @@ def ping_p50(url: str, n: int) -> float:
 
 def start_servers(folder: Path, root: Path, mlflow_dir: Path | None) -> dict[str, Process]:
     store = folder / "mlops.db"
-    env = {**os.environ, "MLOPS_NB_SERVE_FLUSH": os.environ.get("MLOPS_NB_SERVE_FLUSH", "5"),
-           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    # this checkout first, then whatever the caller's PYTHONPATH adds (both servers alike)
+    path = os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "MLOPS_NB_SERVE_FLUSH": os.environ.get("MLOPS_NB_SERVE_FLUSH", "5"), "PYTHONPATH": path}
     exe = Path(sys.executable).parent
     env["PATH"] = f"{exe}{os.pathsep}{env.get('PATH', '')}"  # mlflow execs `uvicorn` from PATH
     servers = {}
