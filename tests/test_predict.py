@@ -207,3 +207,28 @@ def test_the_compiled_check_takes_fitting_frames_as_they_are_and_refuses_the_res
         with pytest.raises(SchemaMismatch) as general:
             conform(coerce(bad, columns), columns, what="the input")
         assert str(ours.value) == str(general.value)
+
+
+def test_a_float_only_payload_read_as_one_block_is_the_frame_pandas_and_the_schema_would_make():
+    import numpy as np
+
+    from mlops_nb.deploy.scorer import Plan
+    from mlops_nb.deploy.serve.protocol import parse
+
+    columns = [{"name": n, "dtype": "float64", "kind": "numeric", "nullable": True} for n in ("x", "y")]
+    plan = Plan(columns, "the input")
+    floats = frozenset({"x", "y"})
+    payloads = [{"dataframe_split": {"columns": ["x", "y"], "data": [[1, 2.5], [None, 3], [4.25, -1]]}},
+                {"dataframe_records": [{"x": 1, "y": 2.5}, {"x": None, "y": 3}]},
+                {"instances": [{"y": 2.5, "x": 1e300}]}]
+    for payload in payloads:
+        body = json.dumps(payload).encode()
+        block, _ = parse(body, "application/json", ["x", "y"], floats)
+        general, _ = parse(body, "application/json", ["x", "y"])
+        assert block.dtypes.tolist() == [np.dtype("float64")] * 2 and len(block._mgr.blocks) == 1
+        pd.testing.assert_frame_equal(plan.conform(block), plan.conform(general))
+    # anything else keeps pandas' own reading: a boolean, a text, a column the schema does not record as float
+    for data, names in (([[True, 1.0]], ["x", "y"]), ([["1", 1.0]], ["x", "y"]), ([[1.0, 2.0]], ["x", "z"])):
+        body = json.dumps({"dataframe_split": {"columns": names, "data": data}}).encode()
+        frame, _ = parse(body, "application/json", ["x", "y"], floats)
+        pd.testing.assert_frame_equal(frame, parse(body, "application/json", ["x", "y"])[0])

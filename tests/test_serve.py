@@ -148,6 +148,8 @@ def test_every_payload_format_and_csv_answer_as_mlflow_does_and_a_bad_column_is_
     assert first["latency_p99"] >= first["latency_p50"]
     assert set(first["drift"]) == {"age", "income"} and 0 <= first["drift_share"] <= 1
     assert first["predictions"]["kind"] == "labels"
+    # the scores' PSI against the reference: probabilities the flush computed on the sampled rows
+    assert first["predictions"]["drift"]["value"] >= 0, first["predictions"]
     assert sum(sum(m["predictions"]["counts"].values()) for m in minutes if m["predictions"]) == 21
     assert sum(m["logged_rows"] for m in minutes) == 21
 

@@ -131,6 +131,10 @@ class Scorer:
         self.input = Plan(schema_columns(schema, "model"), "the input")
         self.model_plan = Plan(schema_columns(schema, "model"), "the model's input")
         self.adds_columns = bool(self.input.name_set - self.raw.name_set)
+        # the columns recorded as float64 wherever they appear: a request's table of those alone can
+        # be read as one float64 block (mlops_nb.deploy.serve.protocol)
+        kinds = [(c["name"], str(c.get("dtype") or "")) for plan in (self.raw, self.input) for c in plan.columns]
+        self.floats = frozenset(n for n, d in kinds if d == "float64") - {n for n, d in kinds if d != "float64"}
         self.classes = getattr(model, "classes_", None)
         self._predict = _own(model, "predict")
         self._proba = _own(model, "predict_proba") if self.classes is not None else None
@@ -184,14 +188,27 @@ class Scorer:
         """The table of :func:`mlops_nb.deploy.predict.predict` for ``frame``."""
         import pandas as pd
 
-        inputs = self.model_input(frame, input)
-        predictions, proba = self.call(inputs)
-        return self._table(pd, predictions, proba, frame.index)
+        return self._table(pd, *self.scores(frame, input), frame.index)
+
+    def scores(self, frame: pandas.DataFrame, input: str = "auto", *, probabilities: bool = True) -> tuple[Any, Any]:
+        """The model's predictions and probabilities (None when it has none, or when not wanted) for
+        ``frame``, as arrays: :meth:`predict` without its table (the scoring server answers from these)."""
+        return self.call(self.model_input(frame, input), probabilities=probabilities)
 
     def predict_many(self, frames: Sequence[pandas.DataFrame]) -> list[Any]:
         """:meth:`predict` for each frame, each checked and turned into model input on its own (its
         errors its own), the model called once for all of them: the table of each, or the exception
-        its own :meth:`predict` would raise. The scoring server's concurrent requests share one call."""
+        its own :meth:`predict` would raise."""
+        import pandas as pd
+
+        return [out if isinstance(out, BaseException) else self._table(pd, *out, frame.index)
+                for frame, out in zip(frames, self.scores_many(frames), strict=True)]
+
+    def scores_many(self, frames: Sequence[pandas.DataFrame], *, probabilities: bool = True) -> list[Any]:
+        """:meth:`scores` for each frame, the model called once for all of them (each frame checked
+        and turned into model input on its own, so its errors are its own): each frame's
+        ``(predictions, probabilities)`` or the exception its own call would raise. The scoring
+        server's concurrent requests share one call."""
         import pandas as pd
 
         out: list[Any] = [None] * len(frames)
@@ -204,24 +221,24 @@ class Scorer:
         if len(inputs) == 1:
             i, only = inputs[0]
             try:
-                out[i] = self._table(pd, *self.call(only), frames[i].index)
+                out[i] = self.call(only, probabilities=probabilities)
             except Exception as exc:
                 out[i] = exc
         elif inputs:
             try:
-                predictions, proba = self.call(pd.concat([x for _, x in inputs], ignore_index=True))
+                predictions, proba = self.call(pd.concat([x for _, x in inputs], ignore_index=True),
+                                               probabilities=probabilities)
             except Exception:  # a row the model cannot take: each frame alone, so only its request fails
                 for i, x in inputs:
                     try:
-                        out[i] = self._table(pd, *self.call(x), frames[i].index)
+                        out[i] = self.call(x, probabilities=probabilities)
                     except Exception as exc:
                         out[i] = exc
                 return out
             start = 0
             for i, x in inputs:
                 stop = start + len(x)
-                out[i] = self._table(pd, predictions[start:stop], None if proba is None else proba[start:stop],
-                                     frames[i].index)
+                out[i] = (predictions[start:stop], None if proba is None else proba[start:stop])
                 start = stop
         return out
 
@@ -232,17 +249,21 @@ class Scorer:
                 out[column] = proba[:, i]
         return pd.DataFrame(out, index=index)
 
-    def call(self, inputs: Any) -> tuple[Any, Any]:
-        """The model's predictions and probabilities (None when it has none) for its input."""
+    def call(self, inputs: Any, *, probabilities: bool = True) -> tuple[Any, Any]:
+        """The model's predictions and probabilities (None when it has none or ``probabilities`` is
+        False) for its input."""
+        proba = None
         if self._steps is not None:
             transformed = inputs
             for step in self._steps:
                 transformed = step.transform(transformed)
             predictions = self._final.predict(transformed)
-            proba = _try(self._final, "predict_proba", transformed) if self._proba is not None else None
+            if probabilities and self._proba is not None:
+                proba = _try(self._final, "predict_proba", transformed)
         else:
             predictions = self._predict(inputs)
-            proba = _try_call(self._proba, inputs) if self._proba is not None else None
+            if probabilities and self._proba is not None:
+                proba = _try_call(self._proba, inputs)
         return predictions, proba
 
 

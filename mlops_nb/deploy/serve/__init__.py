@@ -4,5 +4,6 @@ version held in memory and switched when ``current`` moves, and per-minute monit
 ``protocol``  request bodies -> DataFrames, predictions -> ``{"predictions": [...]}``;
 ``served``    the verified version in use and the switch to a new one;
 ``monitor``   the per-minute buffer, its summary (latency, predictions, input drift) and flush;
-``app``       the Starlette app and the one place it predicts (:func:`~mlops_nb.deploy.serve.app.score`).
+``batch``     concurrent small requests sharing one model call;
+``app``       the ASGI app (``/invocations`` by hand, the rest Starlette), predicting through the scorer.
 """

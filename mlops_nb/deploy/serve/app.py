@@ -1,5 +1,8 @@
 """The scoring server's ASGI app (Starlette on uvicorn): ``POST /invocations``, ``GET /ping``,
-``/health`` and ``/version``.
+``/health`` and ``/version``. It predicts through the version's compiled scorer alone
+(:meth:`mlops_nb.deploy.scorer.Scorer.scores`, the arrays behind the table that
+``mlops_nb.deploy.predict.predict`` and ``load_model``'s ``predict`` give: the same schema check,
+features.py and columns), compiled when the version was loaded.
 
 Starlette rather than FastAPI: the server has four fixed routes and reads its bodies by hand (the
 MLflow protocol is four payload shapes and CSV, which a pydantic model would only re-describe), so
@@ -31,30 +34,55 @@ BATCH_ROWS = 256
 CONFIG_VAR = "MLOPS_NB_SERVE_CONFIG"
 
 
-def score(served: Served, frame: Any) -> Any:
-    """The one place the server predicts: the version's compiled scorer (:mod:`mlops_nb.deploy.scorer`),
-    the same one ``mlops_nb.deploy.predict.predict`` and ``load_model``'s ``predict`` use (its schema
-    check, its features.py, its columns), compiled when the version was loaded."""
-    return compiled(served).predict(frame)
-
-
-def compiled(served: Served) -> Any:
-    """``served``'s compiled scorer (a ``Served`` built by hand is compiled on first use)."""
-    if served.scorer is None:
-        from mlops_nb.deploy.scorer import compile_version
-
-        served.scorer = compile_version(served.folder, served.model, verified=True)
-    return served.scorer
-
-
 def _json(body: Mapping[str, Any], status: int = 200) -> Any:
     from starlette.responses import Response
 
     return Response(json.dumps(body, default=str), status_code=status, media_type="application/json")
 
 
+def _error(body: Mapping[str, Any]) -> bytes:
+    return json.dumps(body, default=str).encode()
+
+
+class _Endpoint:
+    """An ASGI callable as a Starlette route's endpoint (Starlette then answers 405 for other methods)."""
+
+    def __init__(self, handler: Any) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.handler(scope, receive, send)
+
+
+class _Gone(Exception):  # noqa: N818 - the client closed the connection before sending its body
+    pass
+
+
+async def _body(receive: Any) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Gone
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _content_type(scope: Any) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return value.decode("latin-1")
+    return None
+
+
 def create_app(holder: Holder, monitor: Monitor | None = None) -> Any:
-    """The Starlette app serving ``holder``'s package, recording into ``monitor`` (None: no monitoring)."""
+    """The ASGI app serving ``holder``'s package, recording into ``monitor`` (None: no monitoring).
+
+    ``POST /invocations`` is answered by a plain ASGI function in front of Starlette: a single-row
+    request is mostly overhead around the model, and Starlette's middleware, routing, ``Request``
+    and ``Response`` objects are a tenth of a millisecond of it. Everything else (the lifespan,
+    ``/ping``, ``/health``, ``/version``, 404 and 405 answers) is Starlette's."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import Response
@@ -84,9 +112,9 @@ def create_app(holder: Holder, monitor: Monitor | None = None) -> Any:
     async def version(request: Any) -> Any:
         return _json(holder.served.version())
 
-    def predict_frame(served: Served, frame: Any) -> tuple[Served, Any]:
+    def predict_frame(served: Served, frame: Any, probabilities: bool) -> tuple[Served, Any]:
         try:
-            return served, score(served, frame)
+            return served, served.compiled().scores(frame, probabilities=probabilities)
         except SchemaMismatch:
             raise
         except (OSError, MlopsError):
@@ -94,53 +122,67 @@ def create_app(holder: Holder, monitor: Monitor | None = None) -> Any:
                 raise
             # the version this request started on was pruned by a promotion mid-way: the new one answers
             served = holder.served
-            return served, score(served, frame)
+            return served, served.compiled().scores(frame, probabilities=probabilities)
 
-    async def invocations(request: Any) -> Any:
+    async def invocations(scope: Any, receive: Any, send: Any) -> None:
         in_flight[0] += 1
         try:
-            return await invoke(request)
+            status, body = await invoke(scope, receive)
+        except _Gone:
+            return
         finally:
             in_flight[0] -= 1
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]})
+        await send({"type": "http.response.body", "body": body})
 
-    async def invoke(request: Any) -> Any:
+    async def invoke(scope: Any, receive: Any) -> tuple[int, bytes]:
         started = time.perf_counter()
         served = holder.served  # this request's version, whatever a switch does meanwhile
-        frame = None
+        frame = labels = None
+        status = 200
         try:
-            body = await request.body()
-            frame, params = parse(body, request.headers.get("content-type"), served.input_columns)
+            body = await _body(receive)
+            frame, params = parse(body, _content_type(scope), served.input_columns, served.compiled().floats)
+            wanted = bool(params.get("probabilities"))
             if len(frame) > BATCH_ROWS:
-                served, predictions = await run_in_threadpool(predict_frame, served, frame)
+                served, (labels, proba) = await run_in_threadpool(predict_frame, served, frame, wanted)
             else:
                 await asyncio.sleep(0)  # requests that arrived beside this one start, and count
                 if in_flight[0] == 1 and batcher.idle():
                     # alone: scored here, on the event loop, sparing the thread hop; requests that
                     # arrive meanwhile wait in the socket and will find company
-                    served, predictions = predict_frame(served, frame)
+                    served, (labels, proba) = predict_frame(served, frame, wanted)
                 else:
-                    compiled(served)
-                    predictions = await batcher.score(served, frame)
-            response = Response(answer(predictions, params), media_type="application/json")
+                    labels, proba = await batcher.score(served, frame, wanted)
+            answered = answer(labels, proba, served.compiled().probabilities, params)
+        except _Gone:
+            raise
         except BadRequest as exc:
-            response, predictions = _json(exc.body(), exc.status), None
+            status, answered, labels = exc.status, _error(exc.body()), None
         except SchemaMismatch as exc:
-            bad = BadRequest(str(exc), columns_named(exc.problems))
-            response, predictions = _json(bad.body(), 400), None
+            status, answered, labels = 400, _error(BadRequest(str(exc), columns_named(exc.problems)).body()), None
         except Exception as exc:  # a defect or a model that cannot answer: 500, counted as an error
-            response, predictions = _json({"error_code": "INTERNAL_ERROR",
-                                           "message": f"{type(exc).__name__}: {str(exc)[:300]}"}, 500), None
+            status, labels = 500, None
+            answered = _error({"error_code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}: {str(exc)[:300]}"})
         if monitor is not None:
-            monitor.record(served, time.perf_counter() - started, frame=frame, predictions=predictions,
-                           status=response.status_code)
-        return response
+            monitor.record(served, time.perf_counter() - started, frame=frame, predictions=labels, status=status)
+        return status, answered
 
-    return Starlette(routes=[
+    starlette = Starlette(routes=[
         Route("/ping", ping, methods=["GET"]),
         Route("/health", ping, methods=["GET"]),
         Route("/version", version, methods=["GET"]),
-        Route("/invocations", invocations, methods=["POST"]),
+        Route("/invocations", _Endpoint(invocations), methods=["POST"]),
     ], lifespan=lifespan)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/invocations":
+            await invocations(scope, receive, send)
+        else:
+            await starlette(scope, receive, send)
+
+    return app
 
 
 def settle() -> None:

@@ -23,19 +23,20 @@ class Batcher:
     """The queue of small requests waiting for the model, and the one task calling it."""
 
     def __init__(self) -> None:
-        self._queue: list[tuple[Any, Any, asyncio.Future]] = []
+        self._queue: list[tuple[Any, Any, bool, asyncio.Future]] = []
         self._running = False
 
     def idle(self) -> bool:
         """Whether no model call is running or waiting."""
         return not self._running and not self._queue
 
-    async def score(self, served: Any, frame: Any) -> Any:
-        """The predictions table for ``frame`` by ``served``'s version (its compiled scorer); raises
-        what that scorer's ``predict`` would raise for it."""
+    async def score(self, served: Any, frame: Any, probabilities: bool = False) -> Any:
+        """The ``(predictions, probabilities)`` arrays for ``frame`` by ``served``'s version (its
+        compiled scorer's :meth:`~mlops_nb.deploy.scorer.Scorer.scores`; probabilities None unless
+        wanted); raises what that call would raise for it."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.append((served, frame, future))
+        self._queue.append((served, frame, probabilities, future))
         if not self._running:
             self._running = True
             loop.create_task(self._drain())
@@ -48,10 +49,10 @@ class Batcher:
             while self._queue:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
                 try:
-                    results = await run_in_threadpool(score_batch, [(s, f) for s, f, _ in batch])
+                    results = await run_in_threadpool(score_batch, [(s, f, p) for s, f, p, _ in batch])
                 except Exception as exc:  # a defect: every request of the batch gets it (500)
                     results = [exc] * len(batch)
-                for (_, _, future), result in zip(batch, results, strict=True):
+                for (_, _, _, future), result in zip(batch, results, strict=True):
                     if future.done():  # the client went away
                         continue
                     if isinstance(result, BaseException):
@@ -62,15 +63,17 @@ class Batcher:
             self._running = False
 
 
-def score_batch(batch: list[tuple[Any, Any]]) -> list[Any]:
-    """Each ``(served, frame)``'s table or exception; the frames of one version in one model call
-    (a switch between two requests gives two calls)."""
+def score_batch(batch: list[tuple[Any, Any, bool]]) -> list[Any]:
+    """Each ``(served, frame, probabilities wanted)``'s ``(predictions, probabilities)`` or
+    exception; the frames of one version in one model call (a switch between two requests gives two
+    calls), with probabilities when any of them wants them."""
     results: list[Any] = [None] * len(batch)
     groups: dict[int, tuple[Any, list[int]]] = {}
-    for i, (served, _) in enumerate(batch):
+    for i, (served, _, _) in enumerate(batch):
         groups.setdefault(id(served), (served, []))[1].append(i)
     for served, indices in groups.values():
-        outcomes = served.scorer.predict_many([batch[i][1] for i in indices])
+        outcomes = served.compiled().scores_many([batch[i][1] for i in indices],
+                                                 probabilities=any(batch[i][2] for i in indices))
         for i, outcome in zip(indices, outcomes, strict=True):
             results[i] = outcome
     return results

@@ -1,14 +1,16 @@
 """What a server records per minute, without a request ever waiting on SQLite.
 
 Each request adds its latency, row count and outcome to the current window under a lock, keeps its
-predictions table (up to :data:`PREDICTION_ROWS` rows) and offers its input frame to a reservoir of
-at most :data:`KEEP_FRAMES` requests (a uniform sample of the window's requests, for the drift
-sketch): a few appends and one random draw, whatever the traffic (O(1) per request, and a flush
-that concatenates at most that many frames; benchmarks/bench_serve.py measures what it costs).
-A flush thread wakes at each window's end (the clock minute; ``MLOPS_NB_SERVE_FLUSH`` seconds for
-tests), swaps the window for an empty one, and only then computes the summary (latency
-percentiles, the prediction distribution, a drift sketch of the window's inputs against the
-package's reference with :mod:`mlops_nb.drift`) and writes one ``serving`` row through
+predicted labels as the model's array (up to :data:`PREDICTION_ROWS` rows) and offers its input
+frame to a reservoir of at most :data:`KEEP_FRAMES` requests (a uniform sample of the window's
+requests): a few appends and one random draw, whatever the traffic (O(1) per request; no table is
+built, no probability computed for monitoring's sake). A flush thread wakes at each window's end
+(the clock minute; ``MLOPS_NB_SERVE_FLUSH`` seconds for tests), swaps the window for an empty one,
+and only then computes the summary on what it buffered: latency percentiles, the label counts
+(all of the window's predictions, one array concatenation), a drift sketch of the sampled inputs
+against the package's reference with :mod:`mlops_nb.drift` and, for a binary classifier, the PSI
+of its scores, which the flush computes in one model call on those sampled inputs rather than on
+every request. It writes one ``serving`` row through
 :func:`mlops_nb.tracking.serving.record_minute`. The last window is flushed at shutdown. A window
 without requests writes nothing. A store that cannot be written costs one line on stderr per
 window, never a request.
@@ -75,7 +77,9 @@ class Monitor:
 
     def record(self, served: Served, latency_s: float, *, frame: Any = None, predictions: Any = None,
                status: int = 200) -> None:
-        """Count one request (``status`` 200, 4xx bad request, 5xx error) and keep what the summary needs."""
+        """Count one request (``status`` 200, 4xx bad request, 5xx error) and keep what the summary
+        needs: ``predictions`` is the model's array of predictions for ``frame`` (or a predictions
+        table, whose ``prediction`` column is kept)."""
         logged = None
         if frame is not None and self.log_rows > 0 and status == 200:
             logged = frame.sample(frac=self.log_rows, random_state=self._random.randrange(2**31)) \
@@ -101,8 +105,7 @@ class Monitor:
                 if slot < KEEP_FRAMES:
                     w.frames[slot] = frame
             if predictions is not None and w.prediction_rows < PREDICTION_ROWS:
-                # the frame itself (no column taken out per request): the flush concatenates them
-                # at once, which for frames of one shape costs far less than reading each one
+                # the array itself: the flush concatenates them in one call
                 w.predictions.append(predictions)
                 w.prediction_rows += n
             if logged is not None and len(logged):
@@ -158,6 +161,7 @@ def _percentiles(latencies: list[float]) -> dict[str, float]:
 
 def summarize(window: Window, now: float) -> tuple[dict[str, Any], bytes | None]:
     """The ``serving`` row of a window and the CSV of its logged rows."""
+    import numpy as np
     import pandas as pd
 
     served = window.served
@@ -171,13 +175,13 @@ def summarize(window: Window, now: float) -> tuple[dict[str, Any], bytes | None]
         "rows": window.rows, "errors": window.errors, "bad_requests": window.bad_requests,
         **_percentiles(window.latencies),
     }
+    groups = [_at_most(table) for table in stack(window.frames)]
     if window.predictions:
-        row["predictions"] = prediction_distribution(served, pd.concat(window.predictions, ignore_index=True))
-    if window.frames:
-        frame = pd.concat(window.frames, ignore_index=True)
-        if len(frame) > DRIFT_ROWS:
-            frame = frame.sample(DRIFT_ROWS, random_state=0)
-        row.update(drift_sketch(served, frame))
+        labels = np.concatenate([_labels(p) for p in window.predictions])
+        row["predictions"] = prediction_distribution(served, labels, groups)
+    if groups:
+        sample = groups[0] if len(groups) == 1 else _at_most(pd.concat(groups, ignore_index=True))
+        row.update(drift_sketch(served, sample))
     rows_csv = None
     if window.logged:
         logged = pd.concat(window.logged, ignore_index=True)
@@ -188,17 +192,54 @@ def summarize(window: Window, now: float) -> tuple[dict[str, Any], bytes | None]
     return row, rows_csv
 
 
-def prediction_distribution(served: Served, predictions: Any) -> dict[str, Any]:
-    """Counts per label (classifiers) or quantiles (regressors) of the window's predictions, and the
-    PSI of its scores against the reference's when the package has one."""
+def _labels(predictions: Any) -> Any:
+    """The predictions array of what :meth:`Monitor.record` was given (an array, or a table)."""
     import numpy as np
+
+    if hasattr(predictions, "columns"):
+        predictions = predictions["prediction"]
+    return np.asarray(predictions).ravel()
+
+
+def _at_most(table: Any) -> Any:
+    """``table``, or a uniform sample of :data:`DRIFT_ROWS` of its rows."""
+    return table.sample(DRIFT_ROWS, random_state=0) if len(table) > DRIFT_ROWS else table
+
+
+def stack(frames: list[Any]) -> list[Any]:
+    """The request frames as one table per set of columns (nearly always one). ``pd.concat`` of a
+    thousand one-row frames spends its time comparing them (hundreds of ms); frames of the same
+    columns are stacked through one object array instead, each column's dtype inferred again from
+    its values (a column that came as ints in one request and floats in another is floats)."""
+    import numpy as np
+    import pandas as pd
+
+    groups: dict[tuple, list[Any]] = {}
+    for frame in frames:
+        groups.setdefault(tuple(frame.columns.tolist()), []).append(frame)
+    tables = []
+    for columns, group in groups.items():
+        if len(group) == 1 or len(set(columns)) != len(columns):
+            tables.append(pd.concat(group, ignore_index=True))
+            continue
+        values = np.concatenate([f.to_numpy(dtype=object) for f in group])
+        tables.append(pd.DataFrame(values, columns=list(columns)).infer_objects())
+    return tables
+
+
+def prediction_distribution(served: Served, labels: Any, inputs: list[Any] = ()) -> dict[str, Any]:
+    """Counts per label (classifiers) or quantiles (regressors) of the window's predictions, and the
+    PSI of its scores against the reference's when the package has one: a binary classifier's
+    scores are its probabilities for the sampled input tables ``inputs``, computed here."""
+    import numpy as np
+    import pandas as pd
 
     from mlops_nb import drift
 
-    values = predictions["prediction"]
+    values = pd.Series(labels)
     classes = getattr(served.model, "classes_", None)
     out: dict[str, Any]
-    if classes is not None or values.dtype.kind in "OUSb":
+    if classes is not None or values.dtype.kind in "OUSb" or not pd.api.types.is_numeric_dtype(values.dtype):
         counts = values.astype(str).value_counts()
         out = {"kind": "labels", "counts": {str(k): int(v) for k, v in counts.items()}}
     else:
@@ -207,20 +248,29 @@ def prediction_distribution(served: Served, predictions: Any) -> dict[str, Any]:
                "p50": float(q[2]), "p90": float(q[3]), "max": float(q[4])}
     reference = (served.reference or {}).get("scores")
     if reference:
-        scores = None
-        if classes is not None and len(classes) == 2 and f"probability_{classes[1]}" in predictions:
-            scores = predictions[f"probability_{classes[1]}"].to_numpy(dtype=float)
-        elif classes is None:
-            scores = values.to_numpy(dtype=float)
-        elif classes is not None:
-            scores = values.astype(str).to_numpy()
-        if scores is not None:
-            try:
-                result = drift.prediction_drift(reference, scores)
-                out["drift"] = {"statistic": result.statistic, "value": result.value, "verdict": result.verdict}
-            except Exception as exc:  # a reference of another shape: say so, keep the counts
-                out["drift"] = {"error": str(exc)[:200]}
+        try:
+            scores = _probabilities(served, inputs) if classes is not None and len(classes) == 2 else None
+            if scores is None:
+                scores = values.to_numpy(dtype=float) if classes is None else values.astype(str).to_numpy()
+            result = drift.prediction_drift(reference, scores)
+            out["drift"] = {"statistic": result.statistic, "value": result.value, "verdict": result.verdict}
+        except Exception as exc:  # a reference of another shape: say so, keep the counts
+            out["drift"] = {"error": str(exc)[:200]}
     return out
+
+
+def _probabilities(served: Served, inputs: list[Any]) -> Any:
+    """A binary classifier's probability of its second class for the rows of ``inputs`` (None
+    when there are none, or the model gives no probabilities)."""
+    import numpy as np
+
+    scores = []
+    for table in inputs:
+        _, proba = served.compiled().scores(table)
+        if proba is None:
+            return None
+        scores.append(proba[:, 1])
+    return np.concatenate(scores) if scores else None
 
 
 def drift_sketch(served: Served, frame: Any) -> dict[str, Any]:

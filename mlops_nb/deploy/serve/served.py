@@ -43,6 +43,12 @@ class Served:
     input_columns: list[str] = field(default_factory=list)
     scorer: Scorer | None = None  # the version compiled for scoring (schema plan, features.py, model methods)
 
+    def compiled(self) -> Scorer:
+        """The version compiled for scoring (a ``Served`` built by hand is compiled on first use)."""
+        if self.scorer is None:
+            self.scorer = compile_version(self.folder, self.model, verified=True)
+        return self.scorer
+
     def version(self) -> dict[str, Any]:
         """What ``GET /version`` answers."""
         model = self.manifest.get("model") or {}
