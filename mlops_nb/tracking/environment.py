@@ -22,7 +22,7 @@ def installed_version(name: str) -> str | None:
     file with the email parser, long description and licence text included (numpy's and scipy's
     run to thousands of lines), about three times the cost. The core metadata spec requires the
     ``Version`` header, so the header block always has it; the parser's answer stays the fallback
-    for a file that does not look like that."""
+    for a file that does not look like that (None when it has no Version either)."""
     try:
         dist = metadata.distribution(name)
     except metadata.PackageNotFoundError:
@@ -32,7 +32,9 @@ def installed_version(name: str) -> str | None:
         key, sep, value = line.partition(":")
         if sep and key.strip().lower() == "version" and value.strip():
             return value.strip()
-    return dist.version
+    # .get, not .version: importlib_metadata (which some packages import, and which then answers
+    # for the standard library's lookups too) raises KeyError for a missing header; Python 3.11's None.
+    return dist.metadata.get("Version") or None
 
 
 def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str]:
