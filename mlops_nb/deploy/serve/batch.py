@@ -4,7 +4,7 @@ A scikit-learn model costs about as much for one row as for a few dozen (a ``Col
 spends milliseconds on its own bookkeeping per call), so a server that calls it once per request
 spends its time in that overhead when many clients send single rows. Here the model runs off the
 event loop, one call at a time; the requests that arrive while it is busy wait, and the next call
-takes them all (:meth:`~mlops_nb.deploy.scorer.Scorer.predict_many`: each request's rows are still
+takes them all (:meth:`~mlops_nb.deploy.scorer.Scorer.scores_many`: each request's rows are still
 checked and turned into model input on their own, so a bad request fails alone, with its own 400).
 A request that finds the model idle is scored at once: a lone client never waits for a batch (the
 app scores a request that is alone on the event loop itself, sparing the thread hop).

@@ -78,8 +78,7 @@ class Monitor:
     def record(self, served: Served, latency_s: float, *, frame: Any = None, predictions: Any = None,
                status: int = 200) -> None:
         """Count one request (``status`` 200, 4xx bad request, 5xx error) and keep what the summary
-        needs: ``predictions`` is the model's array of predictions for ``frame`` (or a predictions
-        table, whose ``prediction`` column is kept)."""
+        needs: ``predictions`` is the model's array of predictions for ``frame``."""
         logged = None
         if frame is not None and self.log_rows > 0 and status == 200:
             logged = frame.sample(frac=self.log_rows, random_state=self._random.randrange(2**31)) \
@@ -177,7 +176,7 @@ def summarize(window: Window, now: float) -> tuple[dict[str, Any], bytes | None]
     }
     groups = [_at_most(table) for table in stack(window.frames)]
     if window.predictions:
-        labels = np.concatenate([_labels(p) for p in window.predictions])
+        labels = np.concatenate([np.asarray(p).ravel() for p in window.predictions])
         row["predictions"] = prediction_distribution(served, labels, groups)
     if groups:
         sample = groups[0] if len(groups) == 1 else _at_most(pd.concat(groups, ignore_index=True))
@@ -190,15 +189,6 @@ def summarize(window: Window, now: float) -> tuple[dict[str, Any], bytes | None]
         logged.to_csv(buffer, index=False)
         rows_csv = buffer.getvalue().encode()
     return row, rows_csv
-
-
-def _labels(predictions: Any) -> Any:
-    """The predictions array of what :meth:`Monitor.record` was given (an array, or a table)."""
-    import numpy as np
-
-    if hasattr(predictions, "columns"):
-        predictions = predictions["prediction"]
-    return np.asarray(predictions).ravel()
 
 
 def _at_most(table: Any) -> Any:
