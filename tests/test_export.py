@@ -103,7 +103,7 @@ def test_export_writes_every_file_with_checksums_and_says_when_it_runs(deployed)
     listed = verify(pkg)["files"]
     expected = {"model.skops", "pipeline.json", "schema.json", "reference/profile.json", SAMPLE,
                 "metrics.json", "requirements.txt", "input_example.json", "retrain.py", "features.py", "crontab.txt",
-                "airflow_dag.py", "cronjob.yaml", "serving.yaml", "Dockerfile"}
+                "airflow_dag.py", "cronjob.yaml", "serving.yaml", "Dockerfile", "skops_defaults.json"}
     assert set(listed) == expected
     version = pkg / "versions" / "v0001"
     unlisted = {"MANIFEST.json", "SIGNATURE", "public_key.pem"}  # the manifest and the signature over it

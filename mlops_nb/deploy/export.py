@@ -72,6 +72,7 @@ from mlops_nb.deploy.layout import (
     PIPELINE_FILE,
     SCHEMA_FILE,
     SCRIPT_FILE,
+    SKOPS_DEFAULTS_FILE,
     VERSIONS_DIR,
     fsync_dir,
     locked,
@@ -95,6 +96,7 @@ from mlops_nb.deploy.script.plan import plan_script
 from mlops_nb.deploy.script.render import render_script
 from mlops_nb.deploy.script.rowwise import rowwise_request
 from mlops_nb.deploy.settings import keep_versions, write_default_settings
+from mlops_nb.deploy.skops_scan import estimator_record
 from mlops_nb.deploy.trust import seal_and_record
 from mlops_nb.errors import ExportError, PackageError, PackageLocked
 from mlops_nb.store import Store
@@ -250,6 +252,7 @@ def export_package(
         SCRIPT_FILE: script.encode(),
         **({FEATURES_FILE: built.features.encode()} if built.features else {}),
         "crontab.txt": crontab_text(schedule, line, chosen.name, target).encode(),
+        SKOPS_DEFAULTS_FILE: _json_bytes(estimator_record()),
     }
     if airflow:
         files["airflow_dag.py"] = airflow_dag(chosen.name, schedule, line.split(" >> ")[0]).encode()

@@ -43,6 +43,9 @@ SCRIPT_FILE = "retrain.py"
 #: The row-wise part of the features and selection cells: raw rows -> the model's input (predict, serve).
 FEATURES_FILE = "features.py"
 PROFILE_FILE = "reference/profile.json"
+#: skops' default estimator list as export computed it, so a job need not import all of scikit-learn
+#: to compute it again (:mod:`mlops_nb.deploy.skops_scan`).
+SKOPS_DEFAULTS_FILE = "skops_defaults.json"
 VERSIONS_DIR = "versions"
 CURRENT = "current"
 SETTINGS_FILE = "settings.json"

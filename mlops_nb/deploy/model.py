@@ -94,10 +94,9 @@ def _moved_on(package: str | os.PathLike, folder: Any) -> bool:
 
 def _load(folder: Any, extra_trusted: Sequence[str], verify_files: bool,
           public_key: str | os.PathLike | None) -> Any:
-    sio = import_skops_io()
-
     if verify_files:  # checksums, the store's record or the signature, and a pinned key
         verify(folder, public_key=public_key)
+    sio = import_skops_io(folder)  # verified: its record of skops' estimator list may be used
     path = folder / MODEL_FILE
     trusted = [*TRUSTED_TYPES, *extra_trusted]
     try:

@@ -19,6 +19,16 @@ It is guarded by the source of the skops functions it stands in for: when the SH
 ``whichmodule``, ``get_module``, ``get_type_name`` and ``get_public_type_names`` is not
 :data:`REVIEWED_SOURCE` (skops 0.16.0's), or ``skops.io`` is already imported, this is a plain
 ``import skops.io``. ``MLOPS_NB_SKOPS_SCAN=0`` turns it off.
+
+The other default list, ``SKLEARN_ESTIMATOR_TYPE_NAMES``, comes from scikit-learn's
+``all_estimators()``, which imports every public scikit-learn module (datasets, ensembles,
+clustering, ...) to find the estimators: ~0.3 s, most of them modules a job never uses. Export
+records the list in the package (:data:`~mlops_nb.deploy.layout.SKOPS_DEFAULTS_FILE`, with the
+skops and scikit-learn versions it came from; checksummed like every package file). Given a
+verified package version whose recorded versions are the installed ones, :func:`import_skops_io`
+answers skops' ``all_estimators()`` call with the recorded names instead, for that import only:
+the same list, so the same trust, without the imports. Any other versions, a missing or malformed
+file: skops computes it itself.
 """
 
 from __future__ import annotations
@@ -27,33 +37,41 @@ import hashlib
 import importlib
 import importlib.abc
 import importlib.machinery
+import json
 import os
+import re
 import sys
 import warnings
+from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from mlops_nb.deploy.layout import SKOPS_DEFAULTS_FILE
 
 #: SHA-256 of the source of skops.io._utils' whichmodule, get_module, get_type_name and
 #: get_public_type_names as reviewed (skops 0.16.0); any other source gets a plain import.
 REVIEWED_SOURCE = "67629a776dd07c3c87d94b7fb5aff356d242841c6778a07224e009167243d33a"
 _TARGET = "skops.io._trusted_types"
 _used = False  # whether skops computed its lists through public_type_names in this process
+_recorded = False  # whether skops' estimator list came from a package's record in this process
+_ESTIMATOR = re.compile(r"sklearn(\.[A-Za-z_]\w*)+")
 
 
-def import_skops_io() -> ModuleType:
-    """``skops.io``, imported (the first time) with the one-pass ufunc scan when the guard allows."""
+def import_skops_io(version: Path | None = None) -> ModuleType:
+    """``skops.io``, imported (the first time) with the one-pass ufunc scan when the guard allows,
+    and with the estimator list recorded in package ``version`` (a version folder the caller has
+    verified) when it was recorded with the installed skops and scikit-learn."""
     if "skops.io" in sys.modules or os.environ.get("MLOPS_NB_SKOPS_SCAN") == "0":
         import skops.io
 
         return skops.io
-    finder = _Finder()
+    finder = _Finder(recorded_estimators(version) if version is not None else None)
     sys.meta_path.insert(0, finder)
     try:
         import skops.io
     finally:
         sys.meta_path.remove(finder)
-        if finder.utils is not None:
-            finder.utils.get_public_type_names = finder.original
+        finder.restore()
     return skops.io
 
 
@@ -62,22 +80,94 @@ def fast_scan_used() -> bool:
     return _used
 
 
+def recorded_list_used() -> bool:
+    """Whether skops' estimator list came from a package's record in this process (tests, benchmarks)."""
+    return _recorded
+
+
+def estimator_record() -> dict[str, Any]:
+    """What export writes to :data:`~mlops_nb.deploy.layout.SKOPS_DEFAULTS_FILE`: skops' default
+    estimator type names in this process and the versions they were computed with."""
+    from mlops_nb.tracking.environment import installed_version
+
+    import_skops_io()
+    from skops.io import _trusted_types
+
+    return {"format": 1, "skops": installed_version("skops"), "scikit-learn": installed_version("scikit-learn"),
+            "estimators": list(_trusted_types.SKLEARN_ESTIMATOR_TYPE_NAMES)}
+
+
+def recorded_estimators(version: Path) -> list[str] | None:
+    """The estimator type names recorded in ``version`` when its record names the installed skops
+    and scikit-learn versions and holds only scikit-learn class paths; None otherwise."""
+    from mlops_nb.tracking.environment import installed_version
+
+    try:
+        record = json.loads((Path(version) / SKOPS_DEFAULTS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("format") != 1:
+        return None
+    names = record.get("estimators")
+    if not isinstance(names, list) or not names or not all(type(n) is str and _ESTIMATOR.fullmatch(n) for n in names):
+        return None
+    installed = {"skops": installed_version("skops"), "scikit-learn": installed_version("scikit-learn")}
+    if any(record.get(name) != version for name, version in installed.items()):
+        return None
+    return names
+
+
+def _standing_in(names: list[str], real: Any) -> Any:
+    """scikit-learn's ``all_estimators()`` as skops calls it (no filter), answered from ``names``: a
+    class named and placed as each recorded one, which is all skops reads of it (``__module__``
+    and ``__name__``)."""
+
+    def all_estimators(type_filter: Any = None) -> list[tuple[str, type]]:
+        global _recorded
+        if type_filter is not None:  # not how skops calls it: the real answer
+            return real(type_filter)
+        _recorded = True
+        out = []
+        for name in names:
+            module, _, cls = name.rpartition(".")
+            out.append((cls, type(cls, (), {"__module__": module})))
+        return out
+
+    return all_estimators
+
+
 class _Finder(importlib.abc.MetaPathFinder):
     """Finds nothing itself: when ``skops.io._trusted_types`` is about to be imported, it puts
     :func:`public_type_names` in ``skops.io._utils`` (if that source is the reviewed one)."""
 
-    def __init__(self) -> None:
+    def __init__(self, estimators: list[str] | None = None) -> None:
         self.utils: Any = None
         self.original: Any = None
+        self.estimators = estimators
+        self.sklearn_utils: Any = None
+        self.all_estimators: Any = None
+        self.seen = False
 
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
-        if fullname != _TARGET or self.utils is not None:
+        if fullname != _TARGET or self.seen:
             return None
+        self.seen = True
         utils = importlib.import_module("skops.io._utils")
         if _source_digest(utils) == REVIEWED_SOURCE:
             self.utils, self.original = utils, utils.get_public_type_names
             utils.get_public_type_names = _marking(public_type_names)
+        if self.estimators is not None:
+            self.sklearn_utils = importlib.import_module("sklearn.utils")
+            self.all_estimators = self.sklearn_utils.all_estimators
+            self.sklearn_utils.all_estimators = _standing_in(self.estimators, self.all_estimators)
         return None  # the ordinary finders import it
+
+    def restore(self) -> None:
+        """Put back what :meth:`find_spec` replaced (skops.io is imported, or failed to)."""
+        if self.utils is not None:
+            self.utils.get_public_type_names = self.original
+        if self.sklearn_utils is not None:
+            self.sklearn_utils.all_estimators = self.all_estimators
 
 
 def _marking(scan: Any) -> Any:
