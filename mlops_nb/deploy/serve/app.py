@@ -230,4 +230,7 @@ def _writer(store: str | None, manifest: Mapping[str, Any]) -> Any:
 
 def from_environment() -> Any:
     """uvicorn's factory for ``--workers N``: each worker builds the app from ``$MLOPS_NB_SERVE_CONFIG``."""
+    from mlops_nb.deploy.scipy_docs import skip_docstring_tables
+
+    skip_docstring_tables()  # as `mlops-nb serve` does in its own process
     return build(json.loads(os.environ[CONFIG_VAR]))
