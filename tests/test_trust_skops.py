@@ -122,3 +122,96 @@ def test_the_scan_is_used_only_over_the_reviewed_skops_source(source, monkeypatc
         assert (utils.get_public_type_names is not original) == (source == "reviewed")
     finally:
         utils.get_public_type_names = original
+
+
+# A fresh interpreter that imports what a job imports, then skops.io given a package version folder
+# (argv[2]; "-" for none): whether the recorded estimator list was used, skops' lists, and whether
+# scikit-learn modules only all_estimators() imports (sklearn.datasets, sklearn.mixture) got loaded.
+RECORDED_PROBE = """
+import json, sys
+from pathlib import Path
+import numpy as np, pandas, sklearn.linear_model, mlops_nb.deploy.retrain
+from mlops_nb.deploy.skops_scan import import_skops_io, recorded_list_used
+import_skops_io(None if sys.argv[1] == "-" else Path(sys.argv[1]))
+from skops.io import _trusted_types
+import sklearn.utils
+lists = {k: [x if isinstance(x, str) else f"{x.__module__}.{x.__qualname__}" for x in v]
+         for k, v in vars(_trusted_types).items() if k.isupper() and isinstance(v, list)}
+print(json.dumps({"used": recorded_list_used(), "lists": lists,
+                  "restored": sklearn.utils.all_estimators.__module__ == "sklearn.utils.discovery",
+                  "walked": [m for m in ("sklearn.datasets", "sklearn.mixture") if m in sys.modules]}))
+"""
+
+
+def _recorded_probe(folder: str, **env: str) -> dict:
+    done = subprocess.run([sys.executable, "-P", "-c", RECORDED_PROBE, folder], capture_output=True, text=True,
+                          check=True, env={**os.environ, "PYTHONPATH": str(ROOT), **env}, cwd=ROOT)
+    return json.loads(done.stdout)
+
+
+def test_a_packages_recorded_estimator_list_gives_skops_the_same_lists_without_importing_all_of_sklearn(tmp_path):
+    from mlops_nb.deploy.layout import SKOPS_DEFAULTS_FILE
+    from mlops_nb.deploy.skops_scan import estimator_record
+
+    record = estimator_record()  # what export writes
+    assert record["skops"] and record["scikit-learn"] and len(record["estimators"]) > 150
+    version = tmp_path / "v0001"
+    version.mkdir()
+    (version / SKOPS_DEFAULTS_FILE).write_text(json.dumps(record))
+    recorded, plain = _recorded_probe(str(version)), _recorded_probe("-")
+    assert recorded["used"] and not plain["used"]
+    assert recorded["lists"] == plain["lists"]  # so skops trusts and refuses exactly the same types
+    assert recorded["restored"]  # scikit-learn's own all_estimators is back once skops.io is imported
+    assert recorded["walked"] == [] and plain["walked"] == ["sklearn.datasets", "sklearn.mixture"]
+
+    # recorded with other library versions, or naming anything but scikit-learn classes: skops computes it
+    for changed in ({**record, "scikit-learn": "0.0.1"}, {**record, "skops": "0.0.1"},
+                    {**record, "estimators": [*record["estimators"], "os.system"]}, {**record, "format": 2}):
+        (version / SKOPS_DEFAULTS_FILE).write_text(json.dumps(changed))
+        assert not _recorded_probe(str(version))["used"]
+    (version / SKOPS_DEFAULTS_FILE).write_text("{not json")
+    assert not _recorded_probe(str(version))["used"]
+
+
+SCIPY_PROBE = """
+import json, sys
+from mlops_nb.deploy.scipy_docs import skip_docstring_tables, skipped
+replaced = skip_docstring_tables()
+import sklearn.linear_model, scipy.stats, scipy._lib._array_api as api
+import numpy as np
+rng = np.random.default_rng(0)
+ks = scipy.stats.ks_2samp(rng.normal(size=500), rng.normal(0.3, size=500))
+print(json.dumps({"replaced": replaced, "skipped": skipped(), "ks": [float(ks.statistic), float(ks.pvalue)],
+                  "doc": scipy.stats.ks_2samp.__doc__, "capabilities": len(api.xp_capabilities_table)}))
+"""
+
+
+def _scipy_probe(**env: str) -> dict:
+    done = subprocess.run([sys.executable, "-P", "-c", SCIPY_PROBE], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **env}, cwd=ROOT)
+    return json.loads(done.stdout)
+
+
+def test_a_job_imports_scipy_without_its_docstring_tables_and_computes_the_same():
+    fast, built = _scipy_probe(), _scipy_probe(MLOPS_NB_SCIPY_DOCS="1")
+    assert fast["replaced"] and fast["skipped"] and not built["replaced"]
+    assert fast["ks"] == built["ks"]  # the same functions, the same answers
+    assert fast["capabilities"] == built["capabilities"] > 100  # each function's capabilities still recorded
+    # the docstring is the function's own, without the table of array libraries appended to it
+    assert "Array API Standard Support" in built["doc"] and "Array API Standard Support" not in fast["doc"]
+    assert fast["doc"].split("\n")[0].strip() == built["doc"].split("\n")[0].strip()
+
+
+def test_the_scipy_docstring_skip_needs_the_reviewed_source_and_an_early_call(monkeypatch):
+    from mlops_nb.deploy import scipy_docs
+
+    monkeypatch.setattr(scipy_docs, "_skipped", False)
+    monkeypatch.setattr(scipy_docs, "REVIEWED_SOURCE", "0" * 64)
+    monkeypatch.delitem(sys.modules, "scipy.stats", raising=False)
+    monkeypatch.delitem(sys.modules, "scipy.special", raising=False)
+    assert not scipy_docs.skip_docstring_tables()  # another scipy's decorator: left alone
+    import scipy.stats  # noqa: F401
+
+    monkeypatch.undo()
+    monkeypatch.setattr(scipy_docs, "_skipped", False)
+    assert "scipy.stats" in sys.modules and not scipy_docs.skip_docstring_tables()  # too late: already built

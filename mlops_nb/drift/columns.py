@@ -10,7 +10,10 @@ Categorical values become ``{str(category): count}``. Shared by the reference si
 from __future__ import annotations
 
 import math
-from typing import Any
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -49,6 +52,19 @@ def _time_to_seconds(arr: np.ndarray) -> np.ndarray:
     out = ints.astype(np.float64) / 1e9
     out[np.isnat(arr)] = np.nan
     return out
+
+
+T = TypeVar("T")
+
+
+def map_columns(func: Callable[[str], T], names: list[str], threads: int) -> list[T]:
+    """``func`` of each column name, in ``threads`` threads (numpy's sort and reductions release the
+    GIL); serially for one thread or one column."""
+    workers = max(1, min(threads, len(names), os.cpu_count() or 1))
+    if workers == 1:
+        return [func(n) for n in names]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(func, names))
 
 
 def sorted_finite(arr: np.ndarray) -> tuple[np.ndarray, int]:

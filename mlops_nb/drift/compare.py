@@ -3,9 +3,7 @@ reference profile, and return :class:`~mlops_nb.drift.report.ColumnDrift` verdic
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -17,6 +15,7 @@ from mlops_nb.drift.columns import (
     block_means,
     category_counts,
     finite_values,
+    map_columns,
     sorted_finite,
     sorted_sample,
     std_from_sorted,
@@ -223,7 +222,7 @@ def dataset_drift(
             )
         return result
 
-    results = _map(one, names, int(cfg.get("threads", 1)))
+    results = map_columns(one, names, int(cfg.get("threads", 1)))
     drifted = [r.column for r in results if r.verdict == "drift"]
     share = len(drifted) / len(results) if results else 0.0
     return DriftReport(
@@ -300,9 +299,3 @@ def _numeric_from_values(
     return column_result(column, "numeric", details, cfg, numeric_decision(psi_value, w_norm, test, cfg))
 
 
-def _map(func: Callable[[str], ColumnDrift], names: list[str], threads: int) -> list[ColumnDrift]:
-    workers = max(1, min(threads, len(names), os.cpu_count() or 1))
-    if workers == 1:
-        return [func(n) for n in names]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(func, names))

@@ -13,7 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from mlops_nb.drift.columns import as_float_array, bin_counts, block_means, category_counts, decile_edges, sorted_finite
+from mlops_nb.drift.columns import (
+    as_float_array,
+    bin_counts,
+    block_means,
+    category_counts,
+    decile_edges,
+    map_columns,
+    sorted_finite,
+)
 from mlops_nb.errors import InvalidValue
 
 FORMAT = 1
@@ -21,6 +29,9 @@ FORMAT = 1
 
 SKETCH_SIZE = 1000
 """Number of equal-probability blocks in a numeric column's quantile sketch."""
+
+PARALLEL_ROWS = 20_000
+"""Rows from which :func:`reference_profile` profiles columns in threads (below, threads cost more than they save)."""
 
 TOP_CATEGORIES = 100
 """Categories kept by name in a categorical profile; the rest are pooled in :data:`OTHER`."""
@@ -52,6 +63,7 @@ def reference_profile(
     columns: Iterable[str] | None = None,
     sample_rows: int = 10_000,
     seed: int = 0,
+    threads: int = 2,
 ) -> dict[str, Any]:
     """Profile the training frame once, for every later drift check. JSON-safe.
 
@@ -61,21 +73,26 @@ def reference_profile(
     :func:`categorical_profile` output, or ``{"kind": "unsupported", "dtype", "n"}`` for dtypes
     drift cannot compare (complex numbers, say), which :func:`dataset_drift` skips.
 
+    Columns are profiled in ``threads`` threads when the frame has at least :data:`PARALLEL_ROWS` rows.
     ``sample_rows`` and ``seed`` are recorded for :func:`reference_sample`, which draws the bounded
     sample the small-reference tests use; call it with the same arguments and store it beside the
     profile (``reference/sample.parquet``, say).
     """
     names = _resolve_columns(frame, columns)
-    profiles: dict[str, Any] = {}
-    for key, label in names.items():
-        series = frame[label]
+
+    def profile(key: str) -> dict[str, Any]:
+        series = frame[names[key]]
         kind = column_kind(series.dtype)
         if kind == "numeric":
-            profiles[key] = numeric_profile(series)
-        elif kind == "categorical":
-            profiles[key] = categorical_profile(series)
-        else:
-            profiles[key] = {"kind": "unsupported", "dtype": str(series.dtype), "n": len(series)}
+            return numeric_profile(series)
+        if kind == "categorical":
+            return categorical_profile(series)
+        return {"kind": "unsupported", "dtype": str(series.dtype), "n": len(series)}
+
+    # columns in ``threads`` threads once sorting them outweighs starting threads (a retraining job
+    # profiles each new version's 100,000 rows: ~0.1 s of sorting, halved on two cores)
+    keys = list(names)
+    profiles = dict(zip(keys, map_columns(profile, keys, threads if len(frame) >= PARALLEL_ROWS else 1), strict=True))
     return {
         "format": FORMAT,
         "n_rows": len(frame),
