@@ -4,7 +4,12 @@ Each request adds its latency, row count and outcome to the current window under
 predicted labels as the model's array (up to :data:`PREDICTION_ROWS` rows) and offers its input
 frame to a reservoir of at most :data:`KEEP_FRAMES` requests (a uniform sample of the window's
 requests): a few appends and one random draw, whatever the traffic (O(1) per request; no table is
-built, no probability computed for monitoring's sake). A flush thread wakes at each window's end
+built, no probability computed for monitoring's sake). A frame the reservoir keeps is kept as its
+column names and its values in one object array, not as the DataFrame: a DataFrame is dozens of
+objects the garbage collector tracks (a string column's pyarrow wrappers among them), and a
+thousand of them surviving into the oldest generation made every full collection walk them and
+triggered more of them, ~20% of a mixed-type server's throughput in the minute's first thousand
+requests (numpy arrays are not tracked). A flush thread wakes at each window's end
 (the clock minute; ``MLOPS_NB_SERVE_FLUSH`` seconds for tests), swaps the window for an empty one,
 and only then computes the summary on what it buffered: latency percentiles, the label counts
 (all of the window's predictions, one array concatenation), a drift sketch of the sampled inputs
@@ -49,7 +54,7 @@ class Window:
     errors: int = 0
     bad_requests: int = 0
     latencies: list[float] = field(default_factory=list)
-    frames: list[Any] = field(default_factory=list)
+    frames: list[tuple[Any, Any]] = field(default_factory=list)  # (column names, values): see sample()
     offered: int = 0  # request frames offered to the reservoir
     predictions: list[Any] = field(default_factory=list)
     prediction_rows: int = 0
@@ -98,11 +103,11 @@ class Monitor:
             w.rows += n
             w.offered += 1
             if len(w.frames) < KEEP_FRAMES:
-                w.frames.append(frame)
+                w.frames.append(sample(frame))
             else:
                 slot = self._random.randrange(w.offered)
                 if slot < KEEP_FRAMES:
-                    w.frames[slot] = frame
+                    w.frames[slot] = sample(frame)
             if predictions is not None and w.prediction_rows < PREDICTION_ROWS:
                 # the array itself: the flush concatenates them in one call
                 w.predictions.append(predictions)
@@ -196,24 +201,37 @@ def _at_most(table: Any) -> Any:
     return table.sample(DRIFT_ROWS, random_state=0) if len(table) > DRIFT_ROWS else table
 
 
-def stack(frames: list[Any]) -> list[Any]:
-    """The request frames as one table per set of columns (nearly always one). ``pd.concat`` of a
-    thousand one-row frames spends its time comparing them (hundreds of ms); frames of the same
-    columns are stacked through one object array instead, each column's dtype inferred again from
-    its values (a column that came as ints in one request and floats in another is floats)."""
+def sample(frame: Any) -> tuple[Any, Any]:
+    """What the reservoir keeps of a request's frame: its column names (a tuple) and its values as
+    one object array, neither tracked by the garbage collector; a frame whose column names repeat
+    is kept as it is (``(None, frame)``)."""
+    columns = tuple(frame.columns.tolist())
+    if len(set(columns)) != len(columns):
+        return None, frame
+    return columns, frame.to_numpy(dtype=object)
+
+
+def stack(samples: list[tuple[Any, Any]]) -> list[Any]:
+    """The kept request frames (:func:`sample`) as one table per set of columns (nearly always one):
+    the values of each set stacked in one array, each column's dtype inferred again from its values
+    (a column that came as ints in one request and floats in another is floats). ``pd.concat`` of a
+    thousand one-row frames would spend its time comparing them (hundreds of ms)."""
     import numpy as np
     import pandas as pd
 
     groups: dict[tuple, list[Any]] = {}
-    for frame in frames:
-        groups.setdefault(tuple(frame.columns.tolist()), []).append(frame)
-    tables = []
-    for columns, group in groups.items():
-        if len(group) == 1 or len(set(columns)) != len(columns):
-            tables.append(pd.concat(group, ignore_index=True))
-            continue
-        values = np.concatenate([f.to_numpy(dtype=object) for f in group])
-        tables.append(pd.DataFrame(values, columns=list(columns)).infer_objects())
+    kept_whole: list[Any] = []
+    for columns, values in samples:
+        if columns is None:
+            kept_whole.append(values)
+        else:
+            groups.setdefault(columns, []).append(values)
+    tables = [pd.DataFrame(np.concatenate(arrays), columns=list(columns)).infer_objects()
+              for columns, arrays in groups.items()]
+    by_columns: dict[tuple, list[Any]] = {}
+    for frame in kept_whole:
+        by_columns.setdefault(tuple(frame.columns.tolist()), []).append(frame)
+    tables.extend(pd.concat(group, ignore_index=True) for group in by_columns.values())
     return tables
 
 
