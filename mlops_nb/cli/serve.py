@@ -55,10 +55,7 @@ def serve(ctx: click.Context, package_dir: Path, host: str, port: int, workers: 
     """
     import uvicorn
 
-    from mlops_nb.deploy.scipy_docs import skip_docstring_tables
     from mlops_nb.deploy.serve.app import CONFIG_VAR, build
-
-    skip_docstring_tables()  # a server reads no docstrings: a faster start (mlops_nb.deploy.scipy_docs)
 
     store = (ctx.find_root().obj or {}).get("store")
     config: dict[str, Any] = {"package": str(package_dir.absolute()), "store": store, "public_key": public_key,

@@ -22,6 +22,7 @@ from mlops_nb.drift.columns import (
     map_columns,
     sorted_finite,
 )
+from mlops_nb.drift.decide import DEFAULT_CONFIG
 from mlops_nb.errors import InvalidValue
 
 FORMAT = 1
@@ -63,7 +64,7 @@ def reference_profile(
     columns: Iterable[str] | None = None,
     sample_rows: int = 10_000,
     seed: int = 0,
-    threads: int = 2,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Profile the training frame once, for every later drift check. JSON-safe.
 
@@ -73,7 +74,8 @@ def reference_profile(
     :func:`categorical_profile` output, or ``{"kind": "unsupported", "dtype", "n"}`` for dtypes
     drift cannot compare (complex numbers, say), which :func:`dataset_drift` skips.
 
-    Columns are profiled in ``threads`` threads when the frame has at least :data:`PARALLEL_ROWS` rows.
+    Columns are profiled in ``threads`` threads (default: drift's ``threads`` setting) when the frame has
+    at least :data:`PARALLEL_ROWS` rows.
     ``sample_rows`` and ``seed`` are recorded for :func:`reference_sample`, which draws the bounded
     sample the small-reference tests use; call it with the same arguments and store it beside the
     profile (``reference/sample.parquet``, say).
@@ -92,6 +94,7 @@ def reference_profile(
     # columns in ``threads`` threads once sorting them outweighs starting threads (a retraining job
     # profiles each new version's 100,000 rows: ~0.1 s of sorting, halved on two cores)
     keys = list(names)
+    threads = DEFAULT_CONFIG["threads"] if threads is None else threads
     profiles = dict(zip(keys, map_columns(profile, keys, threads if len(frame) >= PARALLEL_ROWS else 1), strict=True))
     return {
         "format": FORMAT,

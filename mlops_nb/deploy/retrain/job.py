@@ -425,7 +425,7 @@ class Job:
         return reason
 
     def _promote(self, candidate: Any, reason: str, table: Any, split: dict[str, Any], data_fp: str) -> Outcome:
-        sio = import_skops_io(self.current)  # imported already when the champion loaded
+        sio = import_skops_io()  # imported already, with the package's record, when the champion loaded
         name = self.manifest["model"]["name"]
         model_bytes = sio.dumps(candidate)
         refused = untrusted_types(model_bytes)

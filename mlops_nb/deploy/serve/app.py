@@ -199,7 +199,11 @@ def settle() -> None:
 
 def build(config: Mapping[str, Any]) -> Any:
     """The app for a ``serve`` configuration (``package``, ``store``, ``public_key``, ``monitor``,
-    ``log_rows``): verify and load the package, open the store for monitoring."""
+    ``log_rows``): verify and load the package, open the store for monitoring. A server process
+    reads no docstrings, so scipy is imported without its tables (:mod:`mlops_nb.deploy.scipy_docs`)."""
+    from mlops_nb.deploy.scipy_docs import skip_docstring_tables
+
+    skip_docstring_tables()
     holder = Holder(config["package"], store=_anchor(config.get("store")), public_key=config.get("public_key"))
     monitor = None
     if config.get("monitor", True):
@@ -230,7 +234,4 @@ def _writer(store: str | None, manifest: Mapping[str, Any]) -> Any:
 
 def from_environment() -> Any:
     """uvicorn's factory for ``--workers N``: each worker builds the app from ``$MLOPS_NB_SERVE_CONFIG``."""
-    from mlops_nb.deploy.scipy_docs import skip_docstring_tables
-
-    skip_docstring_tables()  # as `mlops-nb serve` does in its own process
     return build(json.loads(os.environ[CONFIG_VAR]))

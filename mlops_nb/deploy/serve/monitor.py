@@ -58,7 +58,7 @@ class Window:
     offered: int = 0  # request frames offered to the reservoir
     predictions: list[Any] = field(default_factory=list)
     prediction_rows: int = 0
-    logged: list[tuple[Any, Any, float]] = field(default_factory=list)  # sample() of logged rows, and when
+    logged: list[tuple[Any, Any]] = field(default_factory=list)  # sample() of logged rows with served_at
 
 
 class Monitor:
@@ -113,7 +113,7 @@ class Monitor:
                 w.predictions.append(predictions)
                 w.prediction_rows += n
             if logged is not None and len(logged):
-                w.logged.append((*sample(logged), time.time()))
+                w.logged.append(sample(logged.assign(served_at=time.time())))
 
     # -- the flush side ----------------------------------------------------------------------------
 
@@ -184,11 +184,11 @@ def summarize(window: Window, now: float) -> tuple[dict[str, Any], bytes | None]
         labels = np.concatenate([np.asarray(p).ravel() for p in window.predictions])
         row["predictions"] = prediction_distribution(served, labels, groups)
     if groups:
-        sample = groups[0] if len(groups) == 1 else _at_most(pd.concat(groups, ignore_index=True))
-        row.update(drift_sketch(served, sample))
+        inputs = groups[0] if len(groups) == 1 else _at_most(pd.concat(groups, ignore_index=True))
+        row.update(drift_sketch(served, inputs))
     rows_csv = None
     if window.logged:
-        logged = logged_rows(window.logged)
+        logged = pd.concat(stack(window.logged), ignore_index=True)
         row["logged_rows"] = len(logged)
         buffer = io.StringIO()
         logged.to_csv(buffer, index=False)
@@ -219,41 +219,16 @@ def stack(samples: list[tuple[Any, Any]]) -> list[Any]:
     import numpy as np
     import pandas as pd
 
-    groups: dict[tuple, list[Any]] = {}
-    kept_whole: list[Any] = []
+    arrays: dict[tuple, list[Any]] = {}
+    whole: dict[tuple, list[Any]] = {}  # frames whose column names repeat, kept as they came
     for columns, values in samples:
         if columns is None:
-            kept_whole.append(values)
+            whole.setdefault(tuple(values.columns.tolist()), []).append(values)
         else:
-            groups.setdefault(columns, []).append(values)
-    tables = [pd.DataFrame(np.concatenate(arrays), columns=list(columns)).infer_objects()
-              for columns, arrays in groups.items()]
-    by_columns: dict[tuple, list[Any]] = {}
-    for frame in kept_whole:
-        by_columns.setdefault(tuple(frame.columns.tolist()), []).append(frame)
-    tables.extend(pd.concat(group, ignore_index=True) for group in by_columns.values())
-    return tables
-
-
-def logged_rows(logged: list[tuple[Any, Any, float]]) -> Any:
-    """The rows ``--log-rows`` kept in a window, as one table with their ``served_at`` time (kept as
-    :func:`sample` keeps frames, so a minute of logged requests is not a minute of DataFrames for
-    the garbage collector to walk)."""
-    import numpy as np
-    import pandas as pd
-
-    tables = []
-    for columns, values, served_at in logged:
-        if columns is None:
-            tables.append(values.assign(served_at=served_at))
-    groups: dict[tuple, list[Any]] = {}
-    for columns, values, served_at in logged:
-        if columns is not None:
-            groups.setdefault(columns, []).append((values, served_at))
-    for columns, parts in groups.items():
-        table = pd.DataFrame(np.concatenate([v for v, _ in parts]), columns=list(columns)).infer_objects()
-        tables.append(table.assign(served_at=np.repeat([t for _, t in parts], [len(v) for v, _ in parts])))
-    return tables[0] if len(tables) == 1 else pd.concat(tables, ignore_index=True)
+            arrays.setdefault(columns, []).append(values)
+    tables = [pd.DataFrame(np.concatenate(group), columns=list(columns)).infer_objects()
+              for columns, group in arrays.items()]
+    return tables + [pd.concat(group, ignore_index=True) for group in whole.values()]
 
 
 def prediction_distribution(served: Served, labels: Any, inputs: list[Any] = ()) -> dict[str, Any]:
