@@ -83,10 +83,16 @@ def bind_rows(rows: Any, binding: dict[str, Any], target: str, columns: Sequence
     import pandas as pd
 
     if binding["mode"] == "frame":
-        # one reindex: the data stage's columns in order, the target all missing (float64, as an
-        # assigned NaN would be), a new frame whatever features.py then changes in place
+        # the data stage's columns in order, the target all missing (float64, as an assigned NaN
+        # would be), a new frame whatever features.py then changes in place; a copy and an insert,
+        # not a reindex, which costs a one-row request 0.06 ms more
         given = rows.drop(columns=[target]) if target in rows.columns else rows
         present = set(given.columns)
-        return {binding["frame"]: given.reindex(columns=[c for c in columns if c in present or c == target])}
+        names = [c for c in columns if c in present or c == target]
+        kept = [c for c in names if c != target]
+        frame = given.copy() if given.columns.tolist() == kept else given[kept].copy()
+        if target in names:
+            frame.insert(names.index(target), target, np.nan)
+        return {binding["frame"]: frame}
     frame = rows.copy()
     return {binding["X"]: frame, binding["y"]: pd.Series(np.nan, index=frame.index, name=target)}

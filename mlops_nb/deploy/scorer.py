@@ -147,6 +147,22 @@ class Scorer:
             # here once for predict and predict_proba together (the same calls, in the same order)
             self._steps = [step for _, step in steps[:-1] if step is not None and step != "passthrough"]
             self._final = steps[-1][1]
+        self._transform: Any = _NOT_YET  # the compiled transform (mlops_nb.deploy.transforms), made on first use
+
+    def compiled_transform(self) -> Any:
+        """The pipeline's transformers compiled from their fitted attributes and proven on probe rows
+        (:mod:`mlops_nb.deploy.transforms`), or None (scikit-learn transforms every request); made
+        once, on the first call (a server makes it at start)."""
+        if self._transform is _NOT_YET:
+            from mlops_nb.deploy.probes import probe_frames
+            from mlops_nb.deploy.transforms import compile_transform
+
+            made = None
+            if self._steps:
+                made = compile_transform(self._steps, self._final, probe_frames(
+                    self.folder, self.schema, lambda rows, kind: self.model_input(rows, kind)))
+            self._transform = made
+        return self._transform
 
     def kind(self, columns: Sequence[Any], wanted: str = "auto") -> str:
         """``raw`` or ``model``: :func:`mlops_nb.deploy.rows.detect` by set operations; detect itself
@@ -254,9 +270,12 @@ class Scorer:
         False) for its input."""
         proba = None
         if self._steps is not None:
-            transformed = inputs
-            for step in self._steps:
-                transformed = step.transform(transformed)
+            fast = self.compiled_transform()
+            transformed = fast(inputs) if fast is not None else None
+            if transformed is None:  # not compiled, or a request it declines: scikit-learn's own
+                transformed = inputs
+                for step in self._steps:
+                    transformed = step.transform(transformed)
             predictions = self._final.predict(transformed)
             if probabilities and self._proba is not None:
                 proba = _try(self._final, "predict_proba", transformed)
@@ -265,6 +284,9 @@ class Scorer:
             if probabilities and self._proba is not None:
                 proba = _try_call(self._proba, inputs)
         return predictions, proba
+
+
+_NOT_YET = object()
 
 
 def _is_pipeline(model: Any) -> bool:

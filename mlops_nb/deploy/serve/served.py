@@ -65,6 +65,7 @@ def load_served(folder: Path, *, store: Any = None, public_key: str | None = Non
     manifest = verify(folder, store=store, public_key=public_key)
     model = load_model(folder, verify_files=False)  # verified just above, in full
     scorer = compile_version(folder, model, verified=True)  # once per version: requests only score
+    scorer.compiled_transform()  # proven here, at start or switch, not in the first request
     schema = scorer.schema  # read once, by the compiled version
     try:
         reference, _ = read_reference(folder, with_sample=False)
