@@ -100,6 +100,27 @@ def test_load_model_predicts_raw_rows_like_the_notebook_and_stays_the_estimator(
     _same_predictions(predict(package_dir(served.package), X, input="model"), expected)
 
 
+def test_the_compiled_transform_serves_the_package_and_changes_no_prediction(served, monkeypatch):
+    """Both packages' pipelines (a ColumnTransformer of imputers, a scaler and a one-hot encoder; a
+    scaler before a Ridge) are transformed from their fitted attributes, and every prediction and
+    probability, of the whole table and of each row alone, is scikit-learn's to the last bit."""
+    from mlops_nb.deploy.model import load_model as bare_model
+    from mlops_nb.deploy.scorer import compile_version
+    from mlops_nb.deploy.transforms import OFF_VAR
+
+    folder = package_dir(served.package)
+    raw = pd.read_csv(served.folder / "raw.csv")
+    fast = compile_version(folder, bare_model(folder))
+    assert fast.compiled_transform() is not None
+    monkeypatch.setenv(OFF_VAR, "1")
+    plain = compile_version(folder, bare_model(folder))
+    assert plain.compiled_transform() is None
+    pd.testing.assert_frame_equal(fast.predict(raw), plain.predict(raw), check_exact=True)
+    for i in range(0, len(raw), max(1, len(raw) // 60)):
+        row = raw.iloc[[i]]
+        pd.testing.assert_frame_equal(fast.predict(row), plain.predict(row), check_exact=True)
+
+
 def test_input_example_holds_raw_rows_every_entry_point_accepts(served):
     schema = read_schema(served.package)
     example_path = package_dir(served.package) / "input_example.json"

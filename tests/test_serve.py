@@ -127,6 +127,7 @@ def test_every_payload_format_and_csv_answer_as_mlflow_does_and_a_bad_column_is_
 
     assert version["model"] == "churn" and version["model_version"] == 1 and version["package_version"] == "v0001"
     assert version["manifest_sha256"] == hashlib.sha256(manifest).hexdigest()
+    assert version["transform"] == "scikit-learn"  # a bare LogisticRegression: no pipeline steps to compile
 
     # it listens on the loopback address it was given, nothing else
     import psutil
@@ -309,6 +310,8 @@ def test_raw_rows_in_every_format_get_the_notebooks_predictions_from_the_server(
     }
     server = Server(mixed.package, mixed.store)
     try:
+        # its ColumnTransformer runs from its fitted attributes (deploy/transforms.py), to the same answers
+        assert server.client.get("/version").json()["transform"] == "compiled"
         _answers_every_format(server, bodies, rows.to_csv(index=False), labels)
         one = server.client.post("/invocations", json={"dataframe_records": records[:1],
                                                        "params": {"probabilities": True}}).json()["predictions"]

@@ -53,7 +53,8 @@ class Served:
         """What ``GET /version`` answers."""
         model = self.manifest.get("model") or {}
         return {"package_version": self.folder.name, "model": model.get("name"), "model_version": model.get("version"),
-                "manifest_sha256": self.manifest_sha256, "package": str(self.folder)}
+                "manifest_sha256": self.manifest_sha256, "package": str(self.folder),
+                "transform": "compiled" if self.compiled().compiled_transform() is not None else "scikit-learn"}
 
 
 def load_served(folder: Path, *, store: Any = None, public_key: str | None = None) -> Served:
