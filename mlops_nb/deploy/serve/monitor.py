@@ -210,9 +210,10 @@ def sample(frame: Any) -> tuple[Any, Any]:
     columns = tuple(frame.columns.tolist())
     if len(set(columns)) != len(columns):
         return None, frame
-    if all(isinstance(d, np.dtype) and d.name == "float64" for d in frame.dtypes):
+    if all(isinstance(d, np.dtype) and d.kind == "f" and d.itemsize == 8 for d in frame.dtypes.tolist()):
         # all floats (the quickstart's 30 columns): one float copy, not a Python float per value
-        # (a 1,000-row request's object array cost a millisecond)
+        # (a 1,000-row request's object array cost a millisecond); kind and size, not dtype.name,
+        # which numpy computes in Python (0.1 ms for 30 columns, 10% of a quickstart request)
         return columns, frame.to_numpy(dtype=np.float64, copy=True)
     return columns, frame.to_numpy(dtype=object)
 
