@@ -9,8 +9,9 @@ divide by a scale, look a category up. Done from the fitted attributes with the 
 operations, it gives the same bits, so the same predictions.
 
 Only these are compiled, each in the configurations listed at its function: ``Pipeline``,
-``ColumnTransformer`` (dense output), ``SimpleImputer``, ``StandardScaler``, ``OneHotEncoder``
-and the identity ``FunctionTransformer`` a ``"passthrough"`` becomes. A pipeline with any other
+``ColumnTransformer`` (dense output), ``SimpleImputer``, ``StandardScaler``, ``OneHotEncoder``,
+the identity ``FunctionTransformer`` a ``"passthrough"`` becomes, ``VarianceThreshold`` and the
+univariate selectors (``SelectKBest`` and its kin). A pipeline with any other
 transformer, or another configuration, is transformed by scikit-learn as before; the final
 estimator always is scikit-learn's own ``predict``.
 
