@@ -163,8 +163,8 @@ class Scorer:
 
             made = None
             if self._steps:
-                made = compile_transform(self._steps, self._final, probe_frames(
-                    self.folder, self.schema, lambda rows, kind: self.model_input(rows, kind)))
+                made = compile_transform(self._steps, self._final,
+                                         probe_frames(self.folder, self.schema, self.model_input))
             self._transform = made
         return self._transform
 

@@ -75,9 +75,7 @@ def compile_transform(steps: Sequence[Any], final: Any, probes: Sequence[Any]) -
             out = frame
             for step in compiled:
                 out = step(out)
-        except Decline:
-            return None
-        except Exception:  # a defect here must not fail a request scikit-learn can answer
+        except Exception:  # Decline, or a defect, which must not fail a request scikit-learn can answer
             return None
         return out if hasattr(out, "dtype") else None
 
