@@ -253,3 +253,39 @@ def test_a_float_only_payload_read_as_one_block_is_the_frame_pandas_and_the_sche
         body = json.dumps({"dataframe_split": {"columns": names, "data": data}}).encode()
         frame, _ = parse(body, "application/json", ["x", "y"], floats)
         pd.testing.assert_frame_equal(frame, parse(body, "application/json", ["x", "y"])[0])
+
+
+def test_the_monitors_sampled_bodies_read_again_as_one_table_hold_every_row_they_sent():
+    from mlops_nb.deploy.serve.protocol import parse, tables
+
+    rows = [{"pclass": 3, "sex": "female", "age": None, "fare": 7.25},
+            {"pclass": 1, "sex": None, "age": 38.0, "fare": 71.28},
+            {"pclass": 2, "sex": "male", "age": 4.5, "fare": 0.0}]
+    columns = list(rows[0])
+    split = {"columns": columns, "data": [list(r.values()) for r in rows]}
+    csv_text = pd.DataFrame(rows).to_csv(index=False)
+    requests = [
+        (json.dumps({"dataframe_split": split}).encode(), "application/json"),
+        (json.dumps({"dataframe_records": rows[:2]}).encode(), None),
+        (json.dumps({"instances": rows[2:]}).encode(), "application/json; charset=utf-8"),
+        (json.dumps({"inputs": {c: [r[c] for r in rows] for c in columns}}).encode(), "application/json"),
+        (json.dumps({"dataframe_split": {**split, "index": [7, 8, 9]}}).encode(), "application/json"),
+        (csv_text.encode(), "text/csv"),
+        (b"{not json", "application/json"),  # no longer reads: skipped, the others kept
+    ]
+    made = tables(requests, columns)
+    assert len(made) == 1
+    table = made[0]
+    # every row of every readable body, in its columns, each column with the dtype pandas infers for it
+    expected = pd.concat([parse(body, kind, columns)[0] for body, kind in requests[:-1]], ignore_index=True)
+    assert len(table) == 3 + 2 + 1 + 3 + 3 + 3 == len(expected)
+
+    def as_rows(frame):
+        return sorted(map(repr, frame.astype(object).where(frame.notna(), None).values.tolist()))
+
+    assert as_rows(table) == as_rows(expected)
+    assert table["pclass"].dtype.kind == "i" and table["age"].dtype.kind == "f" and table["fare"].dtype.kind == "f"
+    assert table["sex"].isna().sum() == 5 and set(table["sex"].dropna()) == {"female", "male"}
+    # bodies of another set of columns make a table of their own
+    other = (json.dumps({"dataframe_records": [{"x": 1.5}]}).encode(), "application/json")
+    assert sorted(len(t) for t in tables([requests[0], other], columns)) == [1, 3]

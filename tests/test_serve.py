@@ -340,7 +340,14 @@ def test_raw_rows_in_every_format_get_the_notebooks_predictions_from_the_server(
         assert [a.json()["predictions"] for i, a in enumerate(answers) if i != 5] == [
             [label] for i, label in enumerate(labels[:16]) if i != 5]
     finally:
-        server.stop()
+        server.stop()  # flushes the minute in progress
+    # the minutes' drift sketches read the sampled requests' bodies again: text and number columns alike
+    minutes = [m for m in open_store(mixed.store, readonly=True).serving_minutes(package=str(mixed.package))
+               if m.get("drift")]
+    assert minutes, "no minute with a drift sketch"
+    sketched = set().union(*(m["drift"] for m in minutes))
+    assert {"sex", "embarked", "age", "fare"} <= sketched, sketched
+    assert all(m["drift"][c]["value"] is not None for m in minutes for c in m["drift"]), minutes
 
 
 def test_one_model_call_for_many_frames_answers_each_as_its_own_call_would(mixed):

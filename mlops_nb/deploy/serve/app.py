@@ -139,11 +139,12 @@ def create_app(holder: Holder, monitor: Monitor | None = None) -> Any:
     async def invoke(scope: Any, receive: Any) -> tuple[int, bytes]:
         started = time.perf_counter()
         served = holder.served  # this request's version, whatever a switch does meanwhile
-        frame = labels = None
+        frame = labels = body = content_type = None
         status = 200
         try:
             body = await _body(receive)
-            frame, params = parse(body, _content_type(scope), served.input_columns, served.compiled().floats)
+            content_type = _content_type(scope)
+            frame, params = parse(body, content_type, served.input_columns, served.compiled().floats)
             wanted = bool(params.get("probabilities"))
             if len(frame) > BATCH_ROWS:
                 served, (labels, proba) = await run_in_threadpool(predict_frame, served, frame, wanted)
@@ -166,7 +167,8 @@ def create_app(holder: Holder, monitor: Monitor | None = None) -> Any:
             status, labels = 500, None
             answered = _error({"error_code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}: {str(exc)[:300]}"})
         if monitor is not None:
-            monitor.record(served, time.perf_counter() - started, frame=frame, predictions=labels, status=status)
+            monitor.record(served, time.perf_counter() - started, frame=frame, body=body,
+                           content_type=content_type, predictions=labels, status=status)
         return status, answered
 
     starlette = Starlette(routes=[

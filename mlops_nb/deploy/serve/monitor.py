@@ -1,24 +1,24 @@
 """What a server records per minute, without a request ever waiting on SQLite.
 
 Each request adds its latency, row count and outcome to the current window under a lock, keeps its
-predicted labels as the model's array (up to :data:`PREDICTION_ROWS` rows) and offers its input
-frame to a reservoir of at most :data:`KEEP_FRAMES` requests (a uniform sample of the window's
-requests): a few appends and one random draw, whatever the traffic (O(1) per request; no table is
-built, no probability computed for monitoring's sake). A frame the reservoir keeps is kept as its
-column names and its values in one object array, not as the DataFrame: a DataFrame is dozens of
-objects the garbage collector tracks (a string column's pyarrow wrappers among them), and a
-thousand of them surviving into the oldest generation made every full collection walk them and
-triggered more of them, ~20% of a mixed-type server's throughput in the minute's first thousand
-requests (numpy arrays are not tracked). A flush thread wakes at each window's end
-(the clock minute; ``MLOPS_NB_SERVE_FLUSH`` seconds for tests), swaps the window for an empty one,
-and only then computes the summary on what it buffered: latency percentiles, the label counts
-(all of the window's predictions, one array concatenation), a drift sketch of the sampled inputs
-against the package's reference with :mod:`mlops_nb.drift` and, for a binary classifier, the PSI
-of its scores, which the flush computes in one model call on those sampled inputs rather than on
-every request. It writes one ``serving`` row through
-:func:`mlops_nb.tracking.serving.record_minute`. The last window is flushed at shutdown. A window
-without requests writes nothing. A store that cannot be written costs one line on stderr per
-window, never a request.
+predicted labels as the model's array (up to :data:`PREDICTION_ROWS` rows) and offers its body to a
+reservoir of at most :data:`KEEP_REQUESTS` requests (a uniform sample of the window's requests): a
+few appends and one random draw, whatever the traffic (O(1) per request; no table is built, no
+probability computed for monitoring's sake). The reservoir keeps the request's body as it came,
+the bytes and their content type, not the DataFrame read from it: holding a body costs nothing,
+while a frame is dozens of objects the garbage collector tracks (a thousand one-row mixed-type
+frames surviving into the oldest generation once cost ~20% of a server's throughput), and turning
+one into untracked arrays cost 65 us a request on the mixed-type package, ~3% of its CPU, for
+frames the reservoir mostly dropped again. A flush thread wakes at each window's end (the clock
+minute; ``MLOPS_NB_SERVE_FLUSH`` seconds for tests), swaps the window for an empty one, and only
+then computes the summary on what it buffered: latency percentiles, the label counts (all of the
+window's predictions, one array concatenation), the kept bodies read again into one table
+(:func:`mlops_nb.deploy.serve.protocol.tables`), a drift sketch of those inputs against the
+package's reference with :mod:`mlops_nb.drift` and, for a binary classifier, the PSI of its
+scores, which the flush computes in one model call on those inputs rather than on every request.
+It writes one ``serving`` row through :func:`mlops_nb.tracking.serving.record_minute`. The last
+window is flushed at shutdown. A window without requests writes nothing. A store that cannot be
+written costs one line on stderr per window, never a request.
 """
 
 from __future__ import annotations
@@ -34,13 +34,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlops_nb.deploy.serve.protocol import tables
 from mlops_nb.deploy.serve.served import Served
 
 FLUSH_VAR = "MLOPS_NB_SERVE_FLUSH"
 #: Input rows a window's drift sketch uses at most (a busier minute uses a uniform sample of them).
 DRIFT_ROWS = 20_000
-#: Request frames a window keeps for its drift sketch: a uniform sample of its requests (reservoir).
-KEEP_FRAMES = 1_000
+#: Requests a window keeps for its drift sketch: a uniform sample of its requests (reservoir).
+KEEP_REQUESTS = 1_000
 #: Predictions a window keeps for its distribution.
 PREDICTION_ROWS = 100_000
 
@@ -54,8 +55,8 @@ class Window:
     errors: int = 0
     bad_requests: int = 0
     latencies: list[float] = field(default_factory=list)
-    frames: list[tuple[Any, Any]] = field(default_factory=list)  # (column names, values): see sample()
-    offered: int = 0  # request frames offered to the reservoir
+    bodies: list[tuple[bytes, str | None]] = field(default_factory=list)  # the reservoir: (body, content type)
+    offered: int = 0  # requests offered to the reservoir
     predictions: list[Any] = field(default_factory=list)
     prediction_rows: int = 0
     logged: list[tuple[Any, Any]] = field(default_factory=list)  # sample() of logged rows with served_at
@@ -80,10 +81,11 @@ class Monitor:
 
     # -- the request side: cheap -------------------------------------------------------------------
 
-    def record(self, served: Served, latency_s: float, *, frame: Any = None, predictions: Any = None,
-               status: int = 200) -> None:
+    def record(self, served: Served, latency_s: float, *, frame: Any = None, body: bytes | None = None,
+               content_type: str | None = None, predictions: Any = None, status: int = 200) -> None:
         """Count one request (``status`` 200, 4xx bad request, 5xx error) and keep what the summary
-        needs: ``predictions`` is the model's array of predictions for ``frame``."""
+        needs: ``frame`` is the table read from ``body`` (of ``content_type``), ``predictions`` the
+        model's array of predictions for it."""
         logged = None
         if frame is not None and self.log_rows > 0 and status == 200:
             logged = frame.sample(frac=self.log_rows, random_state=self._random.randrange(2**31)) \
@@ -101,13 +103,14 @@ class Monitor:
                 return
             n = len(frame)
             w.rows += n
-            w.offered += 1
-            if len(w.frames) < KEEP_FRAMES:
-                w.frames.append(sample(frame))
-            else:
-                slot = self._random.randrange(w.offered)
-                if slot < KEEP_FRAMES:
-                    w.frames[slot] = sample(frame)
+            if body is not None:
+                w.offered += 1
+                if len(w.bodies) < KEEP_REQUESTS:
+                    w.bodies.append((body, content_type))
+                else:
+                    slot = self._random.randrange(w.offered)
+                    if slot < KEEP_REQUESTS:
+                        w.bodies[slot] = (body, content_type)
             if predictions is not None and w.prediction_rows < PREDICTION_ROWS:
                 # the array itself: the flush concatenates them in one call
                 w.predictions.append(predictions)
@@ -179,9 +182,9 @@ def summarize(window: Window, now: float) -> tuple[dict[str, Any], bytes | None]
         "rows": window.rows, "errors": window.errors, "bad_requests": window.bad_requests,
         **_percentiles(window.latencies),
     }
-    groups = [_at_most(table) for table in stack(window.frames)]
+    groups = [_at_most(table) for table in tables(window.bodies, served.input_columns, served.compiled().floats)]
     if window.predictions:
-        labels = np.concatenate([np.asarray(p).ravel() for p in window.predictions])
+        labels = np.concatenate(window.predictions, axis=None)  # axis=None: each flattened, in one call
         row["predictions"] = prediction_distribution(served, labels, groups)
     if groups:
         inputs = groups[0] if len(groups) == 1 else _at_most(pd.concat(groups, ignore_index=True))
@@ -202,9 +205,9 @@ def _at_most(table: Any) -> Any:
 
 
 def sample(frame: Any) -> tuple[Any, Any]:
-    """What the reservoir keeps of a request's frame: its column names (a tuple) and its values as
-    one array (float64 when every column is, else objects), neither tracked by the garbage
-    collector; a frame whose column names repeat is kept as it is (``(None, frame)``)."""
+    """What a window keeps of a frame of logged rows (``--log-rows``): its column names (a tuple)
+    and its values as one array (float64 when every column is, else objects), neither tracked by
+    the garbage collector; a frame whose column names repeat is kept as it is (``(None, frame)``)."""
     import numpy as np
 
     columns = tuple(frame.columns.tolist())
@@ -219,7 +222,7 @@ def sample(frame: Any) -> tuple[Any, Any]:
 
 
 def stack(samples: list[tuple[Any, Any]]) -> list[Any]:
-    """The kept request frames (:func:`sample`) as one table per set of columns (nearly always one):
+    """The kept logged rows (:func:`sample`) as one table per set of columns (nearly always one):
     the values of each set stacked in one array, each column's dtype inferred again from its values
     (a column that came as ints in one request and floats in another is floats). ``pd.concat`` of a
     thousand one-row frames would spend its time comparing them (hundreds of ms)."""
@@ -233,9 +236,9 @@ def stack(samples: list[tuple[Any, Any]]) -> list[Any]:
             whole.setdefault(tuple(values.columns.tolist()), []).append(values)
         else:
             arrays.setdefault(columns, []).append(values)
-    tables = [pd.DataFrame(np.concatenate(group), columns=list(columns)).infer_objects()
+    made = [pd.DataFrame(np.concatenate(group), columns=list(columns)).infer_objects()
               for columns, group in arrays.items()]
-    return tables + [pd.concat(group, ignore_index=True) for group in whole.values()]
+    return made + [pd.concat(group, ignore_index=True) for group in whole.values()]
 
 
 def prediction_distribution(served: Served, labels: Any, inputs: list[Any] = ()) -> dict[str, Any]:

@@ -192,6 +192,67 @@ def _rows(rows: list, input_columns: Sequence[str]) -> pandas.DataFrame:
     return pd.DataFrame(rows, columns=_index(list(input_columns)))
 
 
+def tables(requests: Sequence[tuple[bytes, str | None]], input_columns: Sequence[str],
+           floats: frozenset[str] = frozenset()) -> list[pandas.DataFrame]:
+    """The frames of many request bodies (``(body, content_type)`` pairs that :func:`parse` read
+    before) as one table per set of columns, nearly always one: the monitor's sampled requests.
+    JSON rows of the common shapes (``dataframe_split`` without an index, row objects) are gathered
+    as Python lists and made into one DataFrame per set of columns, so pandas infers each column's
+    dtype once for all of them; a thousand one-row frames built and concatenated would cost a
+    hundred times more. Other bodies (CSV, an ``index``, columns as an object, bare-list rows) go
+    through :func:`parse` and are concatenated with the tables of their columns. A body that no
+    longer reads is skipped."""
+    import pandas as pd
+
+    gathered: dict[tuple, list[list[Any]]] = {}
+    whole: dict[tuple, list[pandas.DataFrame]] = {}
+    for body, content_type in requests:
+        found = _json_rows(body, content_type)
+        if found is not None:
+            gathered.setdefault(found[0], []).extend(found[1])
+            continue
+        try:
+            frame = parse(body, content_type, input_columns, floats)[0]
+        except BadRequest:
+            continue
+        whole.setdefault(tuple(frame.columns.tolist()), []).append(frame)
+    out = []
+    for columns in gathered.keys() | whole.keys():
+        parts = [pd.DataFrame(gathered[columns], columns=list(columns))] if columns in gathered else []
+        parts += whole.get(columns, [])
+        out.append(parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True))
+    return out
+
+
+def _json_rows(body: bytes, content_type: str | None) -> tuple[tuple, list[list[Any]]] | None:
+    """The column names and rows (as lists) of a JSON body of the common shapes; None for anything
+    else (which :func:`parse` reads)."""
+    if (content_type or "application/json").partition(";")[0].strip().lower() != "application/json":
+        return None
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or len([k for k in FORMATS if k in document]) != 1:
+        return None
+    value = document.get("dataframe_split")
+    if isinstance(value, dict):
+        columns, data = value.get("columns"), value.get("data")
+        if "index" in value or not isinstance(columns, list) or not isinstance(data, list):
+            return None
+        names = tuple(columns)
+        if not all(type(c) is str for c in names) or len(set(names)) != len(names):
+            return None
+        return (names, data) if all(type(r) is list and len(r) == len(names) for r in data) else None
+    records = next((document[k] for k in FORMATS[1:] if k in document), None)
+    if not isinstance(records, list) or not records or type(records[0]) is not dict:
+        return None
+    names = tuple(records[0])
+    if not all(type(c) is str for c in names) or not all(type(r) is dict and tuple(r) == names for r in records):
+        return None
+    return names, [list(r.values()) for r in records]
+
+
 def answer(predictions: Any, probabilities: Any, names: Sequence[str], params: Mapping[str, Any]) -> bytes:
     """The response body for the model's ``predictions`` (an array) and ``probabilities`` (rows of
     one value per name in ``names``, or None): MLflow's ``{"predictions": [...]}``, or one record
