@@ -414,7 +414,8 @@ def report(name: str, raw, X, results: dict, local: dict, monitoring: dict) -> N
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=300, help="single-row requests per server")
+    parser.add_argument("--requests", type=int, default=1000,
+                        help="single-row requests per server and in-process call (a tenth as many of 1,000 rows)")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each 8-client throughput run")
     parser.add_argument("--rounds", type=int, default=5, help="throughput runs per server, taking turns")
     parser.add_argument("--only", choices=["quickstart", "mixed"], help="one package only")

@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from mlops_nb.deploy.runtime import bind_rows
+from mlops_nb.deploy.scorer import object_labels
 from mlops_nb.deploy.script.features import render_features
 
 #: Rows in the batch sample, and single rows replayed on their own (plus rows with missing values).
@@ -74,9 +75,10 @@ def prove(request: dict[str, Any], frames: dict[str, Any], X: Any) -> tuple[str,
         got = None
         try:
             with contextlib.redirect_stdout(io.StringIO()):
-                got = module["model_input"](raw.loc[rows].copy())
+                # labelled as the scorer labels the rows it gives features.py (object, not str)
+                got = module["model_input"](object_labels(raw.loc[rows].copy()))
             got = got[features] if features else got
-            pd.testing.assert_frame_equal(got, expected.loc[rows], check_exact=True)
+            pd.testing.assert_frame_equal(got, expected.loc[rows], check_exact=True, check_column_type=False)
         except Exception:
             raise NotRowwise(_refusal(statements, skipped, request, _differing(got, expected.loc[rows]))) from None
     notes = [f"features.py leaves out {_where(statements[i])} (`{_first_line(statements[i])}`): the model's input "

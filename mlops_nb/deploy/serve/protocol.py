@@ -167,7 +167,7 @@ def _index(columns: Any) -> Any:
     if found is None:
         if len(_INDEXES) >= 256:  # a client inventing column sets: forget them rather than grow
             _INDEXES.clear()
-        found = _INDEXES[key] = pd.Index(columns)
+        found = _INDEXES[key] = pd.Index(columns, dtype=object)  # object labels, as the scorer's (Plan.labels)
     return found
 
 
