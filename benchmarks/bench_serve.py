@@ -23,17 +23,21 @@ neighbour's load drifting over the run hits each alike. Also printed: ``GET /pin
 HTTP alone costs), and the server's CPU time per row (its process and children, from psutil) in the
 8-client runs.
 
-Monitoring's cost has measurements of its own: the servers with monitoring on and off loaded in
-turns of two seconds each (8 clients; the order swapped every turn) for minutes on end, so that the
-machine's speed, which drifts by 10 to 25% within a minute on a shared 2-core machine, hits both
-alike. Two figures come out: the rows/s cost, the median over the turn pairs of ``1 - on/off``, and
-the CPU-per-row cost, each server's whole CPU time over the run (psutil; its flushes and idle
-threads included, whenever they ran) divided by the rows it answered. The verdict is the larger of
-the two. The target's figure is taken at production's window: a fresh pair of servers flushing each
-clock minute, for ``--minute-seconds`` (default 180: three flushes). Pairs of separate 60-second
-runs, measured before, swung by about 10% a pair (a median of three moved from -7% to +8% between
-two runs of the same code), more than the cost they were to show. A stress figure without a target
-is taken the same way for 60 s on the servers flushing every 5 seconds (twelve flushes a minute).
+Monitoring's cost has measurements of its own: the servers with monitoring on and off loaded at
+once, 4 keep-alive clients each, so that the machine's speed, which drifts by 10 to 25% within a
+minute on a shared 2-core machine, is the same for both at every moment. Two figures come out: the
+rows/s cost, the median over 2-second windows of ``1 - on/off``, and the CPU-per-row cost, each
+server's whole CPU time over the run (psutil; its flushes and idle threads included) divided by the
+rows it answered. The verdict is the larger of the two. The target's figure is taken at
+production's window, servers flushing each clock minute, for ``--minute-seconds`` (default 240)
+shared among ``--pairs`` (default 4) fresh pairs of server processes, the one started first
+alternating: one process can run a few percent faster than an identical other (memory layout, hash
+seed), which a single pair reads as monitoring's cost or saving. ``--control`` measures two
+servers without monitoring the same way: what the method reads when there is no cost (within
+0.3% in our runs). Loading the two servers in alternating 2-second turns instead, as before, read
+the same code anywhere from -2% to +6% between runs: each turn met the machine at another speed. A
+stress figure without a target is taken the same way for 60 s on servers flushing every 5 seconds
+(twelve flushes a minute).
 
 Targets (issue 13): single-row p50 within in-process predict() + 1 ms and ahead of MLflow;
 per-minute monitoring costs under 5% of throughput. The machine is shared: read medians, compare
@@ -249,10 +253,16 @@ def ping_p50(url: str, n: int) -> float:
     return statistics.median(times) * 1e3
 
 
-def start_servers(folder: Path, root: Path, mlflow_dir: Path | None, flush: str | None = "5") -> dict[str, Process]:
-    """mlops-nb serve with monitoring on and off, and MLflow's server when ``mlflow_dir`` is given;
-    the monitor flushes every ``flush`` seconds (``$MLOPS_NB_SERVE_FLUSH`` overrides; None: the
-    production window, each clock minute)."""
+SERVERS = (("mlops-nb serve", []), ("mlops-nb serve --no-monitor", ["--no-monitor"]))
+#: The A/A control: two servers alike, measured as monitoring is (what the method reads when there is no cost).
+CONTROL = (("mlops-nb serve --no-monitor (A)", ["--no-monitor"]), ("mlops-nb serve --no-monitor (B)", ["--no-monitor"]))
+
+
+def start_servers(folder: Path, root: Path, mlflow_dir: Path | None, flush: str | None = "5",
+                  kinds: tuple = SERVERS) -> dict[str, Process]:
+    """mlops-nb serve with monitoring on and off (``kinds``, started in that order), and MLflow's
+    server when ``mlflow_dir`` is given; the monitor flushes every ``flush`` seconds
+    (``$MLOPS_NB_SERVE_FLUSH`` overrides; None: the production window, each clock minute)."""
     store = folder / "mlops.db"
     # this checkout first, then whatever the caller's PYTHONPATH adds (both servers alike)
     path = os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")) if p)
@@ -263,7 +273,7 @@ def start_servers(folder: Path, root: Path, mlflow_dir: Path | None, flush: str 
     exe = Path(sys.executable).parent
     env["PATH"] = f"{exe}{os.pathsep}{env.get('PATH', '')}"  # mlflow execs `uvicorn` from PATH
     servers = {}
-    for label, extra in (("mlops-nb serve", []), ("mlops-nb serve --no-monitor", ["--no-monitor"])):
+    for label, extra in kinds:
         port = free_port()
         servers[label] = Process([sys.executable, "-m", "mlops_nb", "--store", str(store), "serve", str(root),
                                   "--port", str(port), *extra], port, env, folder)
@@ -320,7 +330,8 @@ def bench_package(folder: Path, name: str, target: str, cells, args) -> dict:
                               "rows1000": statistics.median(thousands[label]) * 1e3,
                               "ping": ping_p50(url, args.requests),
                               "start": servers[label.split(",")[0]].start_s, "rps_runs": [], "cpu_runs": []}
-        stress = monitoring_turns(servers["mlops-nb serve"], servers["mlops-nb serve --no-monitor"], ours[0], 60.0)
+        stress = monitoring_together(servers["mlops-nb serve"], servers["mlops-nb serve --no-monitor"], ours[0], 60.0)
+        stress["pairs"] = 1
         # throughput: the servers take turns, several rounds, so a loaded machine's drift hits each alike
         for turn in range(args.rounds):
             order = list(servers) if turn % 2 == 0 else list(servers)[::-1]
@@ -336,13 +347,9 @@ def bench_package(folder: Path, name: str, target: str, cells, args) -> dict:
             server.stop()
     monitoring = {"stress": stress}
     if args.minute_seconds:  # the production window: a flush each clock minute
-        servers = start_servers(folder, root, None, flush=None)
-        try:
-            monitoring["minute"] = monitoring_turns(servers["mlops-nb serve"], servers["mlops-nb serve --no-monitor"],
-                                                    ours[0], args.minute_seconds)
-        finally:
-            for server in servers.values():
-                server.stop()
+        monitoring["minute"] = monitoring_pairs(folder, root, ours[0], args.minute_seconds, args.pairs, SERVERS)
+        if args.control:
+            monitoring["control"] = monitoring_pairs(folder, root, ours[0], args.minute_seconds, args.pairs, CONTROL)
     for r in results.values():
         r["rps"] = statistics.median(r["rps_runs"]) if r["rps_runs"] else float("nan")
         r["cpu"] = statistics.median(r["cpu_runs"]) if r["cpu_runs"] else float("nan")
@@ -350,25 +357,62 @@ def bench_package(folder: Path, name: str, target: str, cells, args) -> dict:
     return {"results": results, "local": local, "monitoring": monitoring}
 
 
-def monitoring_turns(on: Process, off: Process, payload: bytes, seconds: float, turn: float = 2.0) -> dict[str, Any]:
-    """The two servers loaded by 8 clients in turns of ``turn`` seconds for ``seconds`` in all, the
-    order swapped every pair of turns: each pair's rows/s cost ``1 - on/off``, and the CPU-per-row
-    cost ``on/off - 1`` of each server's whole CPU time over the run per row it answered."""
-    cpu0 = {server.proc.pid: cpu_seconds(server.proc.pid) for server in (on, off)}
-    rows = {on.proc.pid: 0.0, off.proc.pid: 0.0}
-    costs = []
-    end = time.perf_counter() + seconds
-    i = 0
-    while time.perf_counter() < end:
-        rps = {}
-        for server in ((on, off) if i % 2 == 0 else (off, on)):
-            t0 = time.perf_counter()
-            rps[server.proc.pid], _ = throughput(server.url, payload, 1, turn)
-            rows[server.proc.pid] += rps[server.proc.pid] * (time.perf_counter() - t0)
-        costs.append(1 - rps[on.proc.pid] / rps[off.proc.pid])
-        i += 1
-    per_row = {pid: (cpu_seconds(pid) - cpu0[pid]) / max(rows[pid], 1.0) for pid in rows}
-    return {"rps": costs, "cpu": per_row[on.proc.pid] / per_row[off.proc.pid] - 1, "seconds": seconds}
+def monitoring_pairs(folder: Path, root: Path, payload: bytes, seconds: float, pairs: int, kinds: tuple
+                     ) -> dict[str, Any]:
+    """:func:`monitoring_together` on ``pairs`` fresh pairs of server processes flushing each clock
+    minute, ``seconds / pairs`` each, the one started first alternating: one process can run a few
+    percent faster than another identical one (its memory layout, its hash seed), which a single
+    pair would read as monitoring's cost or saving. The windows of all of them pooled (their
+    median), and the CPU per row of each kind over all of its processes."""
+    pooled: dict[str, Any] = {"rps": [], "cpu_s": [0.0, 0.0], "rows": [0.0, 0.0], "seconds": seconds, "pairs": pairs}
+    for i in range(pairs):
+        order = kinds if i % 2 == 0 else kinds[::-1]
+        servers = start_servers(folder, root, None, flush=None, kinds=order)
+        try:
+            one = monitoring_together(servers[kinds[0][0]], servers[kinds[1][0]], payload, seconds / pairs)
+        finally:
+            for server in servers.values():
+                server.stop()
+        pooled["rps"] += one["rps"]
+        for k in (0, 1):
+            pooled["cpu_s"][k] += one["cpu_s"][k]
+            pooled["rows"][k] += one["rows"][k]
+    on, off = (pooled["cpu_s"][k] / max(pooled["rows"][k], 1.0) for k in (0, 1))
+    pooled["cpu"] = on / off - 1
+    return pooled
+
+
+def monitoring_together(on: Process, off: Process, payload: bytes, seconds: float, window: float = 2.0,
+                        clients: int = 4) -> dict[str, Any]:
+    """The two servers loaded at once for ``seconds``, ``clients`` keep-alive clients each, so the
+    machine's speed at every moment is the same for both: per ``window`` seconds the rows/s cost
+    ``1 - on/off``, and over the whole run the CPU-per-row cost ``on/off - 1`` (with the CPU
+    seconds and rows of each, ``on`` first)."""
+    import httpx
+
+    servers = (on, off)
+    cpu0 = [cpu_seconds(server.proc.pid) for server in servers]
+    windows = int(seconds // window)
+    counts = [[0] * (windows + 1) for _ in servers]
+    start = time.perf_counter()
+    stop = start + windows * window
+
+    def client(k: int) -> None:
+        with httpx.Client(base_url=servers[k].url, headers={"Content-Type": "application/json"}) as c:
+            while (now := time.perf_counter()) < stop:
+                c.post("/invocations", content=payload).raise_for_status()
+                counts[k][int((now - start) // window)] += 1
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in (0, 1) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    cpu = [cpu_seconds(server.proc.pid) - c0 for server, c0 in zip(servers, cpu0, strict=True)]
+    rows = [float(sum(c)) for c in counts]
+    costs = [1 - a / b for a, b in zip(counts[0][:windows], counts[1][:windows], strict=True) if b]
+    return {"rps": costs, "cpu": (cpu[0] / max(rows[0], 1.0)) / (cpu[1] / max(rows[1], 1.0)) - 1,
+            "seconds": seconds, "cpu_s": cpu, "rows": rows}
 
 
 def report(name: str, raw, X, results: dict, local: dict, monitoring: dict) -> None:
@@ -398,17 +442,19 @@ def report(name: str, raw, X, results: dict, local: dict, monitoring: dict) -> N
               f"{ours['rps']:.0f} vs {theirs['rps']:.0f} rows/s: "
               f"{'met' if ahead else 'NOT met'}")
     for key, what in (("minute", "target: per-minute monitoring < 5% of throughput (a flush each clock minute)"),
+                      ("control", "control: two servers without monitoring, measured the same way (should read ~0)"),
                       ("stress", f"stress, no target: a flush every {os.environ.get('MLOPS_NB_SERVE_FLUSH', '5')} s, "
                                  "12x production")):
-        turns = monitoring.get(key)
-        if not turns:
+        measured = monitoring.get(key)
+        if not measured:
             continue
-        rps_cost = statistics.median(turns["rps"])
-        verdict = max(rps_cost, turns["cpu"])
-        quartiles = np.percentile(turns["rps"], [25, 75])
-        print(f"  {what}, {turns['seconds']:.0f} s in 2-s turns: rows/s cost {rps_cost:+.1%} (median of "
-              f"{len(turns['rps'])} turn pairs, quartiles {quartiles[0]:+.0%} / {quartiles[1]:+.0%}), server CPU per "
-              f"row {turns['cpu']:+.1%} (whole run); the larger {verdict:+.1%}"
+        rps_cost = statistics.median(measured["rps"])
+        verdict = max(rps_cost, measured["cpu"])
+        quartiles = np.percentile(measured["rps"], [25, 75])
+        pairs = f" on {measured['pairs']} fresh pairs of servers" if measured["pairs"] > 1 else ""
+        print(f"  {what}, both loaded at once for {measured['seconds']:.0f} s{pairs}: rows/s cost {rps_cost:+.1%} "
+              f"(median of {len(measured['rps'])} 2-s windows, quartiles {quartiles[0]:+.1%} / {quartiles[1]:+.1%}), "
+              f"server CPU per row {measured['cpu']:+.1%} (whole run); the larger {verdict:+.1%}"
               + (f": {'met' if verdict < 0.05 else 'NOT met'}" if key == "minute" else ""))
 
 
@@ -419,8 +465,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each 8-client throughput run")
     parser.add_argument("--rounds", type=int, default=5, help="throughput runs per server, taking turns")
     parser.add_argument("--only", choices=["quickstart", "mixed"], help="one package only")
-    parser.add_argument("--minute-seconds", type=float, default=180.0,
-                        help="seconds of on/off turns at the production window, a flush each minute (0 skips them)")
+    parser.add_argument("--minute-seconds", type=float, default=240.0,
+                        help="seconds of both servers loaded at once at the production window, a flush each minute "
+                             "(0 skips them)")
+    parser.add_argument("--pairs", type=int, default=4,
+                        help="fresh pairs of servers those seconds are shared among (each pair sees a clock minute)")
+    parser.add_argument("--control", action="store_true",
+                        help="also measure two servers without monitoring the same way (the method's noise)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
