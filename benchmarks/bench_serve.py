@@ -393,24 +393,25 @@ def monitoring_together(on: Process, off: Process, payload: bytes, seconds: floa
     servers = (on, off)
     cpu0 = [cpu_seconds(server.proc.pid) for server in servers]
     windows = int(seconds // window)
-    counts = [[0] * (windows + 1) for _ in servers]
+    mine = [[[0] * windows for _ in range(clients)] for _ in servers]  # each client's own counts, no race
     start = time.perf_counter()
     stop = start + windows * window
 
-    def client(k: int) -> None:
+    def client(k: int, i: int) -> None:
         with httpx.Client(base_url=servers[k].url, headers={"Content-Type": "application/json"}) as c:
             while (now := time.perf_counter()) < stop:
                 c.post("/invocations", content=payload).raise_for_status()
-                counts[k][int((now - start) // window)] += 1
+                mine[k][i][int((now - start) // window)] += 1
 
-    threads = [threading.Thread(target=client, args=(k,)) for k in (0, 1) for _ in range(clients)]
+    threads = [threading.Thread(target=client, args=(k, i)) for k in (0, 1) for i in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    counts = [[sum(column) for column in zip(*per_client, strict=True)] for per_client in mine]
     cpu = [cpu_seconds(server.proc.pid) - c0 for server, c0 in zip(servers, cpu0, strict=True)]
     rows = [float(sum(c)) for c in counts]
-    costs = [1 - a / b for a, b in zip(counts[0][:windows], counts[1][:windows], strict=True) if b]
+    costs = [1 - a / b for a, b in zip(counts[0], counts[1], strict=True) if b]
     return {"rps": costs, "cpu": (cpu[0] / max(rows[0], 1.0)) / (cpu[1] / max(rows[1], 1.0)) - 1,
             "seconds": seconds, "cpu_s": cpu, "rows": rows}
 

@@ -237,7 +237,7 @@ def stack(samples: list[tuple[Any, Any]]) -> list[Any]:
         else:
             arrays.setdefault(columns, []).append(values)
     made = [pd.DataFrame(np.concatenate(group), columns=list(columns)).infer_objects()
-              for columns, group in arrays.items()]
+            for columns, group in arrays.items()]
     return made + [pd.concat(group, ignore_index=True) for group in whole.values()]
 
 

@@ -217,7 +217,7 @@ def tables(requests: Sequence[tuple[bytes, str | None]], input_columns: Sequence
             continue
         whole.setdefault(tuple(frame.columns.tolist()), []).append(frame)
     out = []
-    for columns in gathered.keys() | whole.keys():
+    for columns in dict.fromkeys([*gathered, *whole]):  # in the order the bodies came
         parts = [pd.DataFrame(gathered[columns], columns=list(columns))] if columns in gathered else []
         parts += whole.get(columns, [])
         out.append(parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True))
