@@ -331,7 +331,6 @@ def bench_package(folder: Path, name: str, target: str, cells, args) -> dict:
                               "ping": ping_p50(url, args.requests),
                               "start": servers[label.split(",")[0]].start_s, "rps_runs": [], "cpu_runs": []}
         stress = monitoring_together(servers["mlops-nb serve"], servers["mlops-nb serve --no-monitor"], ours[0], 60.0)
-        stress["pairs"] = 1
         # throughput: the servers take turns, several rounds, so a loaded machine's drift hits each alike
         for turn in range(args.rounds):
             order = list(servers) if turn % 2 == 0 else list(servers)[::-1]
@@ -377,9 +376,14 @@ def monitoring_pairs(folder: Path, root: Path, payload: bytes, seconds: float, p
         for k in (0, 1):
             pooled["cpu_s"][k] += one["cpu_s"][k]
             pooled["rows"][k] += one["rows"][k]
-    on, off = (pooled["cpu_s"][k] / max(pooled["rows"][k], 1.0) for k in (0, 1))
-    pooled["cpu"] = on / off - 1
+    pooled["cpu"] = cpu_cost(pooled["cpu_s"], pooled["rows"])
     return pooled
+
+
+def cpu_cost(cpu_s: list[float], rows: list[float]) -> float:
+    """``on/off - 1`` of the CPU seconds per row of two servers (``on`` first)."""
+    on, off = (cpu / max(n, 1.0) for cpu, n in zip(cpu_s, rows, strict=True))
+    return on / off - 1
 
 
 def monitoring_together(on: Process, off: Process, payload: bytes, seconds: float, window: float = 2.0,
@@ -412,8 +416,7 @@ def monitoring_together(on: Process, off: Process, payload: bytes, seconds: floa
     cpu = [cpu_seconds(server.proc.pid) - c0 for server, c0 in zip(servers, cpu0, strict=True)]
     rows = [float(sum(c)) for c in counts]
     costs = [1 - a / b for a, b in zip(counts[0], counts[1], strict=True) if b]
-    return {"rps": costs, "cpu": (cpu[0] / max(rows[0], 1.0)) / (cpu[1] / max(rows[1], 1.0)) - 1,
-            "seconds": seconds, "cpu_s": cpu, "rows": rows}
+    return {"rps": costs, "cpu": cpu_cost(cpu, rows), "seconds": seconds, "cpu_s": cpu, "rows": rows, "pairs": 1}
 
 
 def report(name: str, raw, X, results: dict, local: dict, monitoring: dict) -> None:

@@ -62,9 +62,7 @@ def parse(body: bytes, content_type: str | None, input_columns: Sequence[str],
     the schema's dtypes would give, at a tenth of the cost)."""
     import pandas as pd
 
-    mime, _, options = (content_type or "application/json").partition(";")
-    mime = mime.strip().lower()
-    charset = options.partition("charset=")[2].strip().lower() or "utf-8"
+    mime, charset = _media(content_type)
     if charset not in ("utf-8", "utf8"):
         raise BadRequest("the scoring server only reads UTF-8", status=415)
     try:
@@ -84,7 +82,7 @@ def parse(body: bytes, content_type: str | None, input_columns: Sequence[str],
         raise BadRequest(f"the body is not JSON ({exc})") from None
     if not isinstance(document, dict):
         raise BadRequest(f"the body must be a JSON object with exactly one of {', '.join(FORMATS)}")
-    given = [key for key in FORMATS if key in document]
+    given = _formats(document)
     if len(given) != 1:
         raise BadRequest(f"the body must have exactly one of {', '.join(FORMATS)}; it has "
                          f"{', '.join(given) if given else 'none'} (keys: {', '.join(map(str, document))})")
@@ -92,6 +90,17 @@ def parse(body: bytes, content_type: str | None, input_columns: Sequence[str],
     if not isinstance(params, dict):
         raise BadRequest("params must be a JSON object")
     return _frame(given[0], document[given[0]], input_columns, floats), params
+
+
+def _media(content_type: str | None) -> tuple[str, str]:
+    """The media type and charset of a ``Content-Type`` header (JSON in UTF-8 when there is none)."""
+    mime, _, options = (content_type or "application/json").partition(";")
+    return mime.strip().lower(), options.partition("charset=")[2].strip().lower() or "utf-8"
+
+
+def _formats(document: dict) -> list[str]:
+    """Which of MLflow's payload keys a JSON body has (exactly one is valid)."""
+    return [key for key in FORMATS if key in document]
 
 
 def _frame(kind: str, value: Any, input_columns: Sequence[str], floats: frozenset[str] = frozenset()
@@ -227,13 +236,13 @@ def tables(requests: Sequence[tuple[bytes, str | None]], input_columns: Sequence
 def _json_rows(body: bytes, content_type: str | None) -> tuple[tuple, list[list[Any]]] | None:
     """The column names and rows (as lists) of a JSON body of the common shapes; None for anything
     else (which :func:`parse` reads)."""
-    if (content_type or "application/json").partition(";")[0].strip().lower() != "application/json":
+    if _media(content_type)[0] != "application/json":
         return None
     try:
         document = json.loads(body)
     except ValueError:
         return None
-    if not isinstance(document, dict) or len([k for k in FORMATS if k in document]) != 1:
+    if not isinstance(document, dict) or len(_formats(document)) != 1:
         return None
     value = document.get("dataframe_split")
     if isinstance(value, dict):
